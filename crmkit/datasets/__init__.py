@@ -1,0 +1,21 @@
+"""Synthetic data generators and loaders for public reference data."""
+
+from crmkit.datasets._reference import (
+    load_cdnow,
+    load_cdnow_summary,
+    load_charity,
+    load_donations,
+    load_rossi,
+    load_telco,
+    reference_data_dir,
+)
+
+__all__ = sorted([
+    "load_cdnow",
+    "load_cdnow_summary",
+    "load_charity",
+    "load_donations",
+    "load_rossi",
+    "load_telco",
+    "reference_data_dir",
+])
