@@ -1,0 +1,719 @@
+"""Shared machinery of the buy-till-you-die CLV models.
+
+Every model is a scikit-learn estimator fitted by maximum likelihood on the
+*distinct* data patterns (for BG/NBD: distinct ``(frequency, recency, T)`` rows)
+with their counts as weights, so the cost of a fit grows with the number of
+distinct patterns, not with the number of customers. The optimiser works on
+the logarithm of the (positive) parameters; standard errors come from a
+finite-difference Hessian of the log-likelihood in log-parameter space,
+carried back to the natural scale with the delta method
+(``se(theta) = theta * se(log theta)``); the 95% intervals are computed on the
+log scale and exponentiated, so they never cross zero.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy import optimize
+from sklearn.base import BaseEstimator
+
+from crmkit._frames import Output, to_output, to_polars
+from crmkit.exceptions import ConvergenceWarning, NotFittedError, SchemaError
+from crmkit.features import rfm_unit
+
+__all__ = ["CLVModel", "RFMModel", "load_clv_model"]
+
+_Z95 = 1.959963984540054
+
+
+def _crmkit_version() -> str:
+    try:
+        import crmkit
+
+        return str(crmkit.__version__)
+    except Exception:  # pragma: no cover - only while the package is half-imported
+        return "unknown"
+
+
+def _numeric_gradient(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    g = np.empty_like(x)
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return g
+
+
+def _hessian(f, grad, x: np.ndarray, analytic: bool) -> np.ndarray:
+    k = x.size
+    H = np.empty((k, k))
+    if analytic:
+        h = 1e-5
+        for j in range(k):
+            e = np.zeros(k)
+            e[j] = h
+            H[:, j] = (grad(x + e) - grad(x - e)) / (2 * h)
+    else:
+        h = 1e-4
+        f0 = f(x)
+        for i in range(k):
+            for j in range(i, k):
+                ei = np.zeros(k)
+                ej = np.zeros(k)
+                ei[i] = h
+                ej[j] = h
+                if i == j:
+                    H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h**2
+                else:
+                    H[i, j] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
+                               + f(x - ei - ej)) / (4 * h * h)
+                    H[j, i] = H[i, j]
+    return (H + H.T) / 2
+
+
+class CLVModel(BaseEstimator):
+    """Base class: fitting by weighted maximum likelihood, summary, persistence.
+
+    Subclasses define ``_param_names``, ``_patterns(frame)`` (distinct data
+    patterns and their weights), ``_loglik(params, data)`` (per-pattern
+    log-likelihood) and optionally ``_loglik_grad(params, data)`` (per-pattern
+    log-likelihood and its gradient with respect to the parameters).
+    """
+
+    _param_names: tuple[str, ...] = ()
+    _has_gradient = False
+
+    def __init__(self, *, penalizer_coef: float = 0.0, initial_params: dict | None = None,
+                 max_iter: int = 500):
+        self.penalizer_coef = penalizer_coef
+        self.initial_params = initial_params
+        self.max_iter = max_iter
+
+    # ----------------------------------------------------------------- helpers
+    @property
+    def _name(self) -> str:
+        return type(self).__name__
+
+    def _check_hyper(self) -> None:
+        pen = self.penalizer_coef
+        if not isinstance(pen, (int, float)) or isinstance(pen, bool) or not math.isfinite(pen) \
+                or pen < 0:
+            raise ValueError(f"The 'penalizer_coef' parameter of {self._name} must be a "
+                             f"non-negative number. Got {pen!r} instead.")
+        if not isinstance(self.max_iter, int) or isinstance(self.max_iter, bool) \
+                or self.max_iter < 1:
+            raise ValueError(f"The 'max_iter' parameter of {self._name} must be a positive "
+                             f"integer. Got {self.max_iter!r} instead.")
+        if self.initial_params is not None:
+            if not isinstance(self.initial_params, dict) or \
+                    set(self.initial_params) != set(self._param_names) or \
+                    not all(isinstance(v, (int, float)) and v > 0
+                            for v in self.initial_params.values()):
+                raise ValueError(
+                    f"The 'initial_params' parameter of {self._name} must be None or a dict of "
+                    f"positive numbers with keys {', '.join(self._param_names)}. "
+                    f"Got {self.initial_params!r} instead.")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(
+                f"This {self._name} instance is not fitted yet. Call 'fit' with appropriate "
+                "data before using this estimator, or load one with from_json.")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "params_")
+
+    def _param_array(self) -> np.ndarray:
+        return np.array([self.params_[n] for n in self._param_names], dtype=float)
+
+    def _initial_guess(self, data: dict, weights: np.ndarray) -> np.ndarray:
+        return np.ones(len(self._param_names))
+
+    def _loglik(self, params: np.ndarray, data: dict) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _loglik_grad(self, params: np.ndarray, data: dict):  # pragma: no cover
+        raise NotImplementedError
+
+    # --------------------------------------------------------------------- fit
+    def _fit_patterns(self, data: dict, weights: np.ndarray, fingerprint: str) -> None:
+        self._check_hyper()
+        weights = np.asarray(weights, dtype=float)
+        total = float(weights.sum())
+        if total <= 0:
+            raise ValueError(f"{self._name}.fit: no customers to fit (total weight is 0).")
+        pen = float(self.penalizer_coef)
+
+        def objective(logp: np.ndarray) -> float:
+            p = np.exp(logp)
+            ll = self._loglik(p, data)
+            val = -float(np.dot(weights, ll)) / total + pen * float(np.sum(p**2))
+            return val if math.isfinite(val) else 1e300
+
+        def gradient(logp: np.ndarray) -> np.ndarray:
+            p = np.exp(logp)
+            if self._has_gradient:
+                _, g = self._loglik_grad(p, data)
+                gp = -(weights @ g) / total + 2 * pen * p
+                return gp * p
+            return _numeric_gradient(objective, logp)
+
+        def fun_and_grad(logp):
+            p = np.exp(logp)
+            if self._has_gradient:
+                ll, g = self._loglik_grad(p, data)
+                val = -float(np.dot(weights, ll)) / total + pen * float(np.sum(p**2))
+                gp = (-(weights @ g) / total + 2 * pen * p) * p
+                if not math.isfinite(val) or not np.all(np.isfinite(gp)):
+                    return 1e300, np.zeros_like(logp)
+                return val, gp
+            val = objective(logp)
+            return val, _numeric_gradient(objective, logp)
+
+        if self.initial_params is not None:
+            x0 = np.log([float(self.initial_params[n]) for n in self._param_names])
+        else:
+            x0 = np.log(self._initial_guess(data, weights))
+        with np.errstate(all="ignore"):
+            res = optimize.minimize(fun_and_grad, x0, jac=True, method="L-BFGS-B",
+                                    bounds=[(-30.0, 30.0)] * x0.size,
+                                    options={"maxiter": self.max_iter, "ftol": 1e-15,
+                                             "gtol": 1e-10, "maxcor": 20})
+            x = res.x
+            # A few Newton steps polish the optimum (L-BFGS-B stops on ftol well
+            # before the parameters agree to 1e-6 on flat likelihoods).
+            fx = objective(x)
+            H = None
+            for _ in range(8):
+                g = gradient(x)
+                H = _hessian(objective, gradient, x, self._has_gradient)
+                try:
+                    step = np.linalg.solve(H, g)
+                except np.linalg.LinAlgError:
+                    break
+                if not np.all(np.isfinite(step)):
+                    break
+                t = 1.0
+                improved = False
+                while t > 1e-4:
+                    cand = np.clip(x - t * step, -30, 30)
+                    fc = objective(cand)
+                    if fc <= fx:
+                        improved = fc < fx
+                        x, fx = cand, fc
+                        break
+                    t /= 2
+                if not improved or np.max(np.abs(t * step)) < 1e-10:
+                    break
+            g = gradient(x)
+            H = _hessian(objective, gradient, x, self._has_gradient)
+
+        params = np.exp(x)
+        self.params_ = {n: float(v) for n, v in zip(self._param_names, params)}
+        ll = self._loglik(params, data)
+        self.log_likelihood_ = float(np.dot(weights, ll))
+        self.n_customers_ = int(round(total)) if abs(total - round(total)) < 1e-9 else total
+        self.n_patterns_ = int(len(weights))
+        self.fingerprint_ = fingerprint
+        self.n_iter_ = int(res.nit)
+        self.fitted_at_ = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        grad_norm = float(np.max(np.abs(g))) if g.size else 0.0
+        self.gradient_norm_ = grad_norm
+        problems = []
+        if not np.all(np.isfinite(params)):
+            problems.append("a parameter is not finite")
+        if np.any(np.abs(x) >= 29.0):
+            at = [n for n, v in zip(self._param_names, x) if abs(v) >= 29.0]
+            problems.append(f"parameter(s) {', '.join(at)} ran to the edge of the search space "
+                            "(0 or infinity)")
+        if grad_norm > 1e-4:
+            problems.append(f"the gradient at the end is {grad_norm:.2g} (tolerance 1e-4)")
+        if not res.success and grad_norm > 1e-6:
+            problems.append(f"the optimiser said: {res.message}")
+        self.converged_ = not problems
+        cov_log = None
+        try:
+            Hll = H * total
+            if pen > 0:  # standard errors of the likelihood alone
+                Hll = _hessian(lambda z: objective(z) - pen * float(np.sum(np.exp(z) ** 2)),
+                               lambda z: gradient(z) - 2 * pen * np.exp(2 * z),
+                               x, self._has_gradient) * total
+            cov_log = np.linalg.inv(Hll)
+            if np.any(np.diag(cov_log) < 0):
+                cov_log = None
+                problems.append("the Hessian is not positive definite (standard errors unknown)")
+        except np.linalg.LinAlgError:
+            problems.append("the Hessian is singular (standard errors unknown)")
+        self.covariance_log_ = cov_log.tolist() if cov_log is not None else None
+        if problems:
+            warnings.warn(
+                f"{self._name} did not converge cleanly: {'; '.join(problems)}. Try: "
+                f"{self._remedies()}.",
+                ConvergenceWarning, stacklevel=3)
+
+    def _remedies(self) -> str:
+        return ("penalizer_coef=0.001 (a small L2 penalty keeps parameters finite), other "
+                "initial_params, a larger max_iter, and check that the input is a per-customer "
+                "summary in a sensible time unit (weeks for weekly buyers; days makes rates tiny)")
+
+    # ----------------------------------------------------------------- summary
+    @property
+    def summary(self) -> pl.DataFrame:
+        """Fitted parameters with standard errors and 95% intervals (polars frame).
+
+        Columns ``param, estimate, std_err, lower_95, upper_95``. Standard errors
+        come from the numerical Hessian of the log-likelihood in log-parameter
+        space and the delta method; the intervals are exp(log estimate +/- 1.96 se).
+        """
+        self._check_fitted()
+        est = self._param_array()
+        if self.covariance_log_ is not None:
+            se_log = np.sqrt(np.diag(np.asarray(self.covariance_log_)))
+        else:
+            se_log = np.full(est.size, np.nan)
+        return pl.DataFrame({
+            "param": list(self._param_names),
+            "estimate": est,
+            "std_err": est * se_log,
+            "lower_95": est * np.exp(-_Z95 * se_log),
+            "upper_95": est * np.exp(_Z95 * se_log),
+        })
+
+    @property
+    def standard_errors_(self) -> dict:
+        """Standard errors of the parameters (delta method), keyed by name."""
+        s = self.summary
+        return dict(zip(s["param"].to_list(), s["std_err"].to_list()))
+
+    @property
+    def aic_(self) -> float:
+        """Akaike information criterion, ``2k - 2 LL``."""
+        self._check_fitted()
+        return 2 * len(self._param_names) - 2 * self.log_likelihood_
+
+    @property
+    def bic_(self) -> float:
+        """Bayesian information criterion, ``k ln(n) - 2 LL`` with n customers."""
+        self._check_fitted()
+        return len(self._param_names) * math.log(max(float(self.n_customers_), 1.0)) \
+            - 2 * self.log_likelihood_
+
+    def print_summary(self, decimals: int = 4) -> None:
+        """Print the fit: model, data size, log-likelihood, convergence, parameter table."""
+        self._check_fitted()
+        unit = getattr(self, "unit_", None)
+        lines = [
+            f"<crmkit.value.{self._name}>",
+            f"  customers: {self.n_customers_}  distinct patterns: {self.n_patterns_}"
+            + (f"  time unit: {unit}" if unit else ""),
+            f"  log-likelihood: {self.log_likelihood_:.{decimals}f}  AIC: {self.aic_:.2f}"
+            f"  BIC: {self.bic_:.2f}",
+            f"  converged: {self.converged_}  penalizer_coef: {self.penalizer_coef}",
+        ]
+        print("\n".join(lines))
+        s = self.summary
+        header = f"  {'param':<8}{'estimate':>12}{'std_err':>12}{'lower_95':>12}{'upper_95':>12}"
+        print(header)
+        for row in s.iter_rows():
+            print(f"  {row[0]:<8}" + "".join(f"{v:>12.{decimals}f}" for v in row[1:]))
+
+    def __repr__(self) -> str:
+        base = super().__repr__()
+        if hasattr(self, "params_"):
+            ps = ", ".join(f"{k}: {v:.3g}" for k, v in self.params_.items())
+            return f"{base} fitted ({ps})"
+        return base
+
+    # ------------------------------------------------------------- persistence
+    def _extra_state(self) -> dict:
+        return {}
+
+    def _load_extra_state(self, state: dict) -> None:
+        return None
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Save the fitted model as JSON data (never a pickle); return the JSON text.
+
+        Stored: model name, hyperparameters, parameters, standard-error
+        covariance, time unit, number of customers and patterns, log-likelihood,
+        convergence, crmkit version and a SHA-256 fingerprint of the training
+        patterns (use it to decide whether a refit is needed).
+        """
+        self._check_fitted()
+        state = {
+            "format": "crmkit.clv/1",
+            "model": self._name,
+            "crmkit_version": _crmkit_version(),
+            "hyperparameters": self.get_params(),
+            "params": self.params_,
+            "covariance_log": self.covariance_log_,
+            "unit": getattr(self, "unit_", None),
+            "n_customers": self.n_customers_,
+            "n_patterns": self.n_patterns_,
+            "log_likelihood": self.log_likelihood_,
+            "converged": self.converged_,
+            "gradient_norm": self.gradient_norm_,
+            "n_iter": self.n_iter_,
+            "fitted_at": self.fitted_at_,
+            "fingerprint": self.fingerprint_,
+        }
+        state.update(self._extra_state())
+        text = json.dumps(state, indent=2, sort_keys=True)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | Path):
+        """Load a model saved with :meth:`to_json` (a path or the JSON text).
+
+        Loading reads data only; no code from the file is executed. Called on
+        the class that saved it (``BetaGeo.from_json``) or on ``CLVModel``,
+        which dispatches on the stored model name.
+        """
+        text = str(source)
+        if not text.lstrip().startswith("{"):
+            text = Path(source).read_text()
+        state = json.loads(text)
+        if state.get("format") != "crmkit.clv/1":
+            raise ValueError(f"Not a crmkit CLV model file (format {state.get('format')!r}).")
+        target = _REGISTRY.get(state["model"])
+        if target is None:
+            raise ValueError(f"Unknown CLV model {state['model']!r} in the file; known: "
+                             f"{', '.join(sorted(_REGISTRY))}.")
+        if cls not in (CLVModel, RFMModel) and target is not cls:
+            raise ValueError(f"The file holds a {state['model']}, not a {cls.__name__}; load it "
+                             f"with {state['model']}.from_json or CLVModel.from_json.")
+        model = target(**state["hyperparameters"])
+        model.params_ = {n: float(state["params"][n]) for n in target._param_names}
+        model.covariance_log_ = state["covariance_log"]
+        if state.get("unit") is not None:
+            model.unit_ = state["unit"]
+        model.n_customers_ = state["n_customers"]
+        model.n_patterns_ = state["n_patterns"]
+        model.log_likelihood_ = state["log_likelihood"]
+        model.converged_ = state["converged"]
+        model.gradient_norm_ = state["gradient_norm"]
+        model.n_iter_ = state["n_iter"]
+        model.fitted_at_ = state["fitted_at"]
+        model.fingerprint_ = state["fingerprint"]
+        model.crmkit_version_ = state["crmkit_version"]
+        model._load_extra_state(state)
+        return model
+
+
+_REGISTRY: dict[str, type] = {}
+
+
+def _register(cls):
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def load_clv_model(path: str | Path) -> CLVModel:
+    """Load any CLV model saved with ``to_json``.
+
+    Examples
+    --------
+    >>> from crmkit.value import BetaGeo, load_clv_model
+    >>> import polars as pl
+    >>> rfm = pl.DataFrame({"frequency": [0, 1, 2, 0, 3, 1], "recency_weeks": [0., 5, 20, 0, 30, 2],
+    ...                     "T_weeks": [30., 35, 38, 10, 39, 20]})
+    >>> m = BetaGeo(penalizer_coef=0.01).fit(rfm)
+    >>> load_clv_model(m.to_json()).params_ == m.params_
+    True
+    """
+    return CLVModel.from_json(path)
+
+
+def _fingerprint(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(np.asarray(a, dtype=float)).tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+class RFMModel(CLVModel):
+    """Base class of the continuous-time models fitted on an RFM summary
+    (frequency, recency, T): BetaGeo, ModifiedBetaGeo, ParetoNBD."""
+
+    # ------------------------------------------------------------ input checks
+    def _read_rfm(self, rfm: Any, unit: str | None, weight_col: str | None, *, fitting: bool):
+        frame = to_polars(rfm, "rfm")
+        names = frame.columns
+        owner = self._name
+        if any(f"recency_{u}" in names for u in ("days", "weeks", "calendar_months",
+                                                   "mean_months")):
+            data_unit = rfm_unit(names)
+            if unit is not None and unit != data_unit:
+                raise SchemaError(
+                    f"{owner}: unit={unit!r} was given but the RFM summary is in {data_unit!r} "
+                    f"(columns recency_{data_unit}, T_{data_unit}).")
+            rec, T = f"recency_{data_unit}", f"T_{data_unit}"
+        elif "recency" in names and "T" in names:
+            if unit is None:
+                raise SchemaError(
+                    f"{owner}: the columns 'recency' and 'T' carry no time unit. Pass unit= "
+                    "(e.g. unit='weeks') or make the summary with "
+                    "crmkit.features.rfm_summary(..., unit=...), whose columns name the unit.")
+            from crmkit.features import UNITS
+            if unit not in UNITS:
+                raise ValueError(f"The 'unit' parameter of {owner} must be one of "
+                                 f"{', '.join(map(repr, UNITS))}. Got {unit!r} instead.")
+            data_unit, rec, T = unit, "recency", "T"
+        else:
+            missing = [c for c in ("frequency",) if c not in names]
+            raise SchemaError(
+                f"{owner}: the input does not look like an RFM summary: it needs columns "
+                f"'frequency', 'recency_<unit>', 'T_<unit>' (as made by "
+                f"crmkit.features.rfm_summary); it has {', '.join(names) or 'no columns'}"
+                + (f"; missing {', '.join(map(repr, missing))}" if missing else "") + ".")
+        if "frequency" not in names:
+            raise SchemaError(f"{owner}: the RFM summary has no column 'frequency'; it has "
+                              f"{', '.join(names)}.")
+        if weight_col is not None and weight_col not in names:
+            raise SchemaError(f"{owner}: weight_col={weight_col!r} is not a column; the input "
+                              f"has {', '.join(names)}.")
+        if not fitting:
+            self._check_fitted()
+            if data_unit != self.unit_:
+                raise SchemaError(
+                    f"This {owner} was fitted on durations in {self.unit_!r}; the input is in "
+                    f"{data_unit!r}. Recompute the summary with rfm_summary(..., "
+                    f"unit={self.unit_!r}) or refit the model on {data_unit!r}.")
+        x = frame["frequency"].cast(pl.Float64).to_numpy()
+        t_x = frame[rec].cast(pl.Float64).to_numpy()
+        TT = frame[T].cast(pl.Float64).to_numpy()
+        w = frame[weight_col].cast(pl.Float64).to_numpy() if weight_col else None
+        self._validate_rfm(x, t_x, TT, w, rec, T)
+        ids = frame["customer_id"] if "customer_id" in names else None
+        if fitting and ids is not None and ids.n_unique() != frame.height:
+            raise SchemaError(
+                f"{owner}: customer_id repeats ({frame.height - ids.n_unique()} duplicate rows). "
+                "The input must be one row per customer (an RFM summary), not transactions: "
+                "run crmkit.features.rfm_summary on the transactions first.")
+        return frame, ids, x, t_x, TT, w, data_unit
+
+    def _validate_rfm(self, x, t_x, T, w, rec, Tn) -> None:
+        owner = self._name
+        problems = []
+        for name, arr in (("frequency", x), (rec, t_x), (Tn, T)):
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                problems.append(f"{name}: {int(bad.sum())} missing or non-finite values")
+        if not problems:
+            if (x < 0).any():
+                problems.append(f"frequency: {int((x < 0).sum())} negative values")
+            if (x != np.round(x)).any():
+                problems.append("frequency: non-integer values (it counts repeat purchase periods)")
+            if (t_x < 0).any():
+                problems.append(f"{rec}: {int((t_x < 0).sum())} negative values")
+            if (t_x > T * (1 + 1e-9) + 1e-9).any():
+                problems.append(f"{rec} > {Tn} in {int((t_x > T * (1 + 1e-9) + 1e-9).sum())} rows "
+                                "(recency is measured from the first purchase, so it cannot "
+                                "exceed T)")
+            zero = (x == 0) & (t_x != 0)
+            if zero.any():
+                problems.append(f"{int(zero.sum())} rows with frequency 0 but {rec} > 0 "
+                                "(a customer with no repeat purchase has recency 0)")
+            if (T <= 0).any() and self._name != "GammaGamma":
+                problems.append(f"{Tn}: {int((T <= 0).sum())} values <= 0 (customers first "
+                                "seen at the end of the observation period carry no "
+                                "information; drop them)")
+        if w is not None and (~np.isfinite(w) | (w < 0)).any():
+            problems.append("weights: negative or non-finite values")
+        if problems:
+            raise SchemaError(f"{owner}: the RFM summary is not valid:\n  - "
+                              + "\n  - ".join(problems))
+
+    @staticmethod
+    def _compress(*cols: np.ndarray, weights: np.ndarray | None = None):
+        """Distinct rows of ``cols`` with summed weights, and the inverse index."""
+        frame = pl.DataFrame({f"c{i}": c for i, c in enumerate(cols)})
+        frame = frame.with_columns(
+            pl.Series("_w", weights if weights is not None else np.ones(len(cols[0]))))
+        keys = [f"c{i}" for i in range(len(cols))]
+        uniq = frame.group_by(keys).agg(pl.col("_w").sum()).sort(keys)
+        return [uniq[k].to_numpy() for k in keys], uniq["_w"].to_numpy()
+
+    @staticmethod
+    def _by_pattern(fn, *cols: np.ndarray) -> np.ndarray:
+        """Evaluate ``fn`` once per distinct row of ``cols`` and broadcast back."""
+        n = len(cols[0])
+        if n < 5000:
+            return fn(*cols)
+        frame = pl.DataFrame({f"c{i}": c for i, c in enumerate(cols)})
+        keys = [f"c{i}" for i in range(len(cols))]
+        uniq = frame.unique(keys)
+        if uniq.height > 0.7 * n:
+            return fn(*cols)
+        vals = fn(*[uniq[k].to_numpy() for k in keys])
+        uniq = uniq.with_columns(pl.Series("_v", vals))
+        return frame.join(uniq, on=keys, how="left", maintain_order="left")["_v"].to_numpy()
+
+    def fit(self, rfm: Any, y: Any = None, *, unit: str | None = None,
+            weight_col: str | None = None):
+        """Fit by maximum likelihood on the distinct (frequency, recency, T) rows.
+
+        Parameters
+        ----------
+        rfm : table
+            One row per customer with ``frequency``, ``recency_<unit>``,
+            ``T_<unit>`` (the output of :func:`crmkit.features.rfm_summary`), or
+            plain ``frequency``, ``recency``, ``T`` columns together with ``unit=``.
+        y : ignored
+        unit : str, optional
+            Time unit of plain ``recency``/``T`` columns; must match the column
+            names when they carry a unit.
+        weight_col : str, optional
+            Column counting the customers of each row (for inputs that are
+            already compressed, e.g. sufficient statistics gathered per shard).
+
+        Returns
+        -------
+        self
+        """
+        _, _, x, t_x, T, w, data_unit = self._read_rfm(rfm, unit, weight_col, fitting=True)
+        (xu, tu, Tu), wu = self._compress(x, t_x, T, weights=w)
+        keep = wu > 0
+        xu, tu, Tu, wu = xu[keep], tu[keep], Tu[keep], wu[keep]
+        self.unit_ = data_unit
+        self._fit_patterns({"x": xu, "t_x": tu, "T": Tu}, wu,
+                           _fingerprint(xu, tu, Tu, wu))
+        return self
+
+    def _initial_guess(self, data, weights):
+        W = weights.sum()
+        mean_T = float(np.dot(weights, data["T"]) / W)
+        mean_x = float(np.dot(weights, data["x"]) / W)
+        alpha = max(mean_T / max(mean_x, 0.1), 1e-3)
+        return np.array(self._init_from_scale(alpha))
+
+    def _init_from_scale(self, alpha):  # pragma: no cover - overridden
+        return [1.0] * len(self._param_names)
+
+    # ------------------------------------------------------------- predictions
+    @staticmethod
+    def _check_horizon(horizon: Any, owner: str) -> float:
+        ok = isinstance(horizon, (int, float, np.integer, np.floating)) and \
+            not isinstance(horizon, bool) and math.isfinite(float(horizon)) and horizon >= 0
+        if not ok:
+            raise ValueError(f"The 'horizon' parameter of {owner} must be a non-negative number "
+                             f"(in the model's time unit). Got {horizon!r} instead.")
+        return float(horizon)
+
+    def _out(self, ids, columns: dict, output: Output):
+        data = {}
+        if ids is not None:
+            data["customer_id"] = ids
+        data.update({k: np.asarray(v, dtype=float) for k, v in columns.items()})
+        return to_output(pl.DataFrame(data), output)
+
+    def _predict_inputs(self, rfm, unit=None):
+        _, ids, x, t_x, T, _, _ = self._read_rfm(rfm, unit, None, fitting=False)
+        return ids, x, t_x, T
+
+    def probability_alive(self, rfm: Any, *, unit: str | None = None, output: Output = "polars"):
+        """P(alive at T | frequency, recency, T): column ``p_alive`` per customer.
+
+        Computed in log space (a logistic of a log-odds), so it neither overflows
+        nor returns NaN for heavy buyers with an old last purchase.
+        """
+        ids, x, t_x, T = self._predict_inputs(rfm, unit)
+        p = self._by_pattern(lambda a, b, c: self._p_alive(self._param_array(), a, b, c),
+                             x, t_x, T)
+        return self._out(ids, {"p_alive": p}, output)
+
+    def expected_purchases(self, rfm: Any, *, horizon: float, unit: str | None = None,
+                           output: Output = "polars"):
+        """Expected number of repeat purchases in ``(T, T + horizon]`` per customer.
+
+        ``horizon`` is in the model's time unit ``unit_`` (e.g. 52 for a year
+        when the model was fitted on weeks). Column ``expected_purchases``.
+        """
+        h = self._check_horizon(horizon, f"{self._name}.expected_purchases")
+        ids, x, t_x, T = self._predict_inputs(rfm, unit)
+        e = self._by_pattern(
+            lambda a, b, c: self._cond_expected(self._param_array(), a, b, c, h), x, t_x, T)
+        return self._out(ids, {"expected_purchases": e}, output)
+
+    def expected_purchases_new_customer(self, horizon: Any) -> np.ndarray | float:
+        """Expected repeat purchases of a new customer within ``horizon`` units
+        of the first purchase (the unconditional E[X(t)])."""
+        self._check_fitted()
+        t = np.asarray(horizon, dtype=float)
+        if not np.all(np.isfinite(t)) or np.any(t < 0):
+            raise ValueError(f"The 'horizon' parameter of {self._name}."
+                             f"expected_purchases_new_customer must be non-negative numbers. "
+                             f"Got {horizon!r} instead.")
+        out = self._uncond_expected(self._param_array(), np.atleast_1d(t))
+        return float(out[0]) if t.ndim == 0 else out
+
+    def probability_of_purchases(self, rfm: Any, *, k: Any, horizon: float,
+                                 unit: str | None = None, output: Output = "polars"):
+        """P(exactly k repeat purchases in ``(T, T + horizon]`` | history).
+
+        ``k`` is an integer or a list of integers; one column ``p_purchases_<k>``
+        per value.
+        """
+        h = self._check_horizon(horizon, f"{self._name}.probability_of_purchases")
+        ks = [k] if np.isscalar(k) else list(k)
+        if not ks or any(not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0
+                         for v in ks):
+            raise ValueError(f"The 'k' parameter of {self._name}.probability_of_purchases must "
+                             f"be a non-negative integer or a list of them. Got {k!r} instead.")
+        ids, x, t_x, T = self._predict_inputs(rfm, unit)
+        cols = {}
+        for kk in ks:
+            cols[f"p_purchases_{int(kk)}"] = self._by_pattern(
+                lambda a, b, c, kk=kk: self._cond_pmf(self._param_array(), a, b, c, h, int(kk)),
+                x, t_x, T)
+        return self._out(ids, cols, output)
+
+    def probability_of_purchases_new_customer(self, k: Any, horizon: float) -> np.ndarray:
+        """P(exactly k repeat purchases within ``horizon`` units of the first
+        purchase) for a new customer; ``k`` an integer or an array of them."""
+        self._check_fitted()
+        h = self._check_horizon(horizon, f"{self._name}.probability_of_purchases_new_customer")
+        ks = np.atleast_1d(np.asarray(k))
+        out = np.array([self._uncond_pmf(self._param_array(), int(v), np.array([h]))[0]
+                        for v in ks])
+        return float(out[0]) if np.ndim(k) == 0 else out
+
+    def expected_frequency_counts(self, T: Any, max_frequency: int) -> np.ndarray:
+        """Expected number of customers with 0, 1, ..., ``max_frequency`` or more
+        repeat purchases, given each customer's observation length ``T``."""
+        self._check_fitted()
+        Tarr = np.asarray(T, dtype=float)
+        Tu, cnt = np.unique(Tarr, return_counts=True)
+        out = np.zeros(max_frequency + 1)
+        p = self._param_array()
+        for kk in range(max_frequency):
+            out[kk] = float(np.dot(cnt, self._uncond_pmf(p, kk, Tu)))
+        out[max_frequency] = float(cnt.sum()) - out[:max_frequency].sum()
+        return out
+
+    # subclasses implement these on numpy arrays
+    def _p_alive(self, p, x, t_x, T):  # pragma: no cover
+        raise NotImplementedError
+
+    def _cond_expected(self, p, x, t_x, T, t):  # pragma: no cover
+        raise NotImplementedError
+
+    def _uncond_expected(self, p, t):  # pragma: no cover
+        raise NotImplementedError
+
+    def _uncond_pmf(self, p, k, t):  # pragma: no cover
+        raise NotImplementedError
+
+    def _cond_pmf(self, p, x, t_x, T, t, k):  # pragma: no cover
+        raise NotImplementedError
