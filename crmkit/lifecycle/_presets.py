@@ -1,0 +1,144 @@
+"""The shipped lifecycle presets, as plain data.
+
+``pipelines/presets/<name>.toml`` hold the same presets as editable TOML files
+(a test keeps both in step). Thresholds live in ``params`` so that they can be
+changed without touching the rules (:meth:`LifecycleConfig.with_params`).
+
+Trend features are symmetric relative changes ``(now - prior) / (|now| + |prior|)``
+in [-1, 1]: -1/3 means the current window is half the prior one, +0.2 means it is
+1.5 times the prior one.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PRESETS", "preset_names"]
+
+_REACTIVATED = ("txn_count_30d > 0 and (previous_stage in ['dormant', 'churned'] "
+                "or longest_gap_30d_days > reactivation_gap_days)")
+
+RETAIL_BANK = {
+    "name": "retail_bank",
+    "description": "Retail bank (contractual): stages from products held, "
+                   "customer-initiated transactions and financial assets.",
+    "kind": "contractual",
+    "stages": ["prospect", "onboarding", "growth", "mature", "decline", "dormant", "churned",
+               "reactivated"],
+    "params": {
+        "onboarding_days": 90,
+        "dormant_days": 180,
+        "mature_days": 365,
+        "reactivation_gap_days": 180,
+        "growth_trend": 0.2,
+        "decline_trend": -0.33,
+        "min_prior_txn": 3,
+        "churn_risk_threshold": 0.5,
+    },
+    "rules": [
+        {"name": "prospect", "stage": "prospect",
+         "when": "n_products_ever == 0 and not has_transacted",
+         "description": "known to the bank, no product and no transaction"},
+        {"name": "all_products_closed", "stage": "churned",
+         "when": "all_products_closed",
+         "description": "had products, every one of them is closed"},
+        {"name": "reactivated", "stage": "reactivated", "when": _REACTIVATED,
+         "description": "active in the last 30 days after being dormant or churned in the "
+                        "previous run, or after a gap of more than reactivation_gap_days"},
+        {"name": "dormant", "stage": "dormant",
+         "when": "n_products_open > 0 and (days_since_last_txn >= dormant_days or "
+                 "(not has_transacted and days_since_first_product >= dormant_days))",
+         "description": "products open, no customer-initiated transaction for dormant_days"},
+        {"name": "onboarding", "stage": "onboarding",
+         "when": "days_since_first_product <= onboarding_days or "
+                 "(n_products_ever == 0 and days_since_first_txn <= onboarding_days)",
+         "description": "first product within the last onboarding_days"},
+        {"name": "churn_risk", "stage": "decline", "when": "churn_risk >= churn_risk_threshold",
+         "if_missing": "skip",
+         "description": "the churn model's risk is high (only when a churn_risk column is given)"},
+        {"name": "decline", "stage": "decline",
+         "when": "(txn_count_prior_90d >= min_prior_txn and txn_count_trend_90d <= decline_trend)"
+                 " or financial_assets_trend_90d <= decline_trend"
+                 " or (txn_count_prior_365d >= min_prior_txn and "
+                 "txn_count_trend_365d <= decline_trend)",
+         "description": "activity or financial assets fell materially against the customer's "
+                        "own prior window"},
+        {"name": "growth", "stage": "growth",
+         "when": "(txn_count_prior_90d >= min_prior_txn and txn_count_trend_90d >= growth_trend)"
+                 " or financial_assets_trend_90d >= growth_trend",
+         "description": "activity or financial assets rose over the prior window"},
+        {"name": "mature", "stage": "mature",
+         "when": "days_since_first_product >= mature_days or "
+                 "(n_products_ever == 0 and days_since_first_txn >= mature_days)",
+         "description": "stable for mature_days or more"},
+    ],
+    "default_stage": "growth",
+    "default_rule": "default",
+    "churn": {
+        "kind": "contractual",
+        "reason_lookback_days": 180,
+        "closure_reason_map": {"fees": "price"},
+        "price_complaint_kinds": ["fees", "price", "pricing"],
+        "transfer_out_channels": ["transfer_out"],
+        "falling_balance_threshold": -0.5,
+    },
+}
+
+RETAILER = {
+    "name": "retailer",
+    "description": "Non-contractual retailer: stages from purchases only.",
+    "kind": "non_contractual",
+    "stages": ["prospect", "onboarding", "growth", "mature", "decline", "dormant", "churned",
+               "reactivated"],
+    "params": {
+        "onboarding_days": 90,
+        "dormant_days": 180,
+        "churn_days": 365,
+        "mature_days": 365,
+        "reactivation_gap_days": 180,
+        "growth_trend": 0.2,
+        "decline_trend": -0.33,
+        "min_prior_txn": 2,
+        "p_alive_threshold": 0.5,
+    },
+    "rules": [
+        {"name": "prospect", "stage": "prospect", "when": "not has_transacted",
+         "description": "known, never purchased"},
+        {"name": "reactivated", "stage": "reactivated", "when": _REACTIVATED,
+         "description": "purchased in the last 30 days after being dormant or churned in the "
+                        "previous run, or after a gap of more than reactivation_gap_days"},
+        {"name": "inactive", "stage": "churned", "when": "days_since_last_txn >= churn_days",
+         "description": "no purchase for churn_days"},
+        {"name": "dormant", "stage": "dormant", "when": "days_since_last_txn >= dormant_days",
+         "description": "no purchase for dormant_days"},
+        {"name": "onboarding", "stage": "onboarding",
+         "when": "days_since_first_txn <= onboarding_days",
+         "description": "first purchase within the last onboarding_days"},
+        {"name": "p_alive", "stage": "decline", "when": "p_alive < p_alive_threshold",
+         "if_missing": "skip",
+         "description": "the CLV model's P(alive) is low (only when a p_alive column is given)"},
+        {"name": "decline", "stage": "decline",
+         "when": "(txn_count_prior_365d >= min_prior_txn and txn_count_trend_365d <= decline_trend)"
+                 " or (txn_count_prior_90d >= min_prior_txn and txn_count_trend_90d <= decline_trend)",
+         "description": "purchases fell materially against the customer's own prior window"},
+        {"name": "growth", "stage": "growth",
+         "when": "txn_count_prior_90d >= min_prior_txn and txn_count_trend_90d >= growth_trend",
+         "description": "purchases rose over the prior window"},
+        {"name": "mature", "stage": "mature", "when": "days_since_first_txn >= mature_days",
+         "description": "buying for mature_days or more"},
+    ],
+    "default_stage": "growth",
+    "default_rule": "default",
+    "churn": {"kind": "non_contractual", "inactivity_days": 365},
+}
+
+PRESETS: dict[str, dict] = {"retail_bank": RETAIL_BANK, "retailer": RETAILER}
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets.
+
+    Examples
+    --------
+    >>> preset_names()
+    ['retail_bank', 'retailer']
+    """
+    return sorted(PRESETS)
