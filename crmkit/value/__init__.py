@@ -1,10 +1,29 @@
-"""Customer value: CLV models (BG/NBD, Pareto/NBD, MBG/NBD, BG/BB, sBG, Gamma-Gamma)."""
+"""Customer value: CLV models (BG/NBD, Pareto/NBD, MBG/NBD, BG/BB, sBG, Gamma-Gamma), RFM segments, value tiers."""
 
 from crmkit.value._bgnbd import BetaGeo
 from crmkit.value._clv_base import CLVModel, load_clv_model
+from crmkit.value._rfm_segments import DEFAULT_SEGMENTS, RFMScorer, SegmentRule, rfm_segments
+from crmkit.value.tiers import (
+    Tier,
+    TierScheme,
+    assign_tiers,
+    hidden_vips,
+    tier_movement,
+    tier_movement_summary,
+)
 
 __all__ = sorted([
     "BetaGeo",
     "CLVModel",
+    "DEFAULT_SEGMENTS",
+    "RFMScorer",
+    "SegmentRule",
+    "Tier",
+    "TierScheme",
+    "assign_tiers",
+    "hidden_vips",
     "load_clv_model",
+    "rfm_segments",
+    "tier_movement",
+    "tier_movement_summary",
 ])
