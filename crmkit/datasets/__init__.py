@@ -1,5 +1,6 @@
 """Synthetic data generators and loaders for public reference data."""
 
+from crmkit.datasets._bank import BANK_PRODUCTS, make_bank
 from crmkit.datasets._reference import (
     load_cdnow,
     load_cdnow_summary,
@@ -11,6 +12,8 @@ from crmkit.datasets._reference import (
 )
 
 __all__ = sorted([
+    "BANK_PRODUCTS",
+    "make_bank",
     "load_cdnow",
     "load_cdnow_summary",
     "load_charity",

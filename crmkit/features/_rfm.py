@@ -7,6 +7,7 @@ from typing import Any
 
 import polars as pl
 
+from crmkit._exprs import exact_sum
 from crmkit._frames import Output, to_lazy, to_output
 from crmkit._params import check_choice, check_date
 from crmkit.exceptions import SchemaError
@@ -141,14 +142,14 @@ def _summarise(lf: pl.LazyFrame, customer_col: str, time_col: str, value_col: st
     per_period = (
         lf.filter(pl.col(time_col).cast(pl.Date) <= end)
         .group_by(customer_col, period_start(pl.col(time_col), period).alias("_p"))
-        .agg(pl.col(value_col).sum().alias("_v")) if value_col else
+        .agg(exact_sum(pl.col(value_col)).alias("_v")) if value_col else
         lf.filter(pl.col(time_col).cast(pl.Date) <= end)
         .select(customer_col, period_start(pl.col(time_col), period).alias("_p")).unique()
     )
     aggs = [pl.col("_p").min().alias("_first"), pl.col("_p").max().alias("_last"),
             pl.len().alias("_n")]
     if value_col:
-        aggs += [pl.col("_v").sum().alias("_total"),
+        aggs += [exact_sum(pl.col("_v")).alias("_total"),
                  pl.col("_v").get(pl.col("_p").arg_min()).alias("_first_v")]
     per_customer = per_period.group_by(customer_col).agg(aggs)
     frequency = (pl.col("_n") - 1).cast(pl.Int64)
@@ -246,7 +247,7 @@ def calibration_holdout_split(
     hold_rows = lf.filter((day > cal_end) & (day <= end))
     hold_periods = hold_rows.group_by(customer_col, period_start(pl.col(time_col), period).alias("_p"))
     if value_col:
-        hold = hold_periods.agg(pl.col(value_col).sum().alias("_v")).group_by(customer_col).agg(
+        hold = hold_periods.agg(exact_sum(pl.col(value_col)).alias("_v")).group_by(customer_col).agg(
             pl.len().cast(pl.Int64).alias("frequency_holdout"),
             pl.col("_v").mean().alias("monetary_value_holdout"))
     else:
