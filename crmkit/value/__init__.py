@@ -1,7 +1,12 @@
 """Customer value: CLV models (BG/NBD, Pareto/NBD, MBG/NBD, BG/BB, sBG, Gamma-Gamma), RFM segments, value tiers."""
 
+from crmkit.value._bgbb import BetaGeoBetaBinom
 from crmkit.value._bgnbd import BetaGeo
 from crmkit.value._clv_base import CLVModel, load_clv_model
+from crmkit.value._gammagamma import GammaGamma
+from crmkit.value._mbgnbd import ModifiedBetaGeo
+from crmkit.value._paretonbd import ParetoNBD
+from crmkit.value._sbg import ShiftedBetaGeometric
 from crmkit.value._rfm_segments import DEFAULT_SEGMENTS, RFMScorer, SegmentRule, rfm_segments
 from crmkit.value.tiers import (
     Tier,
@@ -14,8 +19,13 @@ from crmkit.value.tiers import (
 
 __all__ = sorted([
     "BetaGeo",
+    "BetaGeoBetaBinom",
     "CLVModel",
+    "GammaGamma",
     "DEFAULT_SEGMENTS",
+    "ModifiedBetaGeo",
+    "ParetoNBD",
+    "ShiftedBetaGeometric",
     "RFMScorer",
     "SegmentRule",
     "Tier",
