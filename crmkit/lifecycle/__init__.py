@@ -7,6 +7,7 @@ event; churn has one configurable definition with reason codes; each stage maps
 to standard service actions.
 """
 
+from crmkit.lifecycle._churn import churn_reason_counts, label_churn
 from crmkit.lifecycle._config import (
     STANDARD_STAGES,
     ChurnDefinition,
@@ -16,7 +17,19 @@ from crmkit.lifecycle._config import (
     load_config,
 )
 from crmkit.lifecycle._expr import compile_condition
+from crmkit.lifecycle._playbooks import (
+    DEFAULT_PLAYBOOK,
+    PlaybookEntry,
+    default_playbook,
+    playbook_actions,
+)
+from crmkit.lifecycle._plots import (
+    plot_stage_distribution,
+    plot_stage_flow,
+    plot_transition_heatmap,
+)
 from crmkit.lifecycle._presets import preset_names
+from crmkit.lifecycle._run import run_lifecycle_step
 from crmkit.lifecycle._stages import assign_stages, lifecycle_features, recent_gap_feature
 from crmkit.lifecycle._transitions import (
     cohort_stages,
@@ -38,7 +51,17 @@ def get_preset(name: str) -> LifecycleConfig:
 
 
 __all__ = sorted([
+    "DEFAULT_PLAYBOOK",
+    "PlaybookEntry",
     "STANDARD_STAGES",
+    "churn_reason_counts",
+    "default_playbook",
+    "label_churn",
+    "playbook_actions",
+    "plot_stage_distribution",
+    "plot_stage_flow",
+    "plot_transition_heatmap",
+    "run_lifecycle_step",
     "ChurnDefinition",
     "Clause",
     "LifecycleConfig",

@@ -153,7 +153,7 @@ class ChurnDefinition(_Strict):
     closure_reason_map: dict[str, str] = Field(default_factory=lambda: {"fees": "price"})
     price_complaint_kinds: list[str] = Field(default_factory=lambda: ["fees", "price", "pricing"])
     transfer_out_channels: list[str] = Field(default_factory=lambda: ["transfer_out"])
-    falling_balance_threshold: float = Field(-0.5, ge=-1.0, le=0.0)
+    falling_balance_threshold: float = Field(-0.33, ge=-1.0, le=0.0)
     signal_order: list[Literal["competitor_transfer", "price", "complaint", "falling_balance"]] = \
         Field(default_factory=lambda: ["competitor_transfer", "price", "complaint",
                                        "falling_balance"])
