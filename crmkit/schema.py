@@ -526,11 +526,15 @@ def _marker(series: pl.Series) -> pl.Expr:
 
 def _example(original: pl.DataFrame, row: int, spec: Table, col_name: str) -> str:
     record = original.row(row, named=True)
-    shown = []
-    for name in col_name.split(","):
-        if name in record:
-            shown.append(f"{name}={record[name]!r}")
+    names = [k for k in spec.key if k in record] + col_name.split(",")
+    shown = [f"{name}={_show(record[name])}" for name in dict.fromkeys(names) if name in record]
     return f"row {row}: " + ", ".join(shown)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return repr(value)
 
 
 def _cast_expr(name: str, source: Any, target: Any) -> pl.Expr | None:

@@ -118,7 +118,7 @@ def test_types_are_cast_and_bad_values_named():
     with pytest.raises(SchemaError) as err:
         validate({"customers": customers})
     text = str(err.value)
-    assert "customers.first_seen: values that cannot be read as Date (1 row; e.g. row 2: first_seen='yesterday')" in text
+    assert "customers.first_seen: values that cannot be read as Date (1 row; e.g. row 2: customer_id='c', first_seen='yesterday')" in text
     assert "customers.risk_level: values that cannot be read as Int64" in text
     assert "customers.risk_level: values above 5" in text
     res = validate({"customers": customers.head(2).with_columns(pl.lit("3").alias("risk_level"))})
