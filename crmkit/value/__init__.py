@@ -4,6 +4,7 @@ from crmkit.value._bgbb import BetaGeoBetaBinom
 from crmkit.value._bgnbd import BetaGeo
 from crmkit.value._clv_base import CLVModel, load_clv_model
 from crmkit.value._gammagamma import GammaGamma
+from crmkit.value._measures import compare_value_measures, next_period_revenue
 from crmkit.value._mbgnbd import ModifiedBetaGeo
 from crmkit.value._paretonbd import ParetoNBD
 from crmkit.value._sbg import ShiftedBetaGeometric
@@ -31,8 +32,10 @@ __all__ = sorted([
     "Tier",
     "TierScheme",
     "assign_tiers",
+    "compare_value_measures",
     "hidden_vips",
     "load_clv_model",
+    "next_period_revenue",
     "rfm_segments",
     "tier_movement",
     "tier_movement_summary",
