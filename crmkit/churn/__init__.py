@@ -1,0 +1,44 @@
+"""Survival churn-risk models: data builders, estimators, metrics, scoring, plots.
+
+lifelines does the fitting; crmkit screens the covariates first, keeps the
+fitted model as arrays (saved as JSON, never pickled), and scores from them in
+bounded memory. Metrics live in :mod:`crmkit.churn.metrics`.
+"""
+
+from crmkit.churn import metrics
+from crmkit.churn._base import SurvivalModel, load_model
+from crmkit.churn._checks import find_separation, screen_covariates
+from crmkit.churn._cox import CoxPH
+from crmkit.churn._data import (
+    TIME_UNITS,
+    build_backtest_data,
+    build_survival_data,
+    frame_to_xy,
+    make_y,
+    split_y,
+)
+from crmkit.churn._km import KaplanMeierBaseline
+from crmkit.churn._plots import plot_calibration, plot_reason_codes, plot_survival_by_group
+from crmkit.churn._scoring import score_customers
+from crmkit.churn._weibull import WeibullAFT
+
+__all__ = sorted([
+    "CoxPH",
+    "KaplanMeierBaseline",
+    "SurvivalModel",
+    "TIME_UNITS",
+    "WeibullAFT",
+    "build_backtest_data",
+    "build_survival_data",
+    "find_separation",
+    "frame_to_xy",
+    "load_model",
+    "make_y",
+    "metrics",
+    "plot_calibration",
+    "plot_reason_codes",
+    "plot_survival_by_group",
+    "score_customers",
+    "screen_covariates",
+    "split_y",
+])

@@ -1,0 +1,239 @@
+"""Cox proportional hazards (penalised, stratified), fitted by lifelines."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from crmkit._params import check_choice, check_positive
+from crmkit.churn._base import SurvivalModel
+from crmkit.churn._checks import screen_covariates
+from crmkit.exceptions import ConvergenceWarning, CrmkitError
+
+__all__ = ["CoxPH"]
+
+_DUR, _EVT, _ENT, _STR = "__duration", "__event", "__entry", "__stratum"
+
+
+def _fit_lifelines(make_fitter, df: pd.DataFrame, fit_kwargs: dict, owner: str,
+                   columns: list[str]):
+    """Fit with lifelines; its warnings and failures come back with a remedy."""
+    from lifelines.exceptions import ConvergenceError
+    from lifelines.exceptions import ConvergenceWarning as LLConvergence
+
+    remedy = ("raise the 'penalizer' parameter (e.g. 0.01-0.1), standardise the covariates, "
+              "or drop the covariates named in screening_report_")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fitter = make_fitter(None).fit(df, **fit_kwargs)
+            retried = False
+        except (ConvergenceError, np.linalg.LinAlgError, ZeroDivisionError) as exc:
+            retried = True
+            first = exc
+    if retried:
+        opts = dict(fit_kwargs.get("fit_options") or {})
+        opts["step_size"] = 0.25
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                fitter = make_fitter(0.01).fit(df, **dict(fit_kwargs, fit_options=opts))
+            except (ConvergenceError, np.linalg.LinAlgError, ZeroDivisionError) as exc:
+                raise CrmkitError(
+                    f"{owner} did not converge ({type(first).__name__}: "
+                    f"{str(first).splitlines()[0] if str(first) else ''}); a retry with a small "
+                    f"penalty failed too. To fix: {remedy}. Covariates: {columns}."
+                ) from exc
+        warnings.warn(f"{owner} did not converge unpenalised ({type(first).__name__}); it was "
+                      f"refitted with an extra ridge penalty of 0.01 and step size 0.25. To "
+                      f"control this yourself: {remedy}.", ConvergenceWarning, stacklevel=3)
+    for w in caught:
+        if issubclass(w.category, (LLConvergence, RuntimeWarning)) or "converge" in str(
+                w.message).lower():
+            text = str(w.message).strip().splitlines()[0]
+            warnings.warn(f"{owner}: lifelines reports a convergence problem ({text}). "
+                          f"Remedy: {remedy}.", ConvergenceWarning, stacklevel=3)
+            break
+    return fitter
+
+
+class CoxPH(SurvivalModel):
+    """Cox proportional-hazards churn model (Efron ties), penalised and stratified.
+
+    lifelines' ``CoxPHFitter`` does the fitting; crmkit screens the covariates
+    first (constant, near-constant, collinear, non-finite, separating columns),
+    then keeps only arrays: coefficients, centring means and the Breslow baseline
+    cumulative hazard of each stratum on its time grid. Predictions and the saved
+    model need no lifelines object.
+
+    Parameters
+    ----------
+    penalizer : float
+        Elastic-net penalty strength (lifelines' convention: 0.5 * penalizer *
+        ||beta||^2 for ``l1_ratio=0``).
+    l1_ratio : float
+        Share of L1 in the elastic net, between 0 and 1.
+    strata : str or list of str, optional
+        Columns of X that define strata, each with its own baseline hazard and the
+        coefficients shared (they are not covariates).
+    time_unit : {"days", "weeks", "mean_months"}
+        Unit of the durations in ``y``; horizons are always given in days.
+    horizons_days : tuple of float
+        Default horizons of :meth:`predict_churn`.
+    rmst_horizon_days : float
+        Restriction of the expected remaining lifetime.
+    on_separation : {"penalize", "drop", "raise"}
+        What to do with a covariate that perfectly orders the events.
+    separation_penalizer : float
+        Ridge penalty put on such a covariate with ``on_separation="penalize"``.
+
+    Attributes
+    ----------
+    coef_ : ndarray
+        Log hazard ratios of ``covariates_`` (per unit of each covariate).
+    covariates_ : list of str
+        Covariates kept after screening.
+    summary_ : polars.DataFrame
+        Coefficient table (coef, exp(coef), se, z, p, confidence interval).
+    log_likelihood_ : float
+        Partial log-likelihood at the optimum.
+    concordance_index_ : float
+        Harrell's concordance on the training data.
+    screening_report_ : polars.DataFrame
+        What screening found and did (column, problem, action).
+
+    Examples
+    --------
+    >>> import numpy as np, polars as pl
+    >>> from crmkit.churn import CoxPH, make_y
+    >>> rng = np.random.default_rng(0)
+    >>> X = pl.DataFrame({"complaints": rng.poisson(1, 300).astype(float),
+    ...                   "assets": rng.normal(size=300)})
+    >>> t = rng.exponential(200 / np.exp(0.5 * X["complaints"].to_numpy()))
+    >>> y = make_y(np.minimum(t, 365) + 1, t < 365)
+    >>> model = CoxPH().fit(X, y)
+    >>> round(float(model.coef_[0]), 1)
+    0.5
+    >>> model.predict_churn(X[:2], horizons_days=(30, 90), lifetime=False).columns
+    ['churn_prob_30d', 'churn_prob_90d']
+    """
+
+    def __init__(self, penalizer: float = 0.0, l1_ratio: float = 0.0, strata: Any = None,
+                 time_unit: str = "days", horizons_days: tuple = (30, 90, 180, 365),
+                 rmst_horizon_days: float = 365, on_separation: str = "penalize",
+                 separation_penalizer: float = 0.1):
+        self.penalizer = penalizer
+        self.l1_ratio = l1_ratio
+        self.strata = strata
+        self.time_unit = time_unit
+        self.horizons_days = horizons_days
+        self.rmst_horizon_days = rmst_horizon_days
+        self.on_separation = on_separation
+        self.separation_penalizer = separation_penalizer
+
+    _EXTRA_STATE = ("summary_", "log_likelihood_", "concordance_index_", "screening_report_",
+                    "n_events_", "n_samples_")
+
+    def fit(self, X: Any, y: Any) -> CoxPH:
+        """Fit on covariates ``X`` and survival target ``y`` (see :func:`make_y`).
+
+        Returns
+        -------
+        self
+        """
+        name = type(self).__name__
+        check_positive(self.penalizer, "penalizer", name, allow_zero=True)
+        if not (0.0 <= float(self.l1_ratio) <= 1.0):
+            raise ValueError(f"The 'l1_ratio' parameter of {name} must be a number between 0 "
+                             f"and 1. Got {self.l1_ratio!r} instead.")
+        check_choice(self.on_separation, ("penalize", "drop", "raise"), "on_separation", name)
+        check_positive(self.separation_penalizer, "separation_penalizer", name)
+        frame, names, M, duration, event, entry, keys = self._prepare_fit(X, y, self.strata)
+        key_arr = np.asarray(keys, dtype=object) if self.strata_columns_ else None
+        screen = screen_covariates(M, names, duration, event, strata=key_arr,
+                                   on_separation=self.on_separation, owner=f"{name}.fit")
+        self.screening_report_ = screen.report()
+        kept = [names[j] for j in screen.keep]
+        self.covariates_ = kept
+        self.n_samples_ = int(duration.size)
+        self.n_events_ = int(event.sum())
+        if self.n_events_ == 0:
+            raise ValueError(f"{name}.fit: y has no events (nobody churned), so there is "
+                             "nothing to fit; widen the observation window.")
+
+        df = pd.DataFrame(M[:, screen.keep], columns=[f"c{i}" for i in range(len(kept))])
+        df[_DUR] = duration
+        df[_EVT] = event.astype(int)
+        kwargs: dict = {"duration_col": _DUR, "event_col": _EVT}
+        if entry is not None:
+            df[_ENT] = entry
+            kwargs["entry_col"] = _ENT
+        if self.strata_columns_:
+            df[_STR] = keys
+            kwargs["strata"] = [_STR]
+        pen: float | np.ndarray = float(self.penalizer)
+        if screen.penalized:
+            pen = np.full(len(kept), float(self.penalizer))
+            for j in screen.penalized:
+                pen[screen.keep.index(j)] = max(pen[screen.keep.index(j)],
+                                                float(self.separation_penalizer))
+
+        if not kept:
+            # no covariates left: a stratified Breslow/Nelson-Aalen baseline
+            df["__zero"] = 0.0
+        from lifelines import CoxPHFitter
+
+        def make(extra):
+            p = pen if extra is None else pen + extra
+            return CoxPHFitter(penalizer=p, l1_ratio=float(self.l1_ratio))
+
+        if kept:
+            fitter = _fit_lifelines(make, df, kwargs, f"{name}.fit", kept)
+            params = fitter.params_.reindex([f"c{i}" for i in range(len(kept))]).to_numpy()
+            self.coef_ = np.asarray(params, dtype=float)
+            self.means_ = fitter._norm_mean.reindex(
+                [f"c{i}" for i in range(len(kept))]).to_numpy(dtype=float)
+            bch = fitter.baseline_cumulative_hazard_
+            summ = fitter.summary.reset_index(drop=True)
+            summ.insert(0, "covariate", kept)
+            self.summary_ = pl.from_pandas(summ.drop(columns=["cmp to"], errors="ignore"))
+            self.log_likelihood_ = float(fitter.log_likelihood_)
+            self.concordance_index_ = float(fitter.concordance_index_)
+        else:
+            from lifelines import NelsonAalenFitter
+            self.coef_ = np.zeros(0)
+            self.means_ = np.zeros(0)
+            groups = keys if self.strata_columns_ else ["__all__"] * duration.size
+            cols = {}
+            for k in sorted(set(groups)):
+                m = np.asarray(groups) == k
+                naf = NelsonAalenFitter().fit(duration[m], event[m],
+                                              entry=None if entry is None else entry[m])
+                cols[k] = naf.cumulative_hazard_.iloc[:, 0]
+            bch = pd.DataFrame(cols).sort_index().ffill().fillna(0.0)
+            self.summary_ = pl.DataFrame(schema={"covariate": pl.String, "coef": pl.Float64})
+            self.log_likelihood_ = float("nan")
+            self.concordance_index_ = 0.5
+        bch = bch.sort_index()
+        times = bch.index.to_numpy(dtype=float)
+        keep_t = times > 0
+        self.baseline_times_ = times[keep_t]
+        strata_keys = [str(c[0] if isinstance(c, tuple) and len(c) == 1 else c)
+                       for c in bch.columns] if self.strata_columns_ else ["__all__"]
+        self.strata_keys_ = strata_keys
+        self.baseline_cumhaz_ = np.maximum.accumulate(
+            bch.ffill().fillna(0.0).to_numpy(dtype=float).T[:, keep_t], axis=1)
+        self.baseline_kind_ = "step"
+        return self
+
+    def print_summary(self) -> None:
+        """Print the coefficient table and the fit statistics."""
+        print(f"CoxPH: {self.n_samples_} customers, {self.n_events_} churned; "
+              f"partial log-likelihood {self.log_likelihood_:.2f}; "
+              f"concordance {self.concordance_index_:.3f}")
+        with pl.Config(tbl_rows=100, tbl_cols=20):
+            print(self.summary_)
