@@ -1,8 +1,16 @@
 """Customer value: CLV models (BG/NBD, Pareto/NBD, MBG/NBD, BG/BB, sBG, Gamma-Gamma), RFM segments, value tiers."""
 
+from crmkit.value._backtest import BacktestResult, backtest_clv
 from crmkit.value._bgbb import BetaGeoBetaBinom
 from crmkit.value._bgnbd import BetaGeo
 from crmkit.value._clv_base import CLVModel, load_clv_model
+from crmkit.value._clv_plots import (
+    plot_calibration_holdout,
+    plot_frequency_fit,
+    plot_history_alive,
+    plot_probability_alive_matrix,
+)
+from crmkit.value._clv_value import customer_lifetime_value
 from crmkit.value._gammagamma import GammaGamma
 from crmkit.value._measures import compare_value_measures, next_period_revenue
 from crmkit.value._mbgnbd import ModifiedBetaGeo
@@ -19,6 +27,7 @@ from crmkit.value.tiers import (
 )
 
 __all__ = sorted([
+    "BacktestResult",
     "BetaGeo",
     "BetaGeoBetaBinom",
     "CLVModel",
@@ -32,9 +41,15 @@ __all__ = sorted([
     "Tier",
     "TierScheme",
     "assign_tiers",
+    "backtest_clv",
+    "customer_lifetime_value",
     "compare_value_measures",
     "hidden_vips",
     "load_clv_model",
+    "plot_calibration_holdout",
+    "plot_frequency_fit",
+    "plot_history_alive",
+    "plot_probability_alive_matrix",
     "next_period_revenue",
     "rfm_segments",
     "tier_movement",

@@ -556,9 +556,14 @@ class RFMModel(CLVModel):
         uniq = frame.unique(keys)
         if uniq.height > 0.7 * n:
             return fn(*cols)
-        vals = fn(*[uniq[k].to_numpy() for k in keys])
-        uniq = uniq.with_columns(pl.Series("_v", vals))
-        return frame.join(uniq, on=keys, how="left", maintain_order="left")["_v"].to_numpy()
+        vals = np.asarray(fn(*[uniq[k].to_numpy() for k in keys]))
+        if vals.ndim == 1:
+            uniq = uniq.with_columns(pl.Series("_v", vals))
+            return frame.join(uniq, on=keys, how="left", maintain_order="left")["_v"].to_numpy()
+        vcols = [f"_v{j}" for j in range(vals.shape[1])]
+        uniq = uniq.with_columns([pl.Series(c, vals[:, j]) for j, c in enumerate(vcols)])
+        joined = frame.join(uniq, on=keys, how="left", maintain_order="left")
+        return joined.select(vcols).to_numpy()
 
     def fit(self, rfm: Any, y: Any = None, *, unit: str | None = None,
             weight_col: str | None = None):
