@@ -10,6 +10,7 @@ import polars as pl
 from crmkit._frames import Output, to_polars, to_output
 from crmkit._params import check_choice, check_date
 from crmkit.exceptions import SchemaError
+from crmkit.lifecycle._config import STANDARD_STAGES
 
 __all__ = ["cohort_stages", "stage_changes", "stage_flows", "transition_matrix"]
 
@@ -125,9 +126,9 @@ def transition_matrix(previous: Any, current: Any, *, stages: list[str] | None =
         .with_columns(pl.col("from_stage").fill_null(NEW), pl.col("to_stage").fill_null(GONE))
     )
     counts = pairs.group_by("from_stage", "to_stage").agg(pl.len().cast(pl.Int64).alias("count"))
-    seen = sorted(set(pairs["from_stage"]) | set(pairs["to_stage"]) - {NEW, GONE})
-    order = list(stages) if stages is not None else seen
-    order += [s for s in seen if s not in order]
+    seen = (set(pairs["from_stage"]) | set(pairs["to_stage"])) - {NEW, GONE}
+    order = list(stages) if stages is not None else [s for s in STANDARD_STAGES if s in seen]
+    order += sorted(s for s in seen if s not in order)
     from_order = order + ([NEW] if include_new and NEW in set(pairs["from_stage"]) else [])
     to_order = order + ([GONE] if include_new and GONE in set(pairs["to_stage"]) else [])
     grid = pl.DataFrame({"from_stage": from_order}).join(
