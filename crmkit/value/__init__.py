@@ -17,6 +17,7 @@ from crmkit.value._mbgnbd import ModifiedBetaGeo
 from crmkit.value._paretonbd import ParetoNBD
 from crmkit.value._sbg import ShiftedBetaGeometric
 from crmkit.value._rfm_segments import DEFAULT_SEGMENTS, RFMScorer, SegmentRule, rfm_segments
+from crmkit.value._tiers_step import ValueSettings, ValueStepResult, run_value_step
 from crmkit.value.tiers import (
     Tier,
     TierScheme,
@@ -31,27 +32,30 @@ __all__ = sorted([
     "BetaGeo",
     "BetaGeoBetaBinom",
     "CLVModel",
-    "GammaGamma",
     "DEFAULT_SEGMENTS",
+    "GammaGamma",
     "ModifiedBetaGeo",
     "ParetoNBD",
-    "ShiftedBetaGeometric",
     "RFMScorer",
     "SegmentRule",
+    "ShiftedBetaGeometric",
     "Tier",
     "TierScheme",
+    "ValueSettings",
+    "ValueStepResult",
     "assign_tiers",
     "backtest_clv",
-    "customer_lifetime_value",
     "compare_value_measures",
+    "customer_lifetime_value",
     "hidden_vips",
     "load_clv_model",
+    "next_period_revenue",
     "plot_calibration_holdout",
     "plot_frequency_fit",
     "plot_history_alive",
     "plot_probability_alive_matrix",
-    "next_period_revenue",
     "rfm_segments",
+    "run_value_step",
     "tier_movement",
     "tier_movement_summary",
 ])
