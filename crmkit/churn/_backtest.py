@@ -35,8 +35,9 @@ def evaluate(model: Any, X_test: Any, y_test: Any, *, horizons_days: Any = None,
         (Uno's C, time-dependent AUC, Brier). Default: the test target's.
     n_grid : int
         Number of times for the integrated Brier score, evenly spread from the
-        1st to the 90th percentile of the held-out durations (beyond that too few
-        customers remain for a stable estimate).
+        first held-out churn to the largest horizon or the 90th percentile of the
+        held-out durations, whichever is first (beyond it too few customers remain
+        for a stable estimate).
     calibration_bins : int
 
     Returns
@@ -64,7 +65,10 @@ def evaluate(model: Any, X_test: Any, y_test: Any, *, horizons_days: Any = None,
                                        train_event=tre)
     out["auc"] = {float(h): float(a) for h, a in zip(hz, auc)}
     out["mean_auc"] = float(mean_auc)
-    lo, hi = np.quantile(d, [0.01, 0.9])
+    lo = float(d[e].min()) if e.any() else float(d.min())
+    hi = min(float(h_units.max()), float(np.quantile(d, 0.9)))
+    if hi <= lo:
+        hi = min(float(h_units.max()), float(d.max()))
     grid = np.linspace(lo, hi, int(n_grid))
     S = model.predict_survival(X_test, grid)
     out["integrated_brier"] = integrated_brier_score(d, e, S, grid, train_duration=trd,

@@ -226,7 +226,7 @@ def time_dependent_auc(duration: Any, event: Any, risk_score: Any, times: Any, *
     for k, t in enumerate(times):
         rk = r[:, k] if r.ndim == 2 else r
         cases = e & (d <= t) & (g > 0)
-        controls = d > t
+        controls = (d > t) | ((d == t) & ~e)  # still there at t (censored at t included)
         if not cases.any() or not controls.any():
             continue
         wc = 1.0 / g[cases]
@@ -241,8 +241,10 @@ def time_dependent_auc(duration: Any, event: Any, risk_score: Any, times: Any, *
     S = np.where(pos >= 0, km_s[np.maximum(pos, 0)], 1.0) if km_t.size else np.ones(times.size)
     mass = -np.diff(np.concatenate([[1.0], S]))
     ok = np.isfinite(auc)
-    mean = float(np.sum(auc[ok] * mass[ok]) / mass[ok].sum()) if mass[ok].sum() > 0 else \
-        float(np.nanmean(auc))
+    if mass[ok].sum() > 0:
+        mean = float(np.sum(auc[ok] * mass[ok]) / mass[ok].sum())
+    else:
+        mean = float(np.mean(auc[ok])) if ok.any() else float("nan")
     return auc, mean
 
 
@@ -251,6 +253,9 @@ def brier_score(duration: Any, event: Any, survival: Any, times: Any, *,
     """IPCW Brier score at each time (Graf et al. 1999, Statistics in Medicine 18).
 
     ``BS(t) = mean_i[ 1{T_i <= t, event} S_i(t)^2 / G(T_i-) + 1{T_i > t} (1 - S_i(t))^2 / G(t) ]``
+
+    A customer censored exactly at ``t`` (the end of a backtest window) counts as
+    still there at ``t``, weighted by ``G(t-)``; elsewhere this is Graf's formula.
 
     Parameters
     ----------
@@ -271,8 +276,8 @@ def brier_score(duration: Any, event: Any, survival: Any, times: Any, *,
     out = np.empty(times.size)
     for k, t in enumerate(times):
         died = e & (d <= t)
-        alive = d > t
-        g_t = float(G(t))
+        alive = (d > t) | ((d == t) & ~e)
+        g_t = float(G(t, left=True))
         a = np.where(died & (g_T > 0), S[:, k] ** 2 / np.where(g_T > 0, g_T, 1.0), 0.0)
         b = np.where(alive, (1.0 - S[:, k]) ** 2 / g_t, 0.0) if g_t > 0 else 0.0
         out[k] = float(np.mean(a + b))
