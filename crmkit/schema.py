@@ -32,6 +32,7 @@ __all__ = [
     "Table",
     "ValidationResult",
     "empty_table",
+    "tables_as_of",
     "validate",
 ]
 
@@ -257,6 +258,52 @@ def empty_table(name: str) -> pl.DataFrame:
     """
     table = _table_spec(name)
     return pl.DataFrame(schema={c.name: c.dtype for c in table.columns})
+
+
+def tables_as_of(tables: Mapping[str, Any], as_of: dt.date | str) -> dict[str, pl.DataFrame]:
+    """The tables as they stood on ``as_of``: a replay of history for backtests.
+
+    Rows dated after ``as_of`` (by each table's date column) are removed, and a
+    holding closed after ``as_of`` is open again (``closed`` and ``close_reason``
+    null). Tables without a date column (products, managers) are kept whole.
+
+    Parameters
+    ----------
+    tables : mapping of str to table
+        Canonical tables with canonical types (for example after :func:`validate`).
+    as_of : date or str
+
+    Returns
+    -------
+    dict of str to polars.DataFrame
+
+    Examples
+    --------
+    >>> import polars as pl, datetime as dt
+    >>> holdings = pl.DataFrame({"account_id": ["1", "2"], "customer_id": ["a", "a"],
+    ...                          "product_id": ["P", "P"],
+    ...                          "opened": [dt.date(2024, 1, 1), dt.date(2024, 9, 1)],
+    ...                          "closed": [dt.date(2024, 8, 1), None]})
+    >>> tables_as_of({"holdings": holdings}, "2024-06-30")["holdings"]["closed"].to_list()
+    [None]
+    """
+    day = check_date(as_of, "as_of", "tables_as_of")
+    out: dict[str, pl.DataFrame] = {}
+    for name, table in tables.items():
+        frame = to_polars(table, name)
+        spec = TABLES.get(name)
+        date_col = spec.date_column if spec else None
+        if date_col and date_col in frame.columns:
+            col = pl.col(date_col)
+            keep = col.cast(pl.Date) <= day
+            frame = frame.filter(keep | col.is_null() if name == "assignments" else keep)
+        if name == "holdings" and "closed" in frame.columns:
+            still_open = pl.col("closed") > day
+            frame = frame.with_columns(
+                *[pl.when(still_open).then(None).otherwise(pl.col(c)).alias(c)
+                  for c in ("closed", "close_reason") if c in frame.columns])
+        out[name] = frame
+    return out
 
 
 @dataclass(frozen=True)

@@ -9,29 +9,10 @@ from hypothesis import strategies as st
 
 from crmkit.datasets import make_bank
 from crmkit.features import build_features, shard_filter
-from crmkit.schema import PRODUCT_CATEGORIES
+from crmkit.schema import PRODUCT_CATEGORIES, tables_as_of
 
 BANK = make_bank(150, seed=11, as_of="2025-12-31", years=2)
 END = dt.date(2025, 12, 31)
-
-
-def _cut(tables, day):
-    """The tables as they stood on ``day``: every row dated after it removed,
-    closings after it undone."""
-    date_col = {"customers": "first_seen", "holdings": "opened", "balances": "date",
-                "contacts": "date", "complaints": "date", "assignments": "since"}
-    out = {}
-    for name, frame in tables.items():
-        if name == "transactions":
-            frame = frame.filter(pl.col("timestamp").cast(pl.Date) <= day)
-        elif name in date_col:
-            frame = frame.filter(pl.col(date_col[name]) <= day)
-        if name == "holdings":
-            frame = frame.with_columns(
-                pl.when(pl.col("closed") <= day).then(pl.col("closed")).alias("closed"),
-                pl.when(pl.col("closed") <= day).then(pl.col("close_reason")).alias("close_reason"))
-        out[name] = frame
-    return out
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -41,7 +22,7 @@ def _cut(tables, day):
        new_customers=st.integers(0, 3))
 def test_features_as_of_d_ignore_later_rows(days_back, extra, new_customers):
     day = END - dt.timedelta(days=days_back)
-    truth = build_features(_cut(BANK, day), as_of=day)
+    truth = build_features(tables_as_of(BANK, day), as_of=day)
     # Add rows dated after `day` to the full history: more transactions, contacts,
     # complaints, holdings, balances and brand-new customers.
     ids = BANK["customers"]["customer_id"]

@@ -1,0 +1,119 @@
+"""The nightly pipeline's TOML configuration, validated with pydantic.
+
+The file has fixed sections (``run``, ``inputs``, ``validation``, ``features``) and
+one section per registered step (``value``, ``lifecycle``, ``churn``, ...), each
+validated by that step's own model. An unknown key anywhere is an error that names
+the closest valid key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, create_model, field_validator
+
+from crmkit._config import StrictModel, closest, parse_config
+from crmkit.exceptions import ConfigError
+from crmkit.features import DEFAULT_ASSET_WEIGHTS, UNITS
+from crmkit.pipeline._step import Step
+
+__all__ = ["FeaturesSection", "InputsSection", "RunSection", "ValidationSection",
+           "load_pipeline_config", "pipeline_config_model"]
+
+
+class RunSection(StrictModel):
+    """``[run]``: what the run is called and where its folders go."""
+
+    name: str = "nightly"
+    output_dir: str = Field("runs", description="run folders <output_dir>/<as_of>/, relative "
+                                                "to the config file")
+    model_dir: str = Field("models", description="fitted models, relative to output_dir")
+    report: bool = True
+
+
+class InputsSection(StrictModel):
+    """``[inputs]``: where the canonical tables come from."""
+
+    source: str = Field("sample", description="'sample', a folder of parquet/csv files, a "
+                                               ".duckdb file or a SQLAlchemy URI")
+    format: Literal["parquet", "csv"] | None = None
+    sample_customers: int = Field(5000, gt=0)
+    sample_seed: int = 0
+    sample_data_end: dt.date = dt.date(2025, 12, 31)
+    sample_years: int = Field(3, gt=0)
+
+
+class ValidationSection(StrictModel):
+    """``[validation]``: strict stops the run on any bad row; quarantine writes the bad
+    rows with their reasons to ``<run>/quarantine/`` and goes on with the rest.
+    ``future_rows``: ``reject`` treats rows dated after the run date as bad rows;
+    ``cut`` replays history as it stood on the run date (for backtests)."""
+
+    mode: Literal["strict", "quarantine"] = "quarantine"
+    future_rows: Literal["reject", "cut"] = "reject"
+
+
+class FeaturesSection(StrictModel):
+    """``[features]``: as-of feature settings."""
+
+    windows: list[int] = [30, 90, 365]
+    rfm_unit: str = "weeks"
+    asset_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ASSET_WEIGHTS))
+    n_shards: int = Field(1, gt=0, description="compute features shard by shard")
+
+    @field_validator("rfm_unit")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        if value not in UNITS:
+            raise ValueError(f"rfm_unit must be one of {', '.join(UNITS)}.{closest(value, UNITS)}")
+        return value
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: list[int]) -> list[int]:
+        if not value or min(value) <= 0:
+            raise ValueError("windows must be a non-empty list of positive day counts")
+        return value
+
+
+def pipeline_config_model(steps: list[Step]):
+    """The pydantic model of a whole config file for the given steps."""
+    fields: dict[str, Any] = {
+        "run": (RunSection, RunSection()),
+        "inputs": (InputsSection, InputsSection()),
+        "validation": (ValidationSection, ValidationSection()),
+        "features": (FeaturesSection, FeaturesSection()),
+    }
+    for step in steps:
+        fields[step.name] = (step.config_model, step.config_model())
+    return create_model("PipelineConfig", __base__=StrictModel, **fields)
+
+
+def load_pipeline_config(source: str | Path | dict, steps: list[Step]):
+    """Read and validate a pipeline config from a TOML file (or a mapping).
+
+    Relative paths in ``[run]`` and ``[inputs]`` are resolved against the file's folder.
+
+    Raises
+    ------
+    crmkit.ConfigError
+        On a TOML syntax error, an unknown key (the closest valid key is named) or a
+        bad value; every problem is listed.
+    """
+    base = Path.cwd()
+    if isinstance(source, dict):
+        data = source
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise ConfigError(f"Config file {path} does not exist.")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: invalid TOML: {err}") from None
+        base = path.resolve().parent
+    config = parse_config(pipeline_config_model(steps), data, "pipeline")
+    return config, base

@@ -1,0 +1,1 @@
+"""Pipeline steps, one module each, registered in :mod:`crmkit.pipeline._registry`."""

@@ -1,0 +1,133 @@
+"""The nightly run: run folder, manifest, quarantine, atomicity, reruns, CLI."""
+
+import datetime as dt
+import json
+import shutil
+
+import polars as pl
+import pytest
+
+from crmkit import ConfigError, SchemaError
+from crmkit.cli import main
+from crmkit.datasets import make_bank
+from crmkit.io import write_tables
+from crmkit.pipeline import RunContext, Step, StepResult, run_pipeline
+from crmkit.pipeline._config import StrictModel
+
+
+def _config(tmp_path, source="sample", **sections):
+    cfg = {"run": {"output_dir": str(tmp_path / "runs")},
+           "inputs": {"source": source, "sample_customers": 400}}
+    for name, values in sections.items():
+        cfg.setdefault(name, {}).update(values)
+    return cfg
+
+
+def test_run_folder_manifest_and_report(tmp_path):
+    res = run_pipeline(_config(tmp_path), as_of="2025-12-31", steps=[])
+    run = tmp_path / "runs" / "2025-12-31"
+    assert res.run_dir == run
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["run"]["as_of"] == "2025-12-31"
+    assert manifest["inputs"]["tables"]["customers"]["rows"] == 400
+    assert manifest["outputs"]["features/features.parquet"]["rows"] == 400
+    assert set(manifest["versions"]) >= {"python", "polars", "crmkit"}
+    assert set(manifest["timings_seconds"]) == {"load", "validate", "features", "write"}
+    assert manifest["config"]["features"]["windows"] == [30, 90, 365]
+    assert pl.read_parquet(run / "features" / "features.parquet").equals(res.features)
+    assert "<h1>crmkit run report" in (run / "report.html").read_text()
+    # no temporary folders left behind
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["2025-12-31"]
+
+
+def test_rerun_gives_identical_outputs(tmp_path):
+    first = run_pipeline(_config(tmp_path), as_of="2025-12-31", steps=[]).manifest["outputs"]
+    second = run_pipeline(_config(tmp_path), as_of="2025-12-31", steps=[]).manifest["outputs"]
+    assert first == second  # same rows, same sha256 of every output file
+
+
+def test_quarantine_writes_rejected_rows_and_goes_on(tmp_path):
+    write_tables(make_bank(300, seed=2, years=1, messy=True), tmp_path / "data")
+    res = run_pipeline(_config(tmp_path, source=str(tmp_path / "data")), as_of="2025-12-31",
+                       steps=[])
+    qdir = res.run_dir / "quarantine"
+    rejected = pl.read_parquet(qdir / "transactions.parquet")
+    assert rejected.height == 7 and rejected["_reason"].null_count() == 0
+    problems = pl.read_csv(qdir / "problems.csv")
+    assert problems.height == len(res.manifest["validation"]["problems"]) > 5
+    assert res.manifest["inputs"]["tables"]["transactions"]["rejected"] == 7
+
+
+def test_strict_mode_stops_and_writes_nothing(tmp_path):
+    write_tables(make_bank(300, seed=2, years=1, messy=True), tmp_path / "data")
+    cfg = _config(tmp_path, source=str(tmp_path / "data"), validation={"mode": "strict"})
+    with pytest.raises(SchemaError, match="problems in the input tables"):
+        run_pipeline(cfg, as_of="2025-12-31", steps=[])
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_crash_in_a_step_keeps_the_previous_complete_run(tmp_path):
+    run_pipeline(_config(tmp_path), as_of="2025-12-31", steps=[])
+    before = (tmp_path / "runs" / "2025-12-31" / "manifest.json").read_text()
+
+    class Empty(StrictModel):
+        pass
+
+    def boom(ctx: RunContext, cfg) -> StepResult:
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        run_pipeline(_config(tmp_path), as_of="2025-12-31", steps=[Step("boom", Empty, boom)])
+    assert (tmp_path / "runs" / "2025-12-31" / "manifest.json").read_text() == before
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["2025-12-31"]
+
+
+def test_steps_see_previous_run_and_write_their_tables(tmp_path):
+    class Cfg(StrictModel):
+        label: str = "x"
+
+    seen = {}
+
+    def count_step(ctx: RunContext, cfg: Cfg) -> StepResult:
+        seen[ctx.as_of] = ctx.previous_output("count", "sizes")
+        table = pl.DataFrame({"label": [cfg.label], "n": [ctx.features.height]})
+        return StepResult(tables={"sizes": table}, manifest={"customers": ctx.features.height})
+
+    step = Step("count", Cfg, count_step)
+    cfg = _config(tmp_path, count={"label": "hello"})
+    run_pipeline(cfg, as_of="2025-11-30", steps=[step])
+    res = run_pipeline(cfg, as_of="2025-12-31", steps=[step])
+    assert seen[dt.date(2025, 11, 30)] is None  # first run: nothing before it
+    prev = seen[dt.date(2025, 12, 31)]
+    assert prev is not None and prev["label"].to_list() == ["hello"]
+    assert res.manifest["run"]["previous_run"] == "2025-11-30"
+    assert res.manifest["steps"]["count"] == {"outputs": {"sizes": "count/sizes.parquet"},
+                                              "customers": 400}
+    assert pl.read_parquet(res.run_dir / "count" / "sizes.parquet")["n"].to_list() == [400]
+    with pytest.raises(ConfigError, match="Did you mean 'label'"):
+        run_pipeline(_config(tmp_path, count={"lable": "x"}), as_of="2025-12-31", steps=[step])
+
+
+def test_sample_bank_replays_history_for_earlier_dates(tmp_path):
+    res = run_pipeline(_config(tmp_path), as_of="2024-06-30", steps=[])
+    assert res.features["tenure_days"].min() >= 0
+    assert res.manifest["inputs"]["tables"]["transactions"]["rejected"] == 0
+
+
+def test_cli_demo_and_one_line_errors(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--customers", "300",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "run 2025-11-30" in out and "run 2025-12-31" in out
+    assert (tmp_path / "demo" / "runs" / "2025-12-31" / "report.html").exists()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[inputs]\nsorce = 'sample'\n")
+    assert main(["run", str(bad), "--as-of", "2025-12-31"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("crmkit: error: Invalid pipeline config: inputs: unknown key 'sorce'")
+    assert "Did you mean 'source'?" in err and "Traceback" not in err
+    assert main(["--verbose", "run", str(bad), "--as-of", "2025-12-31"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+    assert main(["check-config", str(tmp_path / "demo" / "nightly.toml")]) == 0
+    assert '"future_rows": "cut"' in capsys.readouterr().out
+    shutil.rmtree(tmp_path / "demo")
