@@ -129,7 +129,7 @@ class ValueStepResult:
 
 
 def _clv(features: pl.DataFrame, transactions: Any, as_of: dt.date, cfg: CLVSettings,
-         previous: Mapping[str, str] | None, notes: list[str]):
+         previous: Mapping[str, str] | None, refit_clv: bool | None, notes: list[str]):
     from crmkit.features import rfm_summary
     from crmkit.value._bgnbd import BetaGeo
     from crmkit.value._clv_base import load_clv_model
@@ -146,12 +146,11 @@ def _clv(features: pl.DataFrame, transactions: Any, as_of: dt.date, cfg: CLVSett
     if previous and previous.get("clv_fitted_as_of"):
         fitted = check_date(previous["clv_fitted_as_of"], "clv_fitted_as_of", "run_value_step")
         age = (as_of - fitted).days
-        refit = age >= cfg.refit_every_days or age < 0
+        refit = (age >= cfg.refit_every_days or age < 0) if refit_clv is None else bool(refit_clv)
         if not refit:
             bg = load_clv_model(previous["clv_transaction_model"])
             gg = load_clv_model(previous["clv_spend_model"])
-            notes.append(f"clv: reused models fitted as of {fitted} ({age} days old, refit every "
-                         f"{cfg.refit_every_days} days)")
+            notes.append(f"clv: reused models fitted as of {fitted} ({age} days old)")
     if refit:
         bg = BetaGeo(penalizer_coef=cfg.penalizer_coef).fit(rfm)
         gg = GammaGamma(penalizer_coef=cfg.penalizer_coef).fit(rfm)
@@ -182,7 +181,8 @@ def _clv(features: pl.DataFrame, transactions: Any, as_of: dt.date, cfg: CLVSett
 
 def run_value_step(features: Any, *, as_of: dt.date | str, transactions: Any = None,
                    previous_tiers: Any = None, previous_models: Mapping[str, str] | None = None,
-                   settings: ValueSettings | Mapping[str, Any] | None = None) -> ValueStepResult:
+                   settings: ValueSettings | Mapping[str, Any] | None = None,
+                   refit_clv: bool | None = None) -> ValueStepResult:
     """Compute the value tables of one nightly run.
 
     Parameters
@@ -198,6 +198,10 @@ def run_value_step(features: Any, *, as_of: dt.date | str, transactions: Any = N
     previous_models : dict, optional
         The ``models`` of the previous run's result (reused CLV models between refits).
     settings : ValueSettings or mapping, optional
+    refit_clv : bool, optional
+        Force (True) or skip (False) the CLV refit; default: refit when the previous fit
+        is ``settings.clv.refit_every_days`` or more days old. Without previous models
+        the CLV models are always fitted.
 
     Returns
     -------
@@ -233,7 +237,7 @@ def run_value_step(features: Any, *, as_of: dt.date | str, transactions: Any = N
     refitted = False
     if settings.clv.enabled and transactions is not None:
         tables["clv"], clv_models, refitted = _clv(feats, transactions, as_of, settings.clv,
-                                                   previous_models, notes)
+                                                   previous_models, refit_clv, notes)
         models.update(clv_models)
     elif settings.clv.enabled:
         notes.append("clv: skipped (no transactions given)")
