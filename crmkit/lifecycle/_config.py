@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from crmkit._config import StrictModel, format_validation_error
 from crmkit.exceptions import ConfigError
 from crmkit.lifecycle._expr import CLAUSE_OPS, closest, compile_clauses, compile_condition
 
@@ -34,23 +35,7 @@ PREVIOUS_STAGE = "previous_stage"
 """Pseudo-feature holding the previous run's stage (null without a previous run)."""
 
 
-class _Strict(BaseModel):
-    """Base model: unknown keys are errors naming the closest valid key."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _unknown_keys(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            valid = set(cls.model_fields)
-            valid |= {f.alias for f in cls.model_fields.values() if f.alias}
-            unknown = [k for k in data if k not in valid]
-            if unknown:
-                msgs = [f"unknown key {k!r} in {cls.__name__}.{closest(str(k), valid)}"
-                        for k in unknown]
-                raise ValueError("; ".join(msgs) + f" Valid keys: {', '.join(sorted(valid))}.")
-        return data
+_Strict = StrictModel
 
 
 class Clause(_Strict):
@@ -248,13 +233,7 @@ class LifecycleConfig(_Strict):
         return validate_config(data)
 
 
-def _format_errors(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "config"
-        msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}")
-    return "; ".join(lines)
+_format_errors = format_validation_error
 
 
 def validate_config(data: Mapping[str, Any] | LifecycleConfig) -> LifecycleConfig:
@@ -303,7 +282,7 @@ def load_config(source: str | Path | Mapping[str, Any] | LifecycleConfig) -> Lif
     ...              "churn": {"kind": "contractual"}})
     Traceback (most recent call last):
     ...
-    crmkit.exceptions.ConfigError: Invalid lifecycle config: config: rule 'x' assigns unknown stage 'dormnt'. Did you mean 'dormant'? ...
+    crmkit.exceptions.ConfigError: Invalid lifecycle config: rule 'x' assigns unknown stage 'dormnt'. Did you mean 'dormant'? ...
     """
     from crmkit.lifecycle._presets import PRESETS
 

@@ -19,7 +19,6 @@ missing value is missing, and a rule whose condition is missing does not fire.
 from __future__ import annotations
 
 import ast
-import difflib
 import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 
 import polars as pl
 
+from crmkit._config import closest
 from crmkit.exceptions import ConfigError
 
 __all__ = ["CompiledCondition", "compile_clauses", "compile_condition", "closest"]
@@ -43,18 +43,6 @@ _BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
         ast.Div: operator.truediv}
 _FUNCS = ("abs", "coalesce", "is_null", "not_null")
 CLAUSE_OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not in", "is_null", "not_null")
-
-
-def closest(name: str, valid: Iterable[str]) -> str:
-    """Return ``" Did you mean 'x'?"`` for the closest valid name, or ``""``.
-
-    Examples
-    --------
-    >>> closest("dormnt", ["dormant", "churned"])
-    " Did you mean 'dormant'?"
-    """
-    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
-    return f" Did you mean {match[0]!r}?" if match else ""
 
 
 @dataclass(frozen=True)
