@@ -63,3 +63,28 @@ def test_step_config_errors_name_the_key():
         parse_config(LifecycleStepConfig, {"preset": "retail_bnk"}, "lifecycle")
     with pytest.raises(ConfigError, match="unknown parameter 'dormant_day'"):
         parse_config(LifecycleStepConfig, {"params": {"dormant_day": 3}}, "lifecycle")
+
+
+def test_nightly_run_writes_and_lists_lifecycle_outputs(tmp_path):
+    import json
+
+    from crmkit.pipeline._run import run_pipeline
+
+    config = {"run": {"output_dir": str(tmp_path / "runs"), "report": False},
+              "inputs": {"source": "sample", "sample_customers": 300, "sample_seed": 3},
+              "lifecycle": {"preset": "retail_bank"}}
+    for day in ("2025-11-30", "2025-12-31"):
+        run_pipeline(config, as_of=day, steps=[STEP], progress=False)
+    run_dir = tmp_path / "runs" / "2025-12-31"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    outs = manifest["steps"]["lifecycle"]["outputs"]
+    assert set(outs) == {"stages", "stage_changes", "transition_matrix", "actions"}
+    assert manifest["steps"]["lifecycle"]["previous_run"] is True
+    for rel in outs.values():
+        assert (run_dir / rel).exists() and rel in manifest["outputs"]
+    stages = pl.read_parquet(run_dir / "lifecycle" / "stages.parquet")
+    prev = pl.read_parquet(tmp_path / "runs" / "2025-11-30" / "lifecycle" / "stages.parquet")
+    changes = pl.read_parquet(run_dir / "lifecycle" / "stage_changes.parquet")
+    joined = stages.join(prev, on="customer_id", how="left", suffix="_prev")
+    moved = joined.filter(pl.col("stage_prev").is_null() | (pl.col("stage") != pl.col("stage_prev")))
+    assert changes.height == moved.height
