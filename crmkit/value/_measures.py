@@ -107,6 +107,7 @@ def _gains(x: np.ndarray, y: np.ndarray, top_fraction: float) -> tuple[float, fl
 
 def compare_value_measures(features: Any, revenue: Any = None, *,
                            candidates: Sequence[str] | None = None, target_col: str | None = None,
+                           lower_is_better: Sequence[str] = (),
                            id_col: str = "customer_id", top_fraction: float = 0.1,
                            sort_by: str = "spearman", output: Output = "polars"):
     """Rank candidate value measures by how well each predicts next-period revenue.
@@ -123,8 +124,8 @@ def compare_value_measures(features: Any, revenue: Any = None, *,
 
     Tied candidate values are handled as a group whose revenue is spread evenly (the
     expectation over random tie orders), so a coarse measure is neither favoured nor
-    penalised by row order. A null candidate counts as the lowest observed value of
-    that candidate; a customer missing from ``revenue`` has revenue 0.
+    penalised by row order. A null candidate counts as the worst observed value of
+    that candidate (the lowest; the highest for ``lower_is_better``); a customer missing from ``revenue`` has revenue 0.
 
     Parameters
     ----------
@@ -137,6 +138,9 @@ def compare_value_measures(features: Any, revenue: Any = None, *,
         Columns to compare (default: every numeric column except the id and target).
     target_col : str, optional
         Default: the single non-id column of ``revenue``.
+    lower_is_better : list of str
+        Candidates where a smaller value means more value (e.g. days since the last
+        purchase): they are negated before scoring, so their metrics read like the others.
     top_fraction : float, default 0.1
         Size of the top group (0.1 = top decile).
     sort_by : {"spearman", "gini", "top_capture", "top_lift", "r2"}
@@ -145,8 +149,9 @@ def compare_value_measures(features: Any, revenue: Any = None, *,
     Returns
     -------
     DataFrame
-        ``measure``, ``spearman``, ``gini``, ``top_capture``, ``top_lift``, ``r2``,
-        ``n_customers``, ``n_null``; one row per candidate, best first.
+        ``measure``, ``direction`` (``"higher"`` or ``"lower"`` is better), ``spearman``,
+        ``gini``, ``top_capture``, ``top_lift``, ``r2``, ``n_customers``, ``n_null``;
+        one row per candidate, best first.
 
     Examples
     --------
@@ -198,6 +203,10 @@ def compare_value_measures(features: Any, revenue: Any = None, *,
         raise SchemaError(f"{owner}: the features table has no column {', '.join(map(repr, missing))}.")
     if not candidates:
         raise ValueError(f"{owner}: no candidate measure to compare; pass candidates=[...].")
+    stray = [c for c in lower_is_better if c not in candidates]
+    if stray:
+        raise ValueError(f"The 'lower_is_better' parameter of {owner} must name candidates. "
+                         f"Got {stray!r} instead.")
     y = data[target_col].to_numpy()
     if not y.sum() > 0:
         raise ValueError(f"{owner}: the total of {target_col!r} is not positive; nothing to capture. "
@@ -205,8 +214,9 @@ def compare_value_measures(features: Any, revenue: Any = None, *,
     area_best, _ = _gains(y, y, top_fraction)
     rows = []
     for c in candidates:
-        s = data[c].cast(pl.Float64)
-        s = s.fill_nan(None)
+        s = data[c].cast(pl.Float64).fill_nan(None)
+        if c in lower_is_better:
+            s = -s
         n_null = s.null_count()
         lowest = s.min()
         x = s.fill_null(lowest if lowest is not None else 0.0).to_numpy()
@@ -216,10 +226,11 @@ def compare_value_measures(features: Any, revenue: Any = None, *,
             r = float("nan") if constant else float(np.corrcoef(x, y)[0, 1])
         area, capture = _gains(x, y, top_fraction)
         gini = (area - 0.5) / (area_best - 0.5) if area_best > 0.5 else float("nan")
-        rows.append({"measure": c, "spearman": 0.0 if constant else rho, "gini": gini,
+        rows.append({"measure": c, "direction": "lower" if c in lower_is_better else "higher",
+                     "spearman": 0.0 if constant else rho, "gini": gini,
                      "top_capture": capture, "top_lift": capture / top_fraction,
                      "r2": 0.0 if constant else r * r, "n_customers": len(x), "n_null": n_null})
-    out = (pl.DataFrame(rows, schema={"measure": pl.String, **{m: pl.Float64 for m in _METRICS},
+    out = (pl.DataFrame(rows, schema={"measure": pl.String, "direction": pl.String, **{m: pl.Float64 for m in _METRICS},
                                       "n_customers": pl.Int64, "n_null": pl.Int64})
            .sort([sort_by, "measure"], descending=[True, False], nulls_last=True))
     return to_output(out, output)

@@ -124,3 +124,18 @@ def test_accepts_every_input_type(kind):
     expect = compare_value_measures(d, target_col="revenue")
     assert compare_value_measures(conv(d), target_col="revenue").equals(expect)
     assert isinstance(compare_value_measures(conv(d), target_col="revenue", output="pandas"), pd.DataFrame)
+
+
+def test_lower_is_better_negates_and_nulls_count_as_worst():
+    f = pl.DataFrame({"customer_id": list("abcd"), "days": [1.0, 5.0, None, 9.0]})
+    r = pl.DataFrame({"customer_id": list("abcd"), "rev": [10.0, 5.0, 0.0, 1.0]})
+    out = compare_value_measures(f, r, lower_is_better=["days"], top_fraction=0.25).row(0, named=True)
+    assert out["direction"] == "lower"
+    assert out["top_capture"] == pytest.approx(10 / 16)
+    assert out["spearman"] > 0.7
+    # the null customer is tied with the worst (days 9): together they are last
+    plain = compare_value_measures(f.with_columns(pl.col("days").fill_null(9.0)), r,
+                                   lower_is_better=["days"]).row(0, named=True)
+    assert out["gini"] == pytest.approx(plain["gini"])
+    with pytest.raises(ValueError, match="'lower_is_better' parameter"):
+        compare_value_measures(f, r, lower_is_better=["zz"])
