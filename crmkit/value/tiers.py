@@ -52,7 +52,8 @@ MOVEMENTS = ("upgrade", "downgrade", "same", "new", "lost")
 def _fmt(x: float | None, inf: str) -> str:
     if x is None:
         return inf
-    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,}"
+    # display only: the edges themselves keep full precision
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
 
 
 class Tier(BaseModel):
