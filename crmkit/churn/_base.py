@@ -71,6 +71,8 @@ class SurvivalModel(BaseEstimator):
               "max_duration_", "n_features_in_", "feature_names_in_", "strata_columns_",
               "input_columns_")
 
+    _USES_COVARIATES = True
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls
@@ -133,6 +135,8 @@ class SurvivalModel(BaseEstimator):
             raise ValueError(f"{name}: strata column(s) {missing} are not in X "
                              f"(columns: {frame.columns[:10]}...). Strata need a frame input.")
         cov_names = [c for c in frame.columns if c not in strata_cols]
+        if not self._USES_COVARIATES:
+            cov_names = []
         bad = [c for c in cov_names if not (frame.schema[c].is_numeric()
                                             or frame.schema[c] == pl.Boolean)]
         if bad:
@@ -162,7 +166,8 @@ class SurvivalModel(BaseEstimator):
             bad = ~np.isfinite(Xc)
             if bad.any():
                 cols = [self.covariates_[j] for j in np.flatnonzero(bad.any(axis=0))]
-                raise ValueError(f"{name}: Input X contains NaN or infinity in {cols}; impute "
+                raise ValueError(f"{type(self).__name__}: Input X contains NaN or infinity in "
+                                 f"{cols}; impute "
                                  "them the way the training data were imputed.")
             lp = (Xc - self.means_) @ self.coef_
         sidx = self._stratum_index(frame)
@@ -503,7 +508,7 @@ def _is_array_like(X: Any) -> bool:
     import scipy.sparse
     if scipy.sparse.issparse(X):
         return True
-    if hasattr(X, "columns") or isinstance(X, (pl.LazyFrame, dict)):
+    if isinstance(X, (pl.LazyFrame, dict)) or hasattr(X, "columns"):
         return False
     return type(X).__module__.split(".")[0] != "pyarrow"
 

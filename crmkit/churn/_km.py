@@ -49,6 +49,7 @@ class KaplanMeierBaseline(SurvivalModel):
         self.rmst_horizon_days = rmst_horizon_days
 
     _EXTRA_STATE = ("n_events_", "n_samples_", "segment_sizes_")
+    _USES_COVARIATES = False
 
     def fit(self, X: Any, y: Any) -> KaplanMeierBaseline:
         """Fit one Kaplan-Meier curve per segment (and a pooled one); returns self."""
