@@ -314,41 +314,44 @@ def _balances(rng, c: dict, acct: dict, end: dt.date, balance_months: int) -> pl
         ends.append((nxt - dt.timedelta(days=1) - _EPOCH).days)
         y, m = (y - 1, 12) if m == 1 else (y, m - 1)
     snap = np.array(sorted(ends), dtype=np.int64)
-    n_acc = acct["cust"].size
-    a_idx = np.repeat(np.arange(n_acc), snap.size)
-    day = np.tile(snap, n_acc)
-    closed = acct["closed"][a_idx]
-    keep = (day >= acct["opened"][a_idx]) & ((closed < 0) | (day < closed))
-    a_idx, day = a_idx[keep], day[keep]
-    cidx = acct["cust"][a_idx]
-    factor = _activity_factor(day, c, cidx)
-    # balances follow activity (money moves out before a leave) and stay put while dormant
-    level = np.where(factor > 0, 0.2 + 0.8 * factor, 0.5)
-    noise = rng.lognormal(0, 0.05, a_idx.size)
-    growth = 1.0 + 0.04 * (day - acct["opened"][a_idx]) / 365.0
-    balance = np.round(acct["base"][a_idx] * level * noise * growth, 2)
-    return pl.DataFrame({
-        "account_id": acct["ids"].gather(a_idx),
-        "date": _dates(day),
-        "balance": balance,
-    })
+    # one snapshot date at a time keeps the temporaries at O(accounts)
+    acc = np.arange(acct["cust"].size)
+    parts = []
+    for day_value in snap:
+        open_now = (acct["opened"] <= day_value) & ((acct["closed"] < 0) | (day_value < acct["closed"]))
+        a_idx = acc[open_now]
+        day = np.full(a_idx.size, day_value)
+        factor = _activity_factor(day, c, acct["cust"][a_idx])
+        # balances follow activity (money moves out before a leave), stay put while dormant
+        level = np.where(factor > 0, 0.2 + 0.8 * factor, 0.5)
+        growth = 1.0 + 0.04 * (day_value - acct["opened"][a_idx]) / 365.0
+        balance = np.round(acct["base"][a_idx] * level * rng.lognormal(0, 0.05, a_idx.size)
+                           * growth, 2)
+        parts.append(pl.DataFrame({"_a": a_idx.astype(np.uint32), "_d": day.astype(np.int32),
+                                   "balance": balance}))
+    frame = pl.concat(parts).sort("_a", "_d")
+    return frame.select(
+        acct["ids"].gather(frame["_a"]).alias("account_id"),
+        pl.col("_d").cast(pl.Date).alias("date"),
+        "balance",
+    )
 
 
 def _transactions(rng, c: dict, month_first: np.ndarray, month_len: np.ndarray,
                   end_day: int) -> pl.DataFrame:
     n, n_months = c["n"], month_first.size
+    idx = np.arange(n)
+    old = c["age"] >= 60
     chunks = []
-    # month by month keeps memory at O(customers) per step
+    # Month by month, in compact types: temporaries stay O(customers + one month), and
+    # the string ids are made once at the end. Rows come in time order, like a ledger.
     for k in range(n_months):
         mid = month_first[k] + month_len[k] // 2
-        idx = np.arange(n)
         factor = _activity_factor(np.full(n, mid), c, idx)
-        lam = 1.3 * c["activity"] * factor * month_len[k] / 30.4375
-        counts = rng.poisson(lam)
-        has = counts > 0
-        if not has.any():
+        counts = rng.poisson(1.3 * c["activity"] * factor * month_len[k] / 30.4375)
+        rows = np.repeat(idx, counts)
+        if rows.size == 0:
             continue
-        rows = np.repeat(idx[has], counts[has])
         day = month_first[k] + rng.integers(0, month_len[k], rows.size)
         day_factor = _activity_factor(day, c, rows)
         keep = (day_factor > 0) & (day <= end_day)
@@ -358,28 +361,28 @@ def _transactions(rng, c: dict, month_first: np.ndarray, month_len: np.ndarray,
         refund = rng.random(rows.size) < 0.02
         amount = np.round(np.where(refund, -0.5 * amount, amount), 2)
         seconds = rng.integers(7 * 3600, 22 * 3600, rows.size)
-        chunks.append((rows, day, seconds, amount))
-    rows = np.concatenate([ch[0] for ch in chunks])
-    day = np.concatenate([ch[1] for ch in chunks])
-    seconds = np.concatenate([ch[2] for ch in chunks])
-    amount = np.concatenate([ch[3] for ch in chunks])
-    order = np.lexsort((seconds, day, rows))
-    rows, day, seconds, amount = rows[order], day[order], seconds[order], amount[order]
-    old = c["age"][rows] >= 60
-    u = rng.random(rows.size)
-    channel_idx = np.where(old, np.searchsorted([0.25, 0.35, 0.75, 0.9], u),
-                           np.searchsorted([0.55, 0.8, 0.9, 0.97], u))
-    ts_us = (day * 86400 + seconds) * 1_000_000
-    txn_ids = pl.select(pl.concat_str(pl.lit("T"), pl.Series(np.arange(1, rows.size + 1))
-                                      .cast(pl.String).str.zfill(9))).to_series()
-    return pl.DataFrame({
-        "transaction_id": txn_ids,
-        "customer_id": c["ids"].gather(rows),
-        "timestamp": pl.Series(ts_us).cast(pl.Datetime("us")),
-        "amount": amount,
-        "channel": pl.Series(np.array(_CHANNELS)[np.minimum(channel_idx, 4)]),
-        "product_id": pl.Series(np.where(rng.random(rows.size) < 0.35, "P03", "P01")),
-    })
+        u = rng.random(rows.size)
+        channel = np.where(old[rows], np.searchsorted([0.25, 0.35, 0.75, 0.9], u),
+                           np.searchsorted([0.55, 0.8, 0.9, 0.97], u)).astype(np.uint8)
+        chunks.append(pl.DataFrame({
+            "_c": rows.astype(np.uint32),
+            "_t": (day * 86400 + seconds) * 1_000_000,
+            "amount": amount,
+            "_ch": channel,
+            "_card": rng.random(rows.size) < 0.35,
+        }).sort("_t", "_c"))
+    frame = pl.concat(chunks)
+    del chunks
+    return frame.select(
+        pl.concat_str(pl.lit("T"), pl.int_range(1, pl.len() + 1).cast(pl.String).str.zfill(9))
+        .alias("transaction_id"),
+        c["ids"].gather(frame["_c"]).alias("customer_id"),
+        pl.col("_t").cast(pl.Datetime("us")).alias("timestamp"),
+        "amount",
+        pl.col("_ch").replace_strict(dict(enumerate(_CHANNELS)), return_dtype=pl.String)
+        .alias("channel"),
+        pl.when(pl.col("_card")).then(pl.lit("P03")).otherwise(pl.lit("P01")).alias("product_id"),
+    )
 
 
 def _managers_and_assignments(rng, c: dict, end_day: int):
