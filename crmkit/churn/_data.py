@@ -226,16 +226,11 @@ def build_survival_data(
     ...                    dt.date(2022, 1, 1)]})
     >>> churn = pl.DataFrame({"customer_id": ["a", "d"],
     ...                       "churn_date": [dt.date(2024, 2, 10), dt.date(2023, 5, 1)]})
-    >>> build_survival_data(customers, churn, start="2024-01-01", end="2024-12-31")
-    shape: (2, 5)
-    ┌─────────────┬───────────────┬───────┬────────────────────────┬──────────────────────┐
-    │ customer_id ┆ duration_days ┆ event ┆ tenure_at_start_days   ┆ window_start         │
-    │ ---         ┆ ---           ┆ ---   ┆ ---                    ┆ ---                  │
-    │ str         ┆ f64           ┆ bool  ┆ f64                    ┆ date                 │
-    ╞═════════════╪═══════════════╪═══════╪════════════════════════╪══════════════════════╡
-    │ a           ┆ 40.0          ┆ true  ┆ 365.0                  ┆ 2024-01-01           │
-    │ b           ┆ 365.0         ┆ false ┆ 214.0                  ┆ 2024-01-01           │
-    └─────────────┴───────────────┴───────┴────────────────────────┴──────────────────────┘
+    >>> out = build_survival_data(customers, churn, start="2024-01-01", end="2024-12-31")
+    >>> out.columns
+    ['customer_id', 'duration_days', 'event', 'tenure_at_start_days', 'window_start']
+    >>> out.select("customer_id", "duration_days", "event").rows()
+    [('a', 40.0, True), ('b', 365.0, False)]
     """
     owner = "build_survival_data"
     start_d = check_date(start, "start", owner)

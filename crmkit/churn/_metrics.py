@@ -291,7 +291,7 @@ def integrated_brier_score(duration: Any, event: Any, survival: Any, times: Any,
 
     Examples
     --------
-    >>> integrated_brier_score([1, 3, 5], [1, 0, 1], [[0, 0], [1, 1], [1, 0]], [2, 4])
+    >>> integrated_brier_score([1, 3, 5], [1, 0, 1], [[0, 0], [1, 1], [1, 1]], [2, 4])
     0.0
     """
     times = np.atleast_1d(np.asarray(times, dtype=float))
