@@ -140,9 +140,14 @@ def assign_stages(
 
     _check_ties(lf, compiled)
 
-    index = pl.lit(len(compiled), dtype=pl.UInt16)
-    for i, (_, _, cond) in reversed(list(enumerate(compiled))):
-        index = pl.when(cond.expr).then(pl.lit(i, dtype=pl.UInt16)).otherwise(index)
+    default = pl.lit(len(compiled), dtype=pl.UInt16)
+    if compiled:
+        chain = pl.when(compiled[0][2].expr).then(pl.lit(0, dtype=pl.UInt16))
+        for i, (_, _, cond) in enumerate(compiled[1:], start=1):
+            chain = chain.when(cond.expr).then(pl.lit(i, dtype=pl.UInt16))
+        index = chain.otherwise(default)
+    else:
+        index = default
     stages = [r.stage for _, r, _ in compiled] + [config.default_stage]
     rules = [r.name for _, r, _ in compiled] + [config.default_rule]
     idx = pl.col("__rule")
@@ -158,12 +163,22 @@ def assign_stages(
         )
         .collect()
     )
-    if out["customer_id"].is_duplicated().any():
+    if not _unique(out["customer_id"]):
         dups = out.filter(pl.col("customer_id").is_duplicated())["customer_id"].unique().sort()
         raise SchemaError(f"assign_stages: customer_id is not unique in the features "
                           f"({dups.len()} ids repeated, e.g. {', '.join(dups.head(5))}); "
                           "give one row per customer.")
     return to_output(out, output)
+
+
+def _unique(ids: pl.Series) -> bool:
+    """Whether ids are unique; a strictly increasing column (build_features sorts by
+    customer) is checked in one pass instead of hashing a million strings."""
+    if ids.len() < 2:
+        return True
+    if (ids.slice(1) > ids.slice(0, ids.len() - 1)).all():
+        return True
+    return not ids.is_duplicated().any()
 
 
 def _check_ties(lf: pl.LazyFrame, compiled: list) -> None:
