@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
 
-from crmkit.value._clv_base import RFMModel, _register
+from crmkit.value._clv_base import RFMModel, _dot, _register
 
 __all__ = ["BetaGeo", "bg_expected", "bg_pmf"]
 
@@ -136,6 +136,66 @@ class BetaGeo(RFMModel):
             dv_db = np.where(x > 0, digamma(np.maximum(b + x - 1.0, 1e-300)), 0.0) - dabx \
                 - digamma(b) + dab
         g[:, 3] = wu * du_db + wv * np.where(x > 0, dv_db, 0.0)
+        return ll, g
+
+    # Fast path for fitting: everything that depends on x alone is computed once per
+    # distinct x, the logs once per distinct T and t_x; per pattern only gathers,
+    # one log-sum-exp and weighted sums remain.
+    def _prepare_data(self, data, weights):
+        out = dict(data)
+        for key in ("x", "t_x", "T"):
+            u, inv = np.unique(data[key], return_inverse=True)
+            out[f"{key}_u"], out[f"{key}_i"] = u, inv
+        out["w_by_x"] = np.bincount(out["x_i"], weights=weights, minlength=len(out["x_u"]))
+        return out
+
+    def _fast_parts(self, p, data):
+        r, alpha, a, b = p
+        xu = data["x_u"]
+        with np.errstate(all="ignore"):
+            bx = betaln(a, b + xu) - betaln(a, b)
+            cx = np.where(xu > 0, np.log(a) - np.log(np.maximum(b + xu - 1.0, 1e-300)), -np.inf)
+        lT = np.log(alpha + data["T_u"])[data["T_i"]]
+        ltx = np.log(alpha + data["t_x_u"])[data["t_x_i"]]
+        rx = r + data["x"]
+        bxi = bx[data["x_i"]]
+        u = bxi - rx * lT
+        v = bxi + cx[data["x_i"]] - rx * ltx
+        lse = np.logaddexp(u, v)
+        return lT, ltx, rx, lse, v
+
+    def _total_loglik(self, p, data, weights):
+        if "x_u" not in data:
+            return super()._total_loglik(p, data, weights)
+        r, alpha, a, b = p
+        xu = data["x_u"]
+        base = gammaln(r + xu) - gammaln(r) + r * np.log(alpha)
+        _, _, _, lse, _ = self._fast_parts(p, data)
+        return float(_dot(data["w_by_x"], base) + _dot(weights, lse))
+
+    def _total_loglik_grad(self, p, data, weights):
+        if "x_u" not in data:
+            return super()._total_loglik_grad(p, data, weights)
+        r, alpha, a, b = p
+        xu, wx = data["x_u"], data["w_by_x"]
+        lT, ltx, rx, lse, v = self._fast_parts(p, data)
+        base = gammaln(r + xu) - gammaln(r) + r * np.log(alpha)
+        ll = float(_dot(wx, base) + _dot(weights, lse))
+        s = np.exp(v - lse)                  # weight of the 'dropped out after t_x' term
+        ws = weights * s
+        wu = weights - ws
+        ws_by_x = np.bincount(data["x_i"], weights=ws, minlength=len(xu))
+        dab, dabx = digamma(a + b), digamma(a + b + xu)
+        g = np.empty(4)
+        g[0] = (_dot(wx, digamma(r + xu) - digamma(r) + np.log(alpha))
+                - _dot(wu, lT) - _dot(ws, ltx))
+        g[1] = (wx.sum() * r / alpha - _dot(wu * rx, 1.0 / (alpha + data["T_u"])[data["T_i"]])
+                - _dot(ws * rx, 1.0 / (alpha + data["t_x_u"])[data["t_x_i"]]))
+        g[2] = _dot(wx, dab - dabx) + ws_by_x.sum() * (digamma(a + 1.0) - digamma(a))
+        du_db = digamma(b + xu) - dabx - digamma(b) + dab
+        with np.errstate(all="ignore"):
+            dv_minus_du = np.where(xu > 0, -1.0 / np.maximum(b + xu - 1.0, 1e-300), 0.0)
+        g[3] = _dot(wx, du_db) + _dot(ws_by_x, dv_minus_du)
         return ll, g
 
     # -------------------------------------------------------------- predictions

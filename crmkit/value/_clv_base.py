@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 from scipy import optimize
 from sklearn.base import BaseEstimator
+from threadpoolctl import threadpool_limits
 
 from crmkit._frames import Output, to_output, to_polars
 from crmkit.exceptions import ConvergenceWarning, NotFittedError, SchemaError
@@ -42,6 +43,16 @@ def _crmkit_version() -> str:
         return str(crmkit.__version__)
     except Exception:  # pragma: no cover - only while the package is half-imported
         return "unknown"
+
+
+def _dot(a, b) -> float:
+    """Sum of products without BLAS: BLAS threads stall on a loaded machine, and
+    these reductions are memory-bound anyway."""
+    return float(np.multiply(a, b).sum())
+
+
+def _weighted_rows(w, g):
+    return np.multiply(w[:, None], g).sum(axis=0)
 
 
 def _numeric_gradient(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
@@ -141,6 +152,17 @@ class CLVModel(BaseEstimator):
     def _loglik(self, params: np.ndarray, data: dict) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def _prepare_data(self, data: dict, weights: np.ndarray) -> dict:
+        """Precompute parameter-free quantities once per fit (override for speed)."""
+        return data
+
+    def _total_loglik(self, params, data, weights) -> float:
+        return float(_dot(weights, self._loglik(params, data)))
+
+    def _total_loglik_grad(self, params, data, weights):
+        ll, g = self._loglik_grad(params, data)
+        return _dot(weights, ll), _weighted_rows(weights, g)
+
     def _loglik_grad(self, params: np.ndarray, data: dict):  # pragma: no cover
         raise NotImplementedError
 
@@ -153,37 +175,36 @@ class CLVModel(BaseEstimator):
             raise ValueError(f"{self._name}.fit: no customers to fit (total weight is 0).")
         pen = float(self.penalizer_coef)
 
+        data = self._prepare_data(data, weights)
+
         def objective(logp: np.ndarray) -> float:
             p = np.exp(logp)
-            ll = self._loglik(p, data)
-            val = -float(np.dot(weights, ll)) / total + pen * float(np.sum(p**2))
+            ll = self._total_loglik(p, data, weights)
+            val = -ll / total + pen * float(np.sum(p**2))
             return val if math.isfinite(val) else 1e300
-
-        def gradient(logp: np.ndarray) -> np.ndarray:
-            p = np.exp(logp)
-            if self._has_gradient:
-                _, g = self._loglik_grad(p, data)
-                gp = -(weights @ g) / total + 2 * pen * p
-                return gp * p
-            return _numeric_gradient(objective, logp)
 
         def fun_and_grad(logp):
             p = np.exp(logp)
             if self._has_gradient:
-                ll, g = self._loglik_grad(p, data)
-                val = -float(np.dot(weights, ll)) / total + pen * float(np.sum(p**2))
-                gp = (-(weights @ g) / total + 2 * pen * p) * p
+                ll, g = self._total_loglik_grad(p, data, weights)
+                val = -ll / total + pen * float(np.sum(p**2))
+                gp = (-g / total + 2 * pen * p) * p
                 if not math.isfinite(val) or not np.all(np.isfinite(gp)):
                     return 1e300, np.zeros_like(logp)
                 return val, gp
             val = objective(logp)
             return val, _numeric_gradient(objective, logp)
 
+        def gradient(logp: np.ndarray) -> np.ndarray:
+            return fun_and_grad(logp)[1]
+
         if self.initial_params is not None:
             x0 = np.log([float(self.initial_params[n]) for n in self._param_names])
         else:
             x0 = np.log(self._initial_guess(data, weights))
-        with np.errstate(all="ignore"):
+        # one BLAS thread: the problem is tiny (<= 4 parameters) and BLAS worker
+        # threads only add synchronisation stalls, badly so on a busy machine
+        with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
             res = optimize.minimize(fun_and_grad, x0, jac=True, method="L-BFGS-B",
                                     bounds=[(-30.0, 30.0)] * x0.size,
                                     options={"maxiter": self.max_iter, "ftol": 1e-15,
@@ -219,8 +240,7 @@ class CLVModel(BaseEstimator):
 
         params = np.exp(x)
         self.params_ = {n: float(v) for n, v in zip(self._param_names, params)}
-        ll = self._loglik(params, data)
-        self.log_likelihood_ = float(np.dot(weights, ll))
+        self.log_likelihood_ = float(self._total_loglik(params, data, weights))
         self.n_customers_ = int(round(total)) if abs(total - round(total)) < 1e-9 else total
         self.n_patterns_ = int(len(weights))
         self.fingerprint_ = fingerprint
@@ -598,8 +618,8 @@ class RFMModel(CLVModel):
 
     def _initial_guess(self, data, weights):
         W = weights.sum()
-        mean_T = float(np.dot(weights, data["T"]) / W)
-        mean_x = float(np.dot(weights, data["x"]) / W)
+        mean_T = float(_dot(weights, data["T"]) / W)
+        mean_x = float(_dot(weights, data["x"]) / W)
         alpha = max(mean_T / max(mean_x, 0.1), 1e-3)
         return np.array(self._init_from_scale(alpha))
 
@@ -703,7 +723,7 @@ class RFMModel(CLVModel):
         out = np.zeros(max_frequency + 1)
         p = self._param_array()
         for kk in range(max_frequency):
-            out[kk] = float(np.dot(cnt, self._uncond_pmf(p, kk, Tu)))
+            out[kk] = float(_dot(cnt, self._uncond_pmf(p, kk, Tu)))
         out[max_frequency] = float(cnt.sum()) - out[:max_frequency].sum()
         return out
 

@@ -18,7 +18,7 @@ from scipy.special import digamma, gammaln
 
 from crmkit._frames import Output, to_output, to_polars
 from crmkit.exceptions import DataWarning, SchemaError
-from crmkit.value._clv_base import CLVModel, RFMModel, _fingerprint, _register
+from crmkit.value._clv_base import CLVModel, RFMModel, _dot, _fingerprint, _register, _weighted_rows
 
 __all__ = ["GammaGamma"]
 
@@ -101,7 +101,7 @@ class GammaGamma(CLVModel):
         return self
 
     def _initial_guess(self, data, weights):
-        mean_m = float(np.dot(weights, data["m"]) / weights.sum())
+        mean_m = float(_dot(weights, data["m"]) / weights.sum())
         return np.array([1.0, 2.0, max(mean_m, 1e-6)])
 
     def _loglik(self, params, data):
@@ -123,6 +123,45 @@ class GammaGamma(CLVModel):
         g[:, 1] = dpq - digamma(q) + np.log(v) - lvxm
         g[:, 2] = q / v - (px + q) / (v + x * m)
         return ll, g
+
+    def _prepare_data(self, data, weights):
+        out = dict(data)
+        x, m = data["x"], data["m"]
+        out["x_u"], out["x_i"] = np.unique(x, return_inverse=True)
+        out["w_by_x"] = np.bincount(out["x_i"], weights=weights, minlength=len(out["x_u"]))
+        out["xm"] = x * m
+        lxm = np.log(x * m)
+        out["S_lxm"] = float(_dot(weights, lxm))
+        out["S_x_lxm"] = float(_dot(weights * x, lxm))
+        out["S_lx"] = float(_dot(weights, np.log(x)))
+        out["wx"] = weights * x
+        return out
+
+    def _total_loglik(self, params, data, weights):
+        return self._total_loglik_grad(params, data, weights, grad=False)[0]
+
+    def _total_loglik_grad(self, params, data, weights, grad=True):
+        if "x_u" not in data:
+            ll, g = self._loglik_grad(params, data, grad=grad)
+            return float(_dot(weights, ll)), (_weighted_rows(weights, g) if grad else None)
+        p, q, v = params
+        xu, wx_u = data["x_u"], data["w_by_x"]
+        W = wx_u.sum()
+        pxu = p * xu
+        lvxm = np.log(v + data["xm"])
+        S_lv = float(_dot(weights, lvxm))
+        S_x_lv = float(_dot(data["wx"], lvxm))
+        ll = (_dot(wx_u, gammaln(pxu + q) - gammaln(pxu)) - W * gammaln(q) + W * q * np.log(v)
+              + p * data["S_x_lxm"] - data["S_lxm"] + data["S_lx"] - p * S_x_lv - q * S_lv)
+        if not grad:
+            return float(ll), None
+        dpq = digamma(pxu + q)
+        g = np.empty(3)
+        g[0] = _dot(wx_u * xu, dpq - digamma(pxu)) + data["S_x_lxm"] - S_x_lv
+        g[1] = _dot(wx_u, dpq) - W * digamma(q) + W * np.log(v) - S_lv
+        inv = 1.0 / (v + data["xm"])
+        g[2] = W * q / v - p * _dot(data["wx"], inv) - q * _dot(weights, inv)
+        return float(ll), g
 
     def _extra_state(self):
         return {"frequency_spend_correlation": self.frequency_spend_correlation_}
