@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,12 @@ def plot_stage_distribution(history: Any, *, normalize: bool = True,
     ax.set_xlabel("run date (as of)")
     ax.set_title("Lifecycle stages over time")
     ax.margins(x=0)
+    if x and isinstance(x[0], dt.date):
+        import matplotlib.dates as mdates
+
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize="small")
     return ax
 
@@ -207,7 +214,8 @@ def plot_stage_flow(previous: Any, current: Any, *, stages: list[str] | None = N
             lo, hi = pos[s]
             ax.add_patch(Rectangle((x, lo), w, hi - lo, facecolor=_color(s, i), edgecolor="none"))
             share = hi - lo
-            ax.text(x + dx, (lo + hi) / 2, f"{s} {share:.0%}", ha=ha, va="center",
+            label = f"{share:.0%}" if share >= 0.01 else f"{share:.1%}"
+            ax.text(x + dx, (lo + hi) / 2, f"{s} {label}", ha=ha, va="center",
                     fontsize="small")
     ax.set_xlim(-0.35, 1.35)
     ax.set_ylim(-0.02, 1.0 + gap * max(len(left), len(right)))
