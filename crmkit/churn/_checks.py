@@ -153,7 +153,9 @@ def screen_covariates(
     if len(keep) > 1:
         Z = X[:, keep]
         Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
-        C = (Z.T @ Z) / n
+        # einsum, not Z.T @ Z: the BLAS syrk path costs seconds per call on small
+        # thread-starved machines, einsum's loop is milliseconds for tens of columns
+        C = np.einsum("ij,ik->jk", Z, Z) / n
         kept: list[int] = []
         for a, j in enumerate(keep):
             if kept:
