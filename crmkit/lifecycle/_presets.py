@@ -16,8 +16,11 @@ from __future__ import annotations
 
 __all__ = ["PRESETS", "preset_names"]
 
-_REACTIVATED = ("txn_count_30d > 0 and (previous_stage in ['dormant', 'churned'] "
-                "or longest_gap_30d_days > reactivation_gap_days)")
+# Active again after being dormant/churned in the previous run (any transaction since,
+# however long ago the previous run was), or, without a previous run, a transaction in
+# the last 30 days that ended a long gap.
+_REACTIVATED = ("(previous_stage in ['dormant', 'churned'] and days_since_last_txn < dormant_days)"
+                " or (txn_count_30d > 0 and longest_gap_30d_days > reactivation_gap_days)")
 
 RETAIL_BANK = {
     "name": "retail_bank",
@@ -46,8 +49,9 @@ RETAIL_BANK = {
          "when": "all_products_closed",
          "description": "had products, every one of them is closed"},
         {"name": "reactivated", "stage": "reactivated", "when": _REACTIVATED,
-         "description": "active in the last 30 days after being dormant or churned in the "
-                        "previous run, or after a gap of more than reactivation_gap_days"},
+         "description": "active again after being dormant or churned in the previous run, "
+                        "or active in the last 30 days after a gap of more than "
+                        "reactivation_gap_days"},
         {"name": "dormant", "stage": "dormant",
          "when": "n_products_open > 0 and (days_since_last_txn >= dormant_days or "
                  "(not has_transacted and days_since_first_product >= dormant_days))",
@@ -106,8 +110,9 @@ RETAILER = {
         {"name": "prospect", "stage": "prospect", "when": "not has_transacted",
          "description": "known, never purchased"},
         {"name": "reactivated", "stage": "reactivated", "when": _REACTIVATED,
-         "description": "purchased in the last 30 days after being dormant or churned in the "
-                        "previous run, or after a gap of more than reactivation_gap_days"},
+         "description": "buying again after being dormant or churned in the previous run, "
+                        "or bought in the last 30 days after a gap of more than "
+                        "reactivation_gap_days"},
         {"name": "inactive", "stage": "churned", "when": "days_since_last_txn >= churn_days",
          "description": "no purchase for churn_days"},
         {"name": "dormant", "stage": "dormant", "when": "days_since_last_txn >= dormant_days",
