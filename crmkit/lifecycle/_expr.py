@@ -132,9 +132,7 @@ class _Compiler:
                 if not isinstance(right_node, (ast.List, ast.Tuple, ast.Set)):
                     raise self.fail(right_node, "'in' needs a list of constants")
                 values = [self.const(e) for e in right_node.elts]
-                part = left.is_in(values)
-                # is_in is False (not missing) for a missing left side; keep SQL semantics.
-                part = pl.when(left.is_null()).then(None).otherwise(part)
+                part = left.is_in(values)  # missing stays missing (SQL semantics)
                 if isinstance(op, ast.NotIn):
                     part = ~part
             elif isinstance(op, (ast.Is, ast.IsNot)) or (
@@ -244,7 +242,7 @@ def compile_clauses(clauses: Iterable[Mapping[str, Any]], *, combine: str = "all
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{where}: clause {i} ({feature} {op}) needs a list value. "
                                   f"Got {value!r} instead.")
-            e = pl.when(col.is_null()).then(None).otherwise(col.is_in(list(value)))
+            e = col.is_in(list(value))
             e = ~e if op == "not in" else e
         else:
             if value is None:
