@@ -533,6 +533,8 @@ def hidden_vips(frame: Any, scheme: TierScheme | None = None, *, n: int = 100,
            .filter(pl.col(col).is_not_null() & pl.col(col).is_not_nan() & (pl.col(col) > min_value))
            .with_columns(scheme.tier_expr(col).alias("tier"))
            .filter(~pl.col("tier").is_in(scheme.vip_tiers))
+           # keep only values >= each branch's n-th largest (ties included) before sorting
+           .filter(pl.col(col) >= pl.col(col).top_k(n).min().over(branch_col))
            .sort([branch_col, col, id_col], descending=[False, True, False])
            .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(branch_col).alias("rank"))
            .filter(pl.col("rank") <= n)
@@ -588,7 +590,7 @@ def tier_movement(previous: Any, current: Any, scheme: TierScheme | Sequence[str
     _require(p, [id_col, tier_col], "tier_movement (previous)", "id_col=, tier_col=")
     _require(c, [id_col, tier_col], "tier_movement (current)", "id_col=, tier_col=")
     for name, f in (("previous", p), ("current", c)):
-        if f[id_col].is_duplicated().any():
+        if f[id_col].n_unique() != f.height:
             raise SchemaError(f"tier_movement: the {name} table has duplicate {id_col!r} values; "
                               f"pass one row per customer.")
     order = _order(scheme, set(p[tier_col].unique().to_list()) | set(c[tier_col].unique().to_list()))
@@ -637,37 +639,35 @@ def tier_movement_summary(movement: Any, scheme: TierScheme | Sequence[str] | No
     m = to_polars(movement, "movement")
     _require(m, ["from_tier", "to_tier", "movement"], "tier_movement_summary",
              "the output of tier_movement")
-    order = _order(scheme, set(m["from_tier"].drop_nulls().unique().to_list())
-                   | set(m["to_tier"].drop_nulls().unique().to_list()))
+    used = (set(m["from_tier"].drop_nulls().unique().to_list())
+            | set(m["to_tier"].drop_nulls().unique().to_list()))
+    order = _order(scheme, used)
     names = [n for n, _ in sorted(order.items(), key=lambda kv: kv[1])]
     if isinstance(scheme, TierScheme) or scheme is None:
         # list the gap tier only when someone is in it
-        used = set(m["from_tier"].drop_nulls()) | set(m["to_tier"].drop_nulls())
         gap = (scheme or TierScheme.retail_bank()).gap_tier
         names = [n for n in names if n != gap or n in used]
 
-    def count(col: str, cond: pl.Expr, alias: str) -> pl.LazyFrame:
-        return (m.lazy().filter(cond & pl.col(col).is_not_null())
-                .group_by(pl.col(col).alias("tier")).agg(pl.len().cast(pl.Int64).alias(alias)))
+    out_names = {"same": "same", "upgrade": "upgraded_out", "downgrade": "downgraded_out",
+                 "lost": "lost", "new": None}
+    in_names = {"same": None, "upgrade": "upgraded_in", "downgrade": "downgraded_in",
+                "new": "new", "lost": None}
 
-    mv = pl.col("movement")
-    parts = [
-        count("from_tier", pl.lit(True), "previous"),
-        count("to_tier", pl.lit(True), "current"),
-        count("to_tier", mv == "same", "same"),
-        count("to_tier", mv == "upgrade", "upgraded_in"),
-        count("to_tier", mv == "downgrade", "downgraded_in"),
-        count("to_tier", mv == "new", "new"),
-        count("from_tier", mv == "upgrade", "upgraded_out"),
-        count("from_tier", mv == "downgrade", "downgraded_out"),
-        count("from_tier", mv == "lost", "lost"),
-    ]
+    def tally(col: str, alias_total: str, names_by_move: dict) -> pl.LazyFrame:
+        g = (m.lazy().filter(pl.col(col).is_not_null())
+             .group_by(pl.col(col).alias("tier"), "movement").agg(pl.len().cast(pl.Int64).alias("n")))
+        aggs = [pl.col("n").sum().alias(alias_total)]
+        aggs += [pl.col("n").filter(pl.col("movement") == mv).sum().alias(alias)
+                 for mv, alias in names_by_move.items() if alias is not None]
+        return g.group_by("tier").agg(aggs)
+
+    parts = [tally("from_tier", "previous", out_names), tally("to_tier", "current", in_names)]
     out = pl.LazyFrame({"tier": names}).with_columns(pl.int_range(pl.len()).alias("_o"))
     for part in parts:
         out = out.join(part, on="tier", how="left")
     cols = ["previous", "current", "same", "upgraded_in", "downgraded_in", "new",
             "upgraded_out", "downgraded_out", "lost"]
-    out = (out.with_columns([pl.col(c).fill_null(0) for c in cols])
+    out = (out.select("tier", "_o", *[pl.col(c).fill_null(0) for c in cols])
            .with_columns((pl.col("current") - pl.col("previous")).alias("net_change"))
            .sort("_o").drop("_o"))
     return to_output(out.collect(), output)
