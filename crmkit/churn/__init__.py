@@ -20,9 +20,12 @@ from crmkit.churn._data import (
 from crmkit.churn._km import KaplanMeierBaseline
 from crmkit.churn._plots import plot_calibration, plot_reason_codes, plot_survival_by_group
 from crmkit.churn._scoring import score_customers
+from crmkit.churn._step import ChurnSettings, ChurnStepResult, prepare_covariates, run_churn_step
 from crmkit.churn._weibull import WeibullAFT
 
 __all__ = sorted([
+    "ChurnSettings",
+    "ChurnStepResult",
     "CoxPH",
     "KaplanMeierBaseline",
     "SurvivalModel",
@@ -38,6 +41,8 @@ __all__ = sorted([
     "plot_calibration",
     "plot_reason_codes",
     "plot_survival_by_group",
+    "prepare_covariates",
+    "run_churn_step",
     "score_customers",
     "screen_covariates",
     "split_y",
