@@ -164,8 +164,15 @@ def assign_stages(
         .collect()
     )
     if not _unique(out["customer_id"]):
-        dups = out.filter(pl.col("customer_id").is_duplicated())["customer_id"].unique().sort()
-        raise SchemaError(f"assign_stages: customer_id is not unique in the features "
+        where = "the features"
+        ids = to_lazy(features, "features").select(pl.col("customer_id").cast(pl.String))
+        if previous is not None and ids.select(pl.len() == pl.col("customer_id").n_unique()) \
+                .collect().item():
+            where, ids = "'previous'", to_lazy(previous, "previous").select(
+                pl.col("customer_id").cast(pl.String))
+        dups = (ids.filter(pl.col("customer_id").is_duplicated()).unique().sort("customer_id")
+                .collect()["customer_id"])
+        raise SchemaError(f"assign_stages: customer_id is not unique in {where} "
                           f"({dups.len()} ids repeated, e.g. {', '.join(dups.head(5))}); "
                           "give one row per customer.")
     return to_output(out, output)

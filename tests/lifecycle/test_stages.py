@@ -190,6 +190,10 @@ def test_duplicate_or_missing_ids():
     feats = lifecycle_features(BANK, as_of=END)
     with pytest.raises(SchemaError, match="not unique.*e.g."):
         assign_stages(pl.concat([feats, feats.head(2)]), as_of=END)
+    prev = assign_stages(feats, as_of=END)
+    with pytest.raises(SchemaError, match="not unique in 'previous'.*e.g. "
+                                          + prev["customer_id"][0]):
+        assign_stages(feats, as_of=END, previous=pl.concat([prev, prev.head(1)]))
     with pytest.raises(SchemaError, match="no 'customer_id'"):
         assign_stages(feats.drop("customer_id"), as_of=END)
 
