@@ -214,7 +214,8 @@ class BetaGeo(RFMModel):
         # eq. 10 = P(alive) * E[X(t)] of a fresh BG process with the posterior
         # parameters (r + x, alpha + T, a, b + x)
         r, alpha, a, b = p
-        return self._p_alive(p, x, t_x, T) * bg_expected(r + x, alpha + T, a, b + x, t)
+        post = self._by_pattern(lambda xx, TT: bg_expected(r + xx, alpha + TT, a, b + xx, t), x, T)
+        return self._p_alive(p, x, t_x, T) * post
 
     def _uncond_expected(self, p, t):
         r, alpha, a, b = p

@@ -207,16 +207,18 @@ class CLVModel(BaseEstimator):
         with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
             res = optimize.minimize(fun_and_grad, x0, jac=True, method="L-BFGS-B",
                                     bounds=[(-30.0, 30.0)] * x0.size,
-                                    options={"maxiter": self.max_iter, "ftol": 1e-15,
-                                             "gtol": 1e-10, "maxcor": 20})
+                                    options={"maxiter": self.max_iter, "ftol": 1e-12,
+                                             "gtol": 1e-8, "maxcor": 20})
             x = res.x
-            # A few Newton steps polish the optimum (L-BFGS-B stops on ftol well
-            # before the parameters agree to 1e-6 on flat likelihoods).
-            fx = objective(x)
-            H = None
+            # Newton steps polish the optimum (L-BFGS-B may stop on ftol before the
+            # parameters agree to 1e-6 on flat likelihoods). The finite-difference
+            # Hessian is computed once and reused; near the optimum that converges fast.
+            fx, g = fun_and_grad(x)
+            H = _hessian(objective, gradient, x, self._has_gradient)
+            x_h = x.copy()
             for _ in range(8):
-                g = gradient(x)
-                H = _hessian(objective, gradient, x, self._has_gradient)
+                if np.max(np.abs(g)) < 1e-12:
+                    break
                 try:
                     step = np.linalg.solve(H, g)
                 except np.linalg.LinAlgError:
@@ -225,18 +227,18 @@ class CLVModel(BaseEstimator):
                     break
                 t = 1.0
                 improved = False
-                while t > 1e-4:
+                while t > 1e-3:
                     cand = np.clip(x - t * step, -30, 30)
-                    fc = objective(cand)
+                    fc, gc = fun_and_grad(cand)
                     if fc <= fx:
-                        improved = fc < fx
-                        x, fx = cand, fc
+                        improved = fc < fx or np.max(np.abs(gc)) < np.max(np.abs(g))
+                        x, fx, g = cand, fc, gc
                         break
                     t /= 2
-                if not improved or np.max(np.abs(t * step)) < 1e-10:
+                if not improved or np.max(np.abs(t * step)) < 1e-12:
                     break
-            g = gradient(x)
-            H = _hessian(objective, gradient, x, self._has_gradient)
+            if np.max(np.abs(x - x_h)) > 1e-3:  # standard errors at the final point
+                H = _hessian(objective, gradient, x, self._has_gradient)
 
         params = np.exp(x)
         self.params_ = {n: float(v) for n, v in zip(self._param_names, params)}
@@ -557,33 +559,48 @@ class RFMModel(CLVModel):
 
     @staticmethod
     def _compress(*cols: np.ndarray, weights: np.ndarray | None = None):
-        """Distinct rows of ``cols`` with summed weights, and the inverse index."""
-        frame = pl.DataFrame({f"c{i}": c for i, c in enumerate(cols)})
-        frame = frame.with_columns(
-            pl.Series("_w", weights if weights is not None else np.ones(len(cols[0]))))
-        keys = [f"c{i}" for i in range(len(cols))]
-        uniq = frame.group_by(keys).agg(pl.col("_w").sum()).sort(keys)
-        return [uniq[k].to_numpy() for k in keys], uniq["_w"].to_numpy()
+        """Distinct rows of ``cols`` (sorted) with their summed weights."""
+        n = len(cols[0])
+        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+        if n == 0:
+            return [np.asarray(c, dtype=float) for c in cols], w
+        key = np.zeros(n, dtype=np.int64)
+        size = 1
+        for c in cols:
+            u, inv = np.unique(c, return_inverse=True)
+            size *= len(u)
+            if size > 2**62:  # too many distinct values for one integer key
+                frame = pl.DataFrame({f"c{i}": c for i, c in enumerate(cols)} | {"_w": w})
+                keys = [f"c{i}" for i in range(len(cols))]
+                uniq = frame.group_by(keys).agg(pl.col("_w").sum()).sort(keys)
+                return [uniq[k].to_numpy() for k in keys], uniq["_w"].to_numpy()
+            key = key * len(u) + inv
+        _, first, kinv = np.unique(key, return_index=True, return_inverse=True)
+        return ([np.asarray(c, dtype=float)[first] for c in cols],
+                np.bincount(kinv, weights=w, minlength=len(first)))
 
     @staticmethod
     def _by_pattern(fn, *cols: np.ndarray) -> np.ndarray:
-        """Evaluate ``fn`` once per distinct row of ``cols`` and broadcast back."""
+        """Evaluate ``fn`` once per distinct row of ``cols`` and broadcast back.
+
+        Predictions depend on a customer only through these columns, so 10M
+        customers cost as much as their distinct patterns (plus a sort).
+        """
         n = len(cols[0])
-        if n < 5000:
+        if n < 2000:
             return fn(*cols)
-        frame = pl.DataFrame({f"c{i}": c for i, c in enumerate(cols)})
-        keys = [f"c{i}" for i in range(len(cols))]
-        uniq = frame.unique(keys)
-        if uniq.height > 0.7 * n:
+        key = np.zeros(n, dtype=np.int64)
+        size = 1
+        for c in cols:
+            u, inv = np.unique(c, return_inverse=True)
+            size *= len(u)
+            if size > 2**62:
+                return fn(*cols)
+            key = key * len(u) + inv
+        _, first, kinv = np.unique(key, return_index=True, return_inverse=True)
+        if len(first) > 0.7 * n:
             return fn(*cols)
-        vals = np.asarray(fn(*[uniq[k].to_numpy() for k in keys]))
-        if vals.ndim == 1:
-            uniq = uniq.with_columns(pl.Series("_v", vals))
-            return frame.join(uniq, on=keys, how="left", maintain_order="left")["_v"].to_numpy()
-        vcols = [f"_v{j}" for j in range(vals.shape[1])]
-        uniq = uniq.with_columns([pl.Series(c, vals[:, j]) for j, c in enumerate(vcols)])
-        joined = frame.join(uniq, on=keys, how="left", maintain_order="left")
-        return joined.select(vcols).to_numpy()
+        return np.asarray(fn(*[c[first] for c in cols]))[kinv]
 
     def fit(self, rfm: Any, y: Any = None, *, unit: str | None = None,
             weight_col: str | None = None):
@@ -654,8 +671,7 @@ class RFMModel(CLVModel):
         nor returns NaN for heavy buyers with an old last purchase.
         """
         ids, x, t_x, T = self._predict_inputs(rfm, unit)
-        p = self._by_pattern(lambda a, b, c: self._p_alive(self._param_array(), a, b, c),
-                             x, t_x, T)
+        p = self._p_alive(self._param_array(), x, t_x, T)
         return self._out(ids, {"p_alive": p}, output)
 
     def expected_purchases(self, rfm: Any, *, horizon: float, unit: str | None = None,
@@ -667,8 +683,7 @@ class RFMModel(CLVModel):
         """
         h = self._check_horizon(horizon, f"{self._name}.expected_purchases")
         ids, x, t_x, T = self._predict_inputs(rfm, unit)
-        e = self._by_pattern(
-            lambda a, b, c: self._cond_expected(self._param_array(), a, b, c, h), x, t_x, T)
+        e = self._cond_expected(self._param_array(), x, t_x, T, h)
         return self._out(ids, {"expected_purchases": e}, output)
 
     def expected_purchases_new_customer(self, horizon: Any) -> np.ndarray | float:

@@ -58,7 +58,9 @@ class ModifiedBetaGeo(RFMModel):
 
     def _cond_expected(self, p, x, t_x, T, t):
         r, alpha, a, b = p
-        return self._p_alive(p, x, t_x, T) * bg_expected(r + x, alpha + T, a, b + x + 1.0, t)
+        post = self._by_pattern(
+            lambda xx, TT: bg_expected(r + xx, alpha + TT, a, b + xx + 1.0, t), x, T)
+        return self._p_alive(p, x, t_x, T) * post
 
     def _uncond_expected(self, p, t):
         # survive the flip at time 0 (prob. b/(a+b), after which p ~ Beta(a, b+1)),

@@ -38,8 +38,11 @@ def _log_F(r, alpha, s, beta, x, y):
 
 def _log_A0_term(r, alpha, s, beta, x, t_x, T):
     """log of s/(r+s+x) * A0 (the 'died in (t_x, T]' part of the likelihood)."""
-    lf_tx = _log_F(r, alpha, s, beta, x, t_x)
-    lf_T = _log_F(r, alpha, s, beta, x, T)
+    def lf(xx, yy):
+        return _log_F(r, alpha, s, beta, xx, yy)
+
+    lf_tx = RFMModel._by_pattern(lf, x, t_x)
+    lf_T = RFMModel._by_pattern(lf, x, T)
     with np.errstate(all="ignore"):
         d = lf_T - lf_tx
         out = lf_tx + np.log(-np.expm1(np.minimum(d, 0.0)))
