@@ -306,7 +306,7 @@ def _customers_from_transactions(transactions: Any, as_of: dt.date) -> pl.DataFr
         .filter(pl.col("timestamp").cast(pl.Date) <= as_of)
         .group_by("customer_id")
         .agg(pl.col("timestamp").min().cast(pl.Date).alias("first_seen"))
-        .select(pl.col("customer_id").cast(pl.String), pl.lit("B00").alias("branch_id"),
+        .select(pl.col("customer_id").cast(pl.String), pl.lit(None, pl.String).alias("branch_id"),
                 "first_seen")
         .sort("customer_id")
         .collect()
