@@ -202,11 +202,14 @@ def stage_flows(history: Any, *, output: Output = "polars"):
 
 
 def cohort_stages(history: Any, *, entry_stage: str = "onboarding", at: dt.date | str | None = None,
-                  freq: str = "1mo", output: Output = "polars"):
+                  freq: str = "1mo", entry_dates: Any = None, output: Output = "polars"):
     """Where the customers who entered a stage in each period are now.
 
     A customer's cohort is the period (``freq``, a polars duration such as ``"1mo"``
-    for calendar months) of the first run in which they were in ``entry_stage``.
+    for calendar months) of the first run in which they were in ``entry_stage``;
+    or, with ``entry_dates``, the period of their own entry date (e.g. the
+    features' ``first_product_date``), which also places customers who entered
+    before the first run of the history.
 
     Parameters
     ----------
@@ -216,6 +219,9 @@ def cohort_stages(history: Any, *, entry_stage: str = "onboarding", at: dt.date 
         The stage that defines the cohort (default ``"onboarding"``).
     at : date, optional
         The run to look at ("now"); defaults to the latest run in the history.
+    entry_dates : DataFrame, optional
+        ``customer_id`` and one date column: the entry date of each customer
+        (customers without a date are left out); ``entry_stage`` is then unused.
 
     Returns
     -------
@@ -235,11 +241,21 @@ def cohort_stages(history: Any, *, entry_stage: str = "onboarding", at: dt.date 
     if at is None:
         at = hist["as_of"].max()
     at = check_date(at, "at", "cohort_stages")
-    entry = (
-        hist.filter((pl.col("stage") == entry_stage) & (pl.col("as_of") <= at))
-        .group_by("customer_id").agg(pl.col("as_of").min().alias("entered"))
-        .with_columns(pl.col("entered").dt.truncate(freq).alias("cohort"))
-    )
+    if entry_dates is not None:
+        ed = to_polars(entry_dates, "entry_dates")
+        dates = [c for c in ed.columns if c != "customer_id"]
+        if "customer_id" not in ed.columns or len(dates) != 1:
+            raise SchemaError("cohort_stages: 'entry_dates' needs customer_id and exactly one "
+                              f"date column; it has {', '.join(ed.columns)}.")
+        entry = ed.select(pl.col("customer_id").cast(pl.String),
+                          pl.col(dates[0]).cast(pl.Date).alias("entered")).filter(
+            pl.col("entered").is_not_null() & (pl.col("entered") <= at))
+    else:
+        entry = (
+            hist.filter((pl.col("stage") == entry_stage) & (pl.col("as_of") <= at))
+            .group_by("customer_id").agg(pl.col("as_of").min().alias("entered"))
+        )
+    entry = entry.with_columns(pl.col("entered").dt.truncate(freq).alias("cohort"))
     now = hist.filter(pl.col("as_of") == at).select("customer_id", "stage")
     out = (
         entry.join(now, on="customer_id", how="left")

@@ -86,6 +86,26 @@ def test_flows_and_cohorts(history):
     assert cohorts.filter(pl.col("cohort") == dt.date(2025, 9, 1))["count"].sum() == onboarded_sep
 
 
+def test_cohorts_from_entry_dates(history):
+    feats = lifecycle_features(BANK, as_of=END)
+    entry = feats.select("customer_id", "first_product_date")
+    cohorts = cohort_stages(history, entry_dates=entry, freq="1q")
+    opened = feats.filter(pl.col("first_product_date").is_not_null())
+    assert cohorts["count"].sum() == opened.height
+    recent = opened.filter(pl.col("first_product_date") >= dt.date(2025, 10, 1)).height
+    assert cohorts.filter(pl.col("cohort") == dt.date(2025, 10, 1))["count"].sum() == recent
+    with pytest.raises(SchemaError, match="exactly one date column"):
+        cohort_stages(history, entry_dates=feats.select("customer_id", "first_product_date",
+                                                        "last_txn_date"))
+
+
+def test_shards_give_the_same_stages():
+    whole = assign_stages(lifecycle_features(BANK, as_of=END), as_of=END)
+    parts = [assign_stages(lifecycle_features(BANK, as_of=END, shard=(i, 3)), as_of=END)
+             for i in range(3)]
+    assert pl.concat(parts).sort("customer_id").equals(whole.sort("customer_id"))
+
+
 def test_reactivation_and_changes_across_runs(history):
     changes = stage_changes(history[RUNS[-2]], history[RUNS[-1]])
     assert (changes["from_stage"] != changes["to_stage"]).all()
