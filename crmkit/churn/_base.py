@@ -192,11 +192,11 @@ class SurvivalModel(BaseEstimator):
     def _stratum_index(self, frame: pl.DataFrame) -> np.ndarray:
         if not self.strata_columns_:
             return np.zeros(frame.height, dtype=np.int64)
-        keys = _strata_keys(frame, self.strata_columns_)
+        keys = pl.Series("k", _strata_keys(frame, self.strata_columns_), dtype=pl.String)
         lookup = {k: i for i, k in enumerate(self.strata_keys_)}
-        idx = np.fromiter((lookup.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        idx = keys.replace_strict(lookup, default=-1, return_dtype=pl.Int64).to_numpy().copy()
         if (idx < 0).any():
-            unknown = sorted({k for k, i in zip(keys, idx) if i < 0})[:5]
+            unknown = sorted(set(keys.filter(pl.Series(idx < 0)).to_list()))[:5]
             fallback = lookup.get("__all__")
             if fallback is None:
                 raise ValueError(f"{type(self).__name__}: strata {unknown} were not seen in fit, "
