@@ -7,8 +7,10 @@ row rates) and, with ``playbook = true``, ``actions`` (the playbook's standard a
 per customer, tier-specific where the value step produced ``value_tiers``).
 
 Model outputs of earlier steps (by default ``p_alive`` from the value step's ``clv``
-table) are joined to the features when present, so preset rules on them fire; rules
-on absent model outputs are skipped, and the manifest says which were used.
+table and, as ``churn_risk``, ``churn_prob_180d`` from the churn step's
+``churn_scores``) are joined to the features when present, so preset rules on them
+fire (run the lifecycle step after those steps); rules on absent model outputs are
+skipped, and the manifest says which were used.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ class LifecycleStepConfig(StrictModel):
     preset: str = "retail_bank"
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
     model_inputs: list[ModelInput] = Field(default_factory=lambda: [
-        ModelInput(step="value", table="clv", column="p_alive", feature="p_alive")])
+        ModelInput(step="value", table="clv", column="p_alive", feature="p_alive"),
+        ModelInput(step="churn", table="churn_scores", column="churn_prob_180d",
+                   feature="churn_risk")])
     playbook: bool = True
 
     @model_validator(mode="after")
