@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from crmkit._frames import Output, to_lazy, to_output
+from crmkit._frames import Output, to_lazy, to_output, to_polars
 from crmkit._params import check_date, check_positive
 from crmkit.exceptions import ConfigError, SchemaError
 from crmkit.lifecycle._config import PREVIOUS_STAGE, LifecycleConfig, load_config
@@ -285,19 +285,13 @@ def lifecycle_features(tables: Mapping[str, Any], *, as_of: dt.date | str,
             raise SchemaError("lifecycle_features: give at least a customers or a transactions "
                               "table.")
         tables["customers"] = _customers_from_transactions(tables["transactions"], as_of)
-    feats = to_polars_frame(build_features(tables, as_of=as_of, windows=windows, **kwargs))
+    feats = to_polars(build_features(tables, as_of=as_of, windows=windows, **kwargs))
     if "transactions" in tables:
         gaps = recent_gap_feature(tables["transactions"], as_of=as_of)
     else:
         gaps = pl.DataFrame(schema={"customer_id": pl.String, GAP_FEATURE: pl.Int64})
     out = feats.join(gaps, on="customer_id", how="left", maintain_order="left")
     return to_output(out, output)
-
-
-def to_polars_frame(table: Any) -> pl.DataFrame:
-    from crmkit._frames import to_polars
-
-    return to_polars(table)
 
 
 def _customers_from_transactions(transactions: Any, as_of: dt.date) -> pl.DataFrame:
