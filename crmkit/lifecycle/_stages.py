@@ -117,8 +117,12 @@ def assign_stages(
         if not {"customer_id", "stage"} <= set(pnames):
             raise SchemaError("assign_stages: 'previous' needs columns customer_id and stage; "
                               f"it has {', '.join(pnames)}.")
-        prev = prev.select("customer_id", pl.col("stage").cast(pl.String).alias(PREVIOUS_STAGE))
-        lf = lf.join(prev, on="customer_id", how="left", maintain_order="left")
+        prev = prev.select(pl.col("customer_id").cast(pl.String),
+                           pl.col("stage").cast(pl.String).alias(PREVIOUS_STAGE))
+        if PREVIOUS_STAGE in names:
+            lf = lf.drop(PREVIOUS_STAGE)
+        lf = lf.with_columns(pl.col("customer_id").cast(pl.String)).join(
+            prev, on="customer_id", how="left", maintain_order="left")
     elif PREVIOUS_STAGE not in names:
         lf = lf.with_columns(pl.lit(None, dtype=pl.String).alias(PREVIOUS_STAGE))
     available = set(names) | {PREVIOUS_STAGE}
@@ -137,6 +141,18 @@ def assign_stages(
         compiled.append((key, rule, cond))
     if problems:
         raise ConfigError(f"Lifecycle config {config.name!r}: " + "; ".join(problems))
+    empty = lf.head(0)
+    for _, rule, cond in compiled:  # types, checked on zero rows
+        try:
+            dtype = empty.select(cond.expr.alias("c")).collect().schema["c"]
+        except pl.exceptions.PolarsError as exc:
+            raise ConfigError(f"Lifecycle config {config.name!r}: rule {rule.name!r} cannot be "
+                              f"evaluated on these features ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0]}).") from None
+        if dtype not in (pl.Boolean, pl.Null):
+            raise ConfigError(f"Lifecycle config {config.name!r}: the condition of rule "
+                              f"{rule.name!r} is {dtype}, not true/false; compare it with "
+                              "something (e.g. 'x > 0').")
 
     _check_ties(lf, compiled)
 

@@ -133,3 +133,12 @@ def test_config_from_toml_file(tmp_path):
     assert out["stage"].to_list() == ["mature", "growth", "growth"]
     out = assign_stages(FEATS, as_of="2025-01-01", preset=path, params={"t": 6})
     assert out["stage"].to_list() == ["mature", "mature", "growth"]
+
+
+def test_non_boolean_or_ill_typed_condition_is_named():
+    with pytest.raises(ConfigError, match="rule 'r' is Int64, not true/false"):
+        assign_stages(FEATS, as_of="2025-01-01",
+                      preset=_cfg([{"name": "r", "stage": "growth", "when": "x + 1"}]))
+    with pytest.raises(ConfigError, match="rule 'r' cannot be evaluated"):
+        assign_stages(FEATS.with_columns(s=pl.lit("a")), as_of="2025-01-01",
+                      preset=_cfg([{"name": "r", "stage": "growth", "when": "s > 1 + x"}]))
