@@ -409,7 +409,8 @@ def test_make_bank_round_trip(tmp_path):
         pytest.skip("crmkit.datasets.make_bank is not there yet")
     bank = make_bank(n_customers=200, seed=1)
     tables = dict(getattr(bank, "tables", bank))
-    for backend in ("parquet", "duckdb"):
+    for backend in BACKENDS:
+        (tmp_path / backend).mkdir()
         dest = _write(tables, tmp_path / backend, backend)
         back = read_tables(dest)
         for name, frame in tables.items():
