@@ -106,6 +106,9 @@ def build_features(
     if shard is not None:
         customers = customers.filter(shard_filter(pl.col("customer_id"), *shard))
     keys = customers.select("customer_id")
+    # Restricting the big tables to the shard's customers pays only when sharding;
+    # otherwise the final left join onto the customers drops strays just as well.
+    shard_keys = keys if shard is not None else None
     cust_names = customers.collect_schema().names()
 
     base = customers.select(
@@ -119,8 +122,7 @@ def build_features(
     )
 
     parts = [
-        _transaction_features(table("transactions"), keys, day, windows),
-        _inter_purchase_features(table("transactions"), keys, day),
+        _transaction_features(table("transactions"), shard_keys, day, windows),
         _event_features(table("contacts"), keys, day, "contacts"),
         _event_features(table("complaints"), keys, day, "complaints"),
         _holding_features(table("holdings"), table("products"), keys, day),
@@ -168,49 +170,49 @@ def _days_before(day: dt.date, col: pl.Expr) -> pl.Expr:
     return (pl.lit(day) - col).dt.total_days().cast(pl.Int64)
 
 
-def _transaction_features(tx: pl.LazyFrame, keys: pl.LazyFrame, day: dt.date,
+def _transaction_features(tx: pl.LazyFrame, keys: pl.LazyFrame | None, day: dt.date,
                           windows: list[int]) -> pl.LazyFrame:
+    """Recency, windowed counts and sums, totals and inter-purchase times in one pass.
+
+    Amounts are summed as integer micro-units (see :func:`crmkit._exprs.exact_sum`),
+    converted once per row, so window sums are masked integer additions.
+    """
     rows = (
         tx.select("customer_id", pl.col("timestamp").cast(pl.Date).alias("_d"),
-                  pl.col("amount").cast(pl.Float64))
+                  (pl.col("amount").cast(pl.Float64) * 1e6).round().cast(pl.Int64).alias("_m"))
         .filter(pl.col("_d") <= day)
-        .join(keys, on="customer_id", how="semi", maintain_order="left")
-        .with_columns(_days_before(day, pl.col("_d")).alias("_ago"))
     )
+    if keys is not None:
+        rows = rows.join(keys, on="customer_id", how="semi")
+    rows = rows.with_columns(_days_before(day, pl.col("_d")).cast(pl.Int32).alias("_ago"))
+    zero = pl.lit(0, pl.Int64)
     aggs = [
         pl.col("_d").min().alias("first_txn_date"),
         pl.col("_d").max().alias("last_txn_date"),
         pl.len().alias("txn_count_total"),
-        exact_sum(pl.col("amount")).alias("txn_amount_total"),
+        (pl.col("_m").sum() / 1e6).alias("txn_amount_total"),
+        pl.col("_d").n_unique().alias("_days"),
+        # gaps between distinct purchase days, sorted within each customer only
+        pl.col("_d").unique().sort().diff().dt.total_days().std().alias("_ipt_std"),
     ]
     for w in windows:
         cur = pl.col("_ago") < w
         prior = (pl.col("_ago") >= w) & (pl.col("_ago") < 2 * w)
         aggs += [
             cur.sum().alias(f"txn_count_{w}d"),
-            exact_sum(pl.col("amount").filter(cur)).alias(f"txn_amount_{w}d"),
+            (pl.when(cur).then(pl.col("_m")).otherwise(zero).sum() / 1e6).alias(f"txn_amount_{w}d"),
             prior.sum().alias(f"txn_count_prior_{w}d"),
-            exact_sum(pl.col("amount").filter(prior)).alias(f"txn_amount_prior_{w}d"),
+            (pl.when(prior).then(pl.col("_m")).otherwise(zero).sum() / 1e6)
+            .alias(f"txn_amount_prior_{w}d"),
         ]
+    span = (pl.col("last_txn_date") - pl.col("first_txn_date")).dt.total_days()
     return rows.group_by("customer_id").agg(aggs).with_columns(
         _days_before(day, pl.col("first_txn_date")).alias("days_since_first_txn"),
         _days_before(day, pl.col("last_txn_date")).alias("days_since_last_txn"),
-    )
-
-
-def _inter_purchase_features(tx: pl.LazyFrame, keys: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
-    days = (
-        tx.select("customer_id", pl.col("timestamp").cast(pl.Date).alias("_d"))
-        .filter(pl.col("_d") <= day)
-        .join(keys, on="customer_id", how="semi")
-        .unique()
-        .sort("customer_id", "_d")
-        .with_columns(pl.col("_d").diff().over("customer_id").dt.total_days().alias("_gap"))
-    )
-    return days.group_by("customer_id").agg(
-        pl.col("_gap").mean().alias("ipt_mean_days"),
-        pl.when(pl.col("_gap").count() >= 2).then(pl.col("_gap").std()).alias("ipt_std_days"),
-    )
+        # the mean of consecutive gaps telescopes to (last - first) / (days - 1)
+        pl.when(pl.col("_days") >= 2).then(span / (pl.col("_days") - 1)).alias("ipt_mean_days"),
+        pl.when(pl.col("_days") >= 3).then(pl.col("_ipt_std")).alias("ipt_std_days"),
+    ).drop("_days", "_ipt_std")
 
 
 def _event_features(events: pl.LazyFrame, keys: pl.LazyFrame, day: dt.date,
