@@ -60,6 +60,12 @@ class StageRule(_Strict):
     all hold) and ``any_of`` (clauses of which one must hold), combined with *and*
     when more than one is given. ``if_missing="skip"`` drops the rule when a feature
     it reads is absent (for rules on optional model outputs such as ``p_alive``).
+
+    Examples
+    --------
+    >>> rule = StageRule(name="quiet", stage="dormant", when="days_since_last_txn >= limit")
+    >>> sorted(rule.compile({"limit": 180}).features)
+    ['days_since_last_txn']
     """
 
     name: str
@@ -129,6 +135,12 @@ class ChurnDefinition(_Strict):
     fallback_reason : str, optional
         Reason when no closure reason and no signal is found; default "inactivity"
         (non-contractual) or "unknown" (contractual).
+
+    Examples
+    --------
+    >>> d = ChurnDefinition(kind="non_contractual", inactivity_days=180)
+    >>> d.inactivity_days, d.fallback
+    (180, 'inactivity')
     """
 
     kind: Literal["contractual", "non_contractual"]
@@ -161,6 +173,15 @@ class LifecycleConfig(_Strict):
     :func:`assign_stages`, which names the rules otherwise). A customer matched by
     no rule gets ``default_stage`` with rule name ``default_rule``, so every
     customer gets exactly one stage.
+
+    Examples
+    --------
+    >>> cfg = LifecycleConfig.model_validate({
+    ...     "kind": "non_contractual", "default_stage": "mature",
+    ...     "rules": [{"name": "new", "stage": "onboarding", "when": "days_since_first_txn < 90"}],
+    ...     "churn": {"kind": "non_contractual"}})
+    >>> [r.name for _, r in cfg.ordered_rules()], cfg.default_rule
+    (['new'], 'default')
     """
 
     name: str = "custom"

@@ -19,7 +19,13 @@ __all__ = ["DEFAULT_PLAYBOOK", "PlaybookEntry", "default_playbook", "playbook_ac
 
 
 class PlaybookEntry(_Strict):
-    """One standard action: for customers in ``stage`` (and ``tier``, if given)."""
+    """One standard action: for customers in ``stage`` (and ``tier``, if given).
+
+    Examples
+    --------
+    >>> PlaybookEntry(stage="decline", action="retention_call").due_days
+    14
+    """
 
     stage: str
     tier: str | None = None
