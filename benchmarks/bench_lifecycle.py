@@ -192,7 +192,10 @@ def main() -> None:
         ratio = f"{r['score_s'] / ref:.2f}x" if name != "crmkit_transitions" else "-"
         lines.append(f"| {name} | {what[name]} | {r['read_s']:.2f} | {r['score_s']:.3f} | "
                      f"{ratio} | {r['peak_mb']:.0f} |")
-    lines += ["", f"crmkit's stages equal the hand-coded numpy.select stages row for row: "
+    lines += ["", "read s: reading the Parquet features (pandas for numpy_select, polars "
+                  "otherwise); score s: the call alone; peak RSS: the worker process's high-water "
+                  "mark, features in memory included (pandas holds the strings as Python objects).",
+              "", f"crmkit's stages equal the hand-coded numpy.select stages row for row: "
                   f"**{same}**.", "",
               "Stage mix (resampled from the 20k sample bank): "
               + ", ".join(f"{s} {c / args.n:.1%}" for s, c in mix.iter_rows()) + ".", ""]
