@@ -302,6 +302,8 @@ def lifecycle_features(tables: Mapping[str, Any], *, as_of: dt.date | str,
                               "table.")
         tables["customers"] = _customers_from_transactions(tables["transactions"], as_of)
     feats = to_polars(build_features(tables, as_of=as_of, windows=windows, **kwargs))
+    if GAP_FEATURE in feats.columns:  # build_features may provide it one day
+        return to_output(feats, output)
     if "transactions" in tables:
         gaps = recent_gap_feature(tables["transactions"], as_of=as_of)
     else:
