@@ -216,7 +216,9 @@ def build_survival_data(
     -------
     DataFrame
         ``customer_id``, ``duration_<unit>``, ``event``, ``entry_<unit>`` (tenure
-        scale only), ``tenure_at_start_<unit>``, then the covariates.
+        scale only), ``tenure_at_start_<unit>``, then the covariates (without
+        covariates: a ``window_start`` date column instead, so the table says
+        which window it describes).
 
     Examples
     --------
