@@ -61,7 +61,7 @@ def make_bank(
     seed: int = 0,
     as_of: dt.date | str = "2025-12-31",
     years: int = 3,
-    balance_months: int = 13,
+    balance_months: int = 25,
     messy: bool = False,
     return_truth: bool = False,
 ):
@@ -79,6 +79,8 @@ def make_bank(
         Years of transaction history before ``as_of``.
     balance_months : int
         Number of month-end balance snapshots per open account (the latest months).
+        The default, 25, covers a one-year model training window plus the 90-day
+        asset trend before it.
     messy : bool
         Add deliberately bad rows (duplicate and null keys, unknown references,
         non-finite amounts, rows dated after ``as_of``, unreadable dates, closings

@@ -14,6 +14,9 @@ from crmkit.pipeline._step import Step
 __all__ = ["STEP_MODULES", "load_steps"]
 
 STEP_MODULES: list[str] = [
+    "value",
+    "churn",
+    "lifecycle",
 ]
 
 
