@@ -109,7 +109,9 @@ def make_bank(
     years = int(check_positive(years, "years", "make_bank"))
     balance_months = int(check_positive(balance_months, "balance_months", "make_bank"))
     end = check_date(as_of, "as_of", "make_bank")
-    rng = np.random.default_rng(seed)
+    # One independent stream per table: changing how one table is made (say more
+    # balance months) leaves every other table exactly as it was.
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     end_day = (end - _EPOCH).days
 
     # Month grid: months[k] = first day (epoch days) of month k; the last month holds as_of.
@@ -123,18 +125,19 @@ def make_bank(
     month_len = np.append(np.diff(month_first), end_day - month_first[-1] + 1)
     grid_start = int(month_first[0])
 
-    cust = _customers(rng, n, end, end_day, grid_start)
+    cust = _customers(streams[0], n, end, end_day, grid_start)
     products = pl.DataFrame(
         [p[:5] for p in BANK_PRODUCTS],
         schema={"product_id": pl.String, "name": pl.String, "category": pl.String,
                 "risk_rating": pl.Int64, "margin": pl.Float64},
         orient="row",
     )
-    holdings, acct = _holdings(rng, cust, end_day)
-    balances = _balances(rng, cust, acct, end, balance_months)
-    transactions = _transactions(rng, cust, month_first, month_len, end_day)
-    managers, assignments = _managers_and_assignments(rng, cust, end_day)
-    contacts, complaints = _contacts_and_complaints(rng, cust, assignments, end_day, grid_start)
+    holdings, acct = _holdings(streams[1], cust, end_day)
+    balances = _balances(streams[2], cust, acct, end, balance_months)
+    transactions = _transactions(streams[3], cust, month_first, month_len, end_day)
+    managers, assignments = _managers_and_assignments(streams[4], cust, end_day)
+    contacts, complaints = _contacts_and_complaints(streams[5], cust, assignments, end_day,
+                                                    grid_start)
 
     tables = {
         "customers": cust["frame"],

@@ -35,7 +35,7 @@ def test_bank_has_what_the_models_need():
 def test_leavers_decline_before_they_leave():
     """Customers who leave within 90 days after as_of show falling activity and assets
     as of as_of: the signal the churn and lifecycle models must find."""
-    bank, truth = make_bank(6000, seed=3, return_truth=True)
+    bank, truth = make_bank(15_000, seed=3, return_truth=True)  # ~150 leavers: a stable mean
     feats = build_features(bank, as_of="2025-12-31").join(truth, on="customer_id")
     leaving = (pl.col("leave_date") > dt.date(2025, 12, 31)) & (pl.col("leave_date") <= dt.date(2026, 3, 31))
     stats = feats.filter(pl.col("has_transacted")).group_by(leaving.alias("leaving")).agg(
