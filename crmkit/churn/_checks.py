@@ -50,13 +50,14 @@ def _raise_nonfinite(X: np.ndarray, names: list[str], owner: str) -> None:
 
 
 def find_separation(x: np.ndarray, duration: np.ndarray, event: np.ndarray,
-                    strata: np.ndarray | None = None) -> int:
+                    strata: np.ndarray | None = None, *, order: np.ndarray | None = None) -> int:
     """Return +1/-1 when ``x`` orders every event first in its risk set, else 0.
 
     Monotone likelihood (Bryson & Johnson 1981): when at each event time the
     customer who churns has the largest value of ``x`` in the risk set (+1) or the
     smallest (-1), the Cox partial likelihood increases forever in that direction
-    and the coefficient runs to infinity.
+    and the coefficient runs to infinity. ``order`` (the stable argsort of
+    ``duration``) may be passed to avoid sorting again for every column.
 
     Examples
     --------
@@ -69,11 +70,14 @@ def find_separation(x: np.ndarray, duration: np.ndarray, event: np.ndarray,
     found = {1: True, -1: True}
     strict = {1: False, -1: False}
     for g in groups:
-        xs, ts, es = x[g], duration[g], event[g]
+        if strata is None and order is not None:
+            xs, ts, es = x[order], duration[order], event[order]
+        else:
+            xs, ts, es = x[g], duration[g], event[g]
+            srt = np.argsort(ts, kind="stable")
+            xs, ts, es = xs[srt], ts[srt], es[srt]
         if not es.any():
             continue
-        order = np.argsort(ts, kind="stable")
-        xs, ts, es = xs[order], ts[order], es[order]
         # risk set of an event at time t: every row with duration >= t, i.e. from the
         # first row carrying that time to the end of the sorted order
         first = np.searchsorted(ts, ts, side="left")
@@ -140,12 +144,15 @@ def screen_covariates(
         if n == 0 or np.ptp(col) == 0:
             rows.append({"column": names[j], "problem": "constant", "action": "dropped"})
             continue
-        values, counts = np.unique(col, return_counts=True)
-        minority = n - counts.max()
-        if minority < min(min_minority_rows, max(1, n // 10)):
+        limit = min(min_minority_rows, max(1, n // 10))
+        # a value held by all but fewer than `limit` rows is the median (limit <= n/10),
+        # so one O(n) median replaces a full sort of the column
+        mode = float(np.median(col))
+        minority = int(n - np.count_nonzero(col == mode))
+        if minority < limit:
             rows.append({"column": names[j],
                          "problem": f"near-constant ({minority} of {n} rows differ from "
-                                    f"{values[counts.argmax()]:g})",
+                                    f"{mode:g})",
                          "action": "dropped"})
             continue
         keep.append(j)
@@ -175,8 +182,9 @@ def screen_covariates(
 
     penalized: list[int] = []
     survivors: list[int] = []
+    order = np.argsort(duration, kind="stable") if strata is None else None
     for j in keep:
-        direction = find_separation(X[:, j], duration, event, strata)
+        direction = find_separation(X[:, j], duration, event, strata, order=order)
         if direction == 0:
             survivors.append(j)
             continue

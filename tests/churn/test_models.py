@@ -201,3 +201,25 @@ def test_every_input_type(data, as_input):
     m = CoxPH().fit(as_input(Xn), y[:300])
     ref = CoxPH().fit(Xn, y[:300])
     np.testing.assert_allclose(m.predict(as_input(Xn)), ref.predict(Xn))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(0, 600), min_size=1, max_size=20),
+       st.lists(st.floats(1, 900), min_size=1, max_size=4, unique=True))
+def test_probabilities_are_valid_and_monotone(cox, data, elapsed, horizons):
+    X, _, _ = data
+    Xs = X[: len(elapsed)]
+    hz = sorted(horizons)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = cox.predict_churn(Xs, horizons_days=hz, elapsed=np.asarray(elapsed))
+    p = out.select([c for c in out.columns if c.startswith("churn_prob_")]).to_numpy()
+    assert np.all((p >= 0) & (p <= 1))
+    assert np.all(np.diff(p, axis=1) >= -1e-12)
+    rm = out["restricted_mean_days"].to_numpy()
+    assert np.all((rm >= 0) & (rm <= 365 + 1e-9))
