@@ -78,7 +78,9 @@ def _categorical_charts(step: str, tables: Mapping[str, pl.DataFrame]) -> str:
         for col, dtype in frame.schema.items():
             if col.endswith("_id") or dtype not in (pl.String, pl.Categorical, pl.Boolean):
                 continue
-            if frame.height == 0 or frame[col].n_unique() > 15:
+            distinct = frame[col].n_unique() if frame.height else 0
+            # a chart says something only when values repeat and differ
+            if distinct > 15 or distinct <= 1 or distinct == frame.height:
                 continue
             counts = frame[col].cast(pl.String).fill_null("(none)").value_counts(sort=True)
             charts.append(_bar_chart(counts, col, f"{step}/{name}: {col}"))
