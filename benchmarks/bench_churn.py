@@ -205,7 +205,15 @@ def main() -> None:
     ap.add_argument("--cmp", type=int, default=1_000_000)
     ap.add_argument("--full", type=int, default=100_000)
     ap.add_argument("--out", default=str(HERE / "results" / "churn.md"))
+    ap.add_argument("--from-log", help="rewrite the report from the JSON lines of a run's log")
     args = ap.parse_args()
+    if args.from_log:
+        rows = [json.loads(x) for x in Path(args.from_log).read_text().splitlines()
+                if x.startswith("{")]
+        keys = ["fit_crmkit", "fit_lifelines", "score_crmkit_stream", "score_crmkit_mem",
+                "score_lifelines_times", "score_crmkit_mem_full", "score_lifelines_full"]
+        write_report(dict(zip(keys, rows)), args)
+        return
     if args.worker:
         print(json.dumps(worker(args.worker, args.n, args.path, args.model)))
         return
@@ -268,7 +276,8 @@ def write_report(res: dict, args) -> None:
                      f"{_fmt(r, 'peak_mb', '.0f')} | {notes[key]} |")
     lines += [
         "",
-        "Ratios (lifelines / crmkit, same rows, same run):",
+        "Ratios (lifelines / crmkit, same rows, same run; above 1 means crmkit is faster or "
+        "smaller):",
         "",
         f"- fit time {ratio('fit_crmkit', 'fit_lifelines', 'seconds')}, fit peak memory "
         f"{ratio('fit_crmkit', 'fit_lifelines', 'peak_mb')};",
@@ -281,6 +290,22 @@ def write_report(res: dict, args) -> None:
         "",
         f"Scoring {args.score:,} customers streamed: peak RSS "
         f"{_fmt(res['score_crmkit_stream'], 'peak_mb', '.0f')} MB (target < 2048 MB).",
+        "",
+        "Notes:",
+        "",
+        "- The lifelines scoring rows use a `CoxPHFitter` fitted on the first 200,000 "
+        "customers (scoring cost depends on rows and time grid, not on the fit), so their "
+        "mean probabilities differ slightly from crmkit's 1M-row model.",
+        "- `predict_survival_function(X)` materialises (time points x customers) floats: "
+        f"{res['score_lifelines_full'].get('timeline_points', 730)} x 10,000,000 x 8 bytes "
+        "= about 58 GB for the 10M customers, so it was run on "
+        f"{args.full:,} rows only; `times=` (4 horizons) is lifelines' bounded call.",
+        "- crmkit's fit is lifelines' fit plus covariate screening (constant, "
+        "near-constant, collinear, separation: about 3 s at 1M x 20), a vectorised "
+        "training concordance (about 3 s) and the copy into pandas; the fitted "
+        "coefficients are identical.",
+        "- The machine is shared with other jobs (2 cores); times vary by about 20% "
+        "between runs, peak memory does not.",
         "",
         "Raw results:",
         "",
