@@ -248,3 +248,23 @@ def test_accepts_every_input_type(kind):
 def test_tier_model_rejects_infinite_edges():
     with pytest.raises(Exception, match="use None"):
         Tier(name="x", lower=float("-inf"))
+
+
+def test_tier_movement_matches_a_join_reference():
+    rng = np.random.default_rng(7)
+    names = ["Mass", "Gold", "Platinum", "Diamond"]
+    prev = pl.DataFrame({"customer_id": [f"C{i:04d}" for i in rng.permutation(3000)[:2000]],
+                         "tier": rng.choice(names, 2000)})
+    cur = pl.DataFrame({"customer_id": [f"C{i:04d}" for i in rng.permutation(3000)[:2500]],
+                        "tier": rng.choice(names, 2500)})
+    got = tier_movement(prev, cur)
+    ref = prev.to_pandas().merge(cur.to_pandas(), on="customer_id", how="outer",
+                                 suffixes=("_from", "_to")).sort_values("customer_id")
+    rank = {n: i for i, n in enumerate(names)}
+    fr, to = ref["tier_from"].map(rank), ref["tier_to"].map(rank)
+    expect = np.select([fr.isna(), to.isna(), to > fr, to < fr],
+                       ["new", "lost", "upgrade", "downgrade"], "same")
+    assert got["customer_id"].to_list() == ref["customer_id"].tolist()
+    assert got["movement"].to_list() == expect.tolist()
+    assert got["from_tier"].to_list() == [None if pd.isna(v) else v for v in ref["tier_from"]]
+    assert got["to_tier"].to_list() == [None if pd.isna(v) else v for v in ref["tier_to"]]
