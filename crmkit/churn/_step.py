@@ -102,7 +102,7 @@ def prepare_covariates(features: Any, columns: Any = DEFAULT_COVARIATES) -> pl.D
     >>> f = pl.DataFrame({"customer_id": ["a"], "tenure_days": [400], "days_since_last_txn": [None],
     ...                   "financial_assets": [999.0]})
     >>> prepare_covariates(f, ["tenure_days", "days_since_last_txn", "financial_assets"]).row(0)
-    ('a', 400.0, 400.0, 6.90875477931522)
+    ('a', 400.0, 400.0, 6.907755278982137)
     """
     f = to_polars(features, "features")
     columns = list(columns)
