@@ -88,7 +88,7 @@ class BetaGeo(RFMModel):
     >>> m.unit_
     'weeks'
     >>> m.probability_alive(rfm)["p_alive"].round(3).to_list()
-    [1.0, 0.908, 0.981, 0.794, 1.0]
+    [1.0, 0.695, 0.929, 0.192, 1.0]
     >>> m.expected_purchases(rfm, horizon=52).shape
     (5, 2)
     """
