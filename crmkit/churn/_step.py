@@ -46,6 +46,33 @@ _SCHEDULES = ("always", "weekly", "monthly", "quarterly", "yearly", "never")
 class ChurnSettings(StrictModel):
     """Settings of :func:`run_churn_step` (the ``[churn]`` table of a pipeline TOML).
 
+    Parameters
+    ----------
+    model : {"cox", "weibull"}
+        :class:`CoxPH` or :class:`WeibullAFT`.
+    refit : {"always", "weekly", "monthly", "quarterly", "yearly", "never"}
+        When to refit; in between the stored model is loaded (a change of these
+        settings also triggers a refit).
+    penalizer : float
+        Ridge penalty of the model.
+    covariates : list of str
+        Feature columns used (see :func:`prepare_covariates`).
+    horizons_days : list of float
+        Horizons of the churn probabilities.
+    rmst_horizon_days : float
+        Restriction of the expected remaining lifetime.
+    reasons : int
+        Reason codes per customer (0 to 10).
+    training_window_days : int
+        Length of the history the model is fitted on (risk window ending on the
+        run date).
+    backtest_horizon_days : int
+        The backtest scores churn in the last this-many days before the run date
+        with a model fitted on the window before them.
+    churn_definition : str or dict
+        Preset name or :class:`crmkit.lifecycle.ChurnDefinition` fields, passed to
+        :func:`crmkit.lifecycle.label_churn`.
+
     Examples
     --------
     >>> ChurnSettings(horizons_days=[30, 90]).horizons_days
