@@ -111,7 +111,7 @@ def backtest_clv(
     >>> res = backtest_clv(load_cdnow("master"), calibration_end="1997-09-30",
     ...                    observation_end="1998-06-30")  # doctest: +SKIP
     >>> round(res.metrics["total_error_pct"], 1)  # doctest: +SKIP
-    -3.1
+    -14.3
     """
     template = BetaGeo() if model is None else model
     if not isinstance(template, RFMModel):
