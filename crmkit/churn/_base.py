@@ -315,7 +315,7 @@ class SurvivalModel(BaseEstimator):
         lp, sidx = self._prepare_predict(X)
         a = self._elapsed(X, elapsed, lp.size)
         cols = self._churn_arrays(lp, sidx, a, self._horizons(horizons_days), lifetime)
-        frame = pl.DataFrame(cols)
+        frame = _as_table(cols)
         if ids is not None:
             frame = frame.insert_column(0, pl.Series("customer_id", np.asarray(ids)).cast(pl.String))
         return to_output(frame, output)
@@ -416,6 +416,20 @@ class SurvivalModel(BaseEstimator):
         }, schema=schema)
         return to_output(out, output)
 
+    def print_summary(self) -> None:
+        """Print the fit statistics and the coefficient table (``summary_``)."""
+        check_is_fitted(self, "coef_")
+        parts = [f"{type(self).__name__}: {getattr(self, 'n_samples_', '?')} customers, "
+                 f"{getattr(self, 'n_events_', '?')} churned"]
+        if hasattr(self, "log_likelihood_"):
+            parts.append(f"log-likelihood {self.log_likelihood_:.2f}")
+        if hasattr(self, "concordance_index_"):
+            parts.append(f"concordance {self.concordance_index_:.3f}")
+        print("; ".join(parts))
+        if hasattr(self, "summary_"):
+            with pl.Config(tbl_rows=100, tbl_cols=20):
+                print(self.summary_)
+
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict:
         check_is_fitted(self, "coef_")
@@ -501,6 +515,14 @@ def load_model(source: str | Path, expected: type | None = None) -> SurvivalMode
         setattr(model, attr, val)
     model._numpy_input = not hasattr(model, "feature_names_in_")
     return model
+
+
+def _as_table(cols: dict) -> pl.DataFrame:
+    """Churn arrays as a frame; a median that is never reached becomes null."""
+    frame = pl.DataFrame(cols)
+    if "median_remaining_days" in frame.columns:
+        frame = frame.with_columns(pl.col("median_remaining_days").fill_nan(None))
+    return frame
 
 
 def _is_array_like(X: Any) -> bool:

@@ -233,11 +233,3 @@ class CoxPH(SurvivalModel):
             bch.ffill().fillna(0.0).to_numpy(dtype=float).T[:, keep_t], axis=1)
         self.baseline_kind_ = "step"
         return self
-
-    def print_summary(self) -> None:
-        """Print the coefficient table and the fit statistics."""
-        print(f"CoxPH: {self.n_samples_} customers, {self.n_events_} churned; "
-              f"partial log-likelihood {self.log_likelihood_:.2f}; "
-              f"concordance {self.concordance_index_:.3f}")
-        with pl.Config(tbl_rows=100, tbl_cols=20):
-            print(self.summary_)

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from crmkit._frames import Output, to_output, to_polars
+from crmkit.churn._base import _as_table
 
 __all__ = ["score_customers"]
 
@@ -108,7 +109,7 @@ def score_customers(
                  else np.zeros(chunk.height))
             cols = model._churn_arrays(lp, sidx, a, hz, lifetime, warn=not warned)
             warned = True
-            out = pl.DataFrame(cols).insert_column(0, chunk[id_col].cast(pl.String).alias(
+            out = _as_table(cols).insert_column(0, chunk[id_col].cast(pl.String).alias(
                 "customer_id"))
             if reasons:
                 out = out.hstack(_wide_reasons(model, chunk, int(reasons)))
