@@ -108,13 +108,15 @@ def main(sizes: list[int]) -> None:
         assert res["crmkit"]["check"][1:] == res["pandas"]["check"][1:], res
         rows.append((n, res))
         print(n, json.dumps(res))
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
     lines = [
         "# RFM segments, value tiers, hidden VIPs, tier movement: crmkit vs a pandas recipe",
         "",
         f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}, "
         f"polars {polars.__version__}, pandas {pandas.__version__}. Produced by "
         "`benchmarks/bench_tiers.py`; each candidate in its own subprocess, same synthetic "
-        "customers (seed 0).",
+        "customers (seed 0). "
+        f"Load average at the end of the run (2 cores, shared with other jobs): {' '.join(load)}.",
         "",
         "Work measured: RFM quantile scores + named segments, retail-bank tiers for two runs, "
         "hidden VIPs (top 100 per branch, 20 branches), tier movement and its per-tier summary. "
