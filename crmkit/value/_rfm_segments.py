@@ -227,6 +227,9 @@ class RFMScorer(BaseEstimator):
                 f"RFMScorer: the input has no column {', '.join(map(repr, missing))}; it has "
                 f"{', '.join(df.columns)}. Name the columns with id_col=, recency_col=, "
                 f"frequency_col=, monetary_col=.")
+        floats = [c for c in self._cols().values() if df.schema[c].is_float()]
+        if floats:  # NaN means missing, like null (a NaN recency is a prospect)
+            df = df.with_columns(pl.col(c).fill_nan(None) for c in floats)
         return df
 
     # -- estimator API -----------------------------------------------------------

@@ -218,13 +218,21 @@ class TierScheme(BaseModel):
         return vips[0].lower if vips else None
 
     def tier_expr(self, col: str | pl.Expr | None = None) -> pl.Expr:
-        """Polars expression giving the tier name of each value (never null)."""
+        """Polars expression (named ``tier``) giving the tier name of each value, never null.
+
+        Examples
+        --------
+        >>> import polars as pl
+        >>> df = pl.DataFrame({"financial_assets": [1, 200_000, None]})
+        >>> df.select(TierScheme.retail_bank().tier_expr())["tier"].to_list()
+        ['Mass', 'Gold', 'Mass']
+        """
         x = pl.col(col or self.value_col) if not isinstance(col, pl.Expr) else col
         null_tier = self.null_tier or self.tiers[0].name
         e = pl.when(x.is_null() | x.is_nan()).then(pl.lit(null_tier))
         for t in self.tiers:
             e = e.when(t.contains(x)).then(pl.lit(t.name))
-        return e.otherwise(pl.lit(self.gap_tier))
+        return e.otherwise(pl.lit(self.gap_tier)).alias("tier")
 
     def rank_expr(self, tier: str | pl.Expr = "tier") -> pl.Expr:
         """Rank of a tier name (0 = lowest tier); the gap tier ranks -1."""

@@ -200,3 +200,11 @@ def test_accepts_every_input_type(kind):
     pdf = rfm_segments(conv(X), output="pandas")
     assert isinstance(pdf, pd.DataFrame) and len(pdf) == 50
     assert isinstance(X.to_arrow(), pa.Table)
+
+
+def test_nan_is_missing_like_null():
+    X = pl.DataFrame({"customer_id": ["a", "b", "c"], "days_since_last_txn": [float("nan"), 5.0, 50.0],
+                      "txn_count_365d": [0.0, 4.0, float("nan")], "txn_amount_365d": [0.0, 80.0, 5.0]})
+    out = RFMScorer(edges={"recency": [1, 2, 10, 20], "frequency": [0, 1, 2, 3]}).fit_transform(X)
+    assert out["segment"][0] == "Prospect" and out["recency_score"][0] is None
+    assert out["frequency_score"][2] == 1  # NaN frequency of a buyer counts as 0
