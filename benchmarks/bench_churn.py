@@ -180,6 +180,53 @@ def worker(task: str, n: int, path: str, model: str) -> dict:
     return out
 
 
+def oracle_data() -> dict:
+    """Untied synthetic survival data for the metric oracle (same as in
+    tests/churn/test_metrics.py::_oracle_data)."""
+    import numpy as np
+    rng = np.random.default_rng(20261122)
+
+    def draw(n):
+        x = rng.normal(size=n)
+        t = rng.exponential(10 * np.exp(-0.7 * x))
+        c = rng.uniform(0, 25, n)
+        return x, np.minimum(t, c), t <= c
+
+    xtr, dtr, etr = draw(600)
+    xte, dte, ete = draw(400)
+    keep = dte < dtr[~etr].max() * 0.95  # scikit-survival needs G > 0 at the test times
+    xte, dte, ete = xte[keep], dte[keep], ete[keep]
+    risk = xte + 0.3 * rng.normal(size=xte.size)
+    times = np.array([2.0, 5.0, 10.0, 15.0])
+    grid = np.linspace(1.0, 15.0, 30)
+    S = np.exp(-np.outer(np.exp(0.7 * xte), times) / 10)
+    Sg = np.exp(-np.outer(np.exp(0.7 * xte), grid) / 10)
+    return dict(dtr=dtr, etr=etr, d=dte, e=ete, risk=risk, times=times, grid=grid, S=S, Sg=Sg)
+
+
+def sksurv_oracle() -> dict:
+    """scikit-survival's metrics on :func:`oracle_data`; run with the python of
+    ``benchmarks/.venv-sksurv`` (``pip install scikit-survival``), never crmkit's venv."""
+    import sksurv
+    from sksurv.metrics import (
+        brier_score,
+        concordance_index_censored,
+        concordance_index_ipcw,
+        cumulative_dynamic_auc,
+        integrated_brier_score,
+    )
+    from sksurv.util import Surv
+    z = oracle_data()
+    ytr, yte = Surv.from_arrays(z["etr"], z["dtr"]), Surv.from_arrays(z["e"], z["d"])
+    auc, mean_auc = cumulative_dynamic_auc(ytr, yte, 1 - z["S"], z["times"])
+    return {"sksurv": sksurv.__version__,
+            "harrell": concordance_index_censored(z["e"], z["d"], z["risk"])[0],
+            "uno_tau12": concordance_index_ipcw(ytr, yte, z["risk"], tau=12.0)[0],
+            "auc": auc.tolist(), "mean_auc": float(mean_auc),
+            "brier": brier_score(ytr, yte, z["S"], z["times"])[1].tolist(),
+            "ibs": integrated_brier_score(ytr, yte, z["Sg"], z["grid"])}
+
+
 def run(task: str, n: int, path: Path, model: Path, timeout: int = 3600) -> dict:
     cmd = [sys.executable, __file__, "--worker", task, "--n", str(n), "--path", str(path),
            "--model", str(model)]
@@ -206,7 +253,12 @@ def main() -> None:
     ap.add_argument("--full", type=int, default=100_000)
     ap.add_argument("--out", default=str(HERE / "results" / "churn.md"))
     ap.add_argument("--from-log", help="rewrite the report from the JSON lines of a run's log")
+    ap.add_argument("--sksurv-oracle", action="store_true",
+                    help="print scikit-survival's metrics on oracle_data() (sksurv venv)")
     args = ap.parse_args()
+    if args.sksurv_oracle:
+        print(json.dumps(sksurv_oracle(), indent=1))
+        return
     if args.from_log:
         rows = [json.loads(x) for x in Path(args.from_log).read_text().splitlines()
                 if x.startswith("{")]

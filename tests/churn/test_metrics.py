@@ -165,3 +165,58 @@ def test_metric_input_errors():
         concordance_index_harrell([1, 2], [1, 1], [np.nan, 1])
     with pytest.raises(ValueError, match="No comparable pairs"):
         concordance_index_harrell([1, 2], [0, 0], [1, 2])
+
+
+# scikit-survival 0.28.0 on _oracle_data(), an independent implementation of the same
+# estimators (Uno's C, cumulative/dynamic AUC, Graf's Brier). Produced once by
+# `benchmarks/.venv-sksurv/bin/python benchmarks/bench_churn.py --sksurv-oracle`
+# (scikit-survival lives only in that venv, never in crmkit's). The data are untied;
+# on tied data the two differ slightly by convention: crmkit weights an event at T by
+# 1/G(T-) (Gerds & Schumacher 2006), scikit-survival by 1/G(T).
+SKSURV = {
+    "harrell": 0.6824698659878715,
+    "uno_tau12": 0.6769218694543803,
+    "auc": [0.7270940304278927, 0.7527266521264083, 0.7733105742242546, 0.7802641538839019],
+    "mean_auc": 0.7564113515260128,
+    "brier": [0.15033489280047452, 0.192865965226861, 0.19514505128530316,
+              0.16057090075988575],
+    "ibs": 0.18098630222716697,
+}
+
+
+def _oracle_data() -> dict:
+    """Same generator as benchmarks/bench_churn.py::oracle_data."""
+    rng = np.random.default_rng(20261122)
+
+    def draw(n):
+        x = rng.normal(size=n)
+        t = rng.exponential(10 * np.exp(-0.7 * x))
+        c = rng.uniform(0, 25, n)
+        return x, np.minimum(t, c), t <= c
+
+    xtr, dtr, etr = draw(600)
+    xte, dte, ete = draw(400)
+    keep = dte < dtr[~etr].max() * 0.95
+    xte, dte, ete = xte[keep], dte[keep], ete[keep]
+    risk = xte + 0.3 * rng.normal(size=xte.size)
+    times = np.array([2.0, 5.0, 10.0, 15.0])
+    grid = np.linspace(1.0, 15.0, 30)
+    S = np.exp(-np.outer(np.exp(0.7 * xte), times) / 10)
+    Sg = np.exp(-np.outer(np.exp(0.7 * xte), grid) / 10)
+    return dict(dtr=dtr, etr=etr, d=dte, e=ete, risk=risk, times=times, grid=grid, S=S, Sg=Sg)
+
+
+def test_metrics_equal_scikit_survival():
+    z = _oracle_data()
+    kw = dict(train_duration=z["dtr"], train_event=z["etr"])
+    assert concordance_index_harrell(z["d"], z["e"], z["risk"]) == pytest.approx(
+        SKSURV["harrell"], rel=1e-12)
+    assert concordance_index_uno(z["d"], z["e"], z["risk"], tau=12.0, **kw) == pytest.approx(
+        SKSURV["uno_tau12"], rel=1e-12)
+    auc, mean_auc = time_dependent_auc(z["d"], z["e"], 1 - z["S"], z["times"], **kw)
+    np.testing.assert_allclose(auc, SKSURV["auc"], rtol=1e-12)
+    assert mean_auc == pytest.approx(SKSURV["mean_auc"], rel=1e-12)
+    np.testing.assert_allclose(brier_score(z["d"], z["e"], z["S"], z["times"], **kw),
+                               SKSURV["brier"], rtol=1e-12)
+    assert integrated_brier_score(z["d"], z["e"], z["Sg"], z["grid"], **kw) == pytest.approx(
+        SKSURV["ibs"], rel=1e-12)
