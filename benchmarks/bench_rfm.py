@@ -47,6 +47,7 @@ PYTHONS = {
     "pymc_marketing": str(HERE / ".venv-pymc" / "bin" / "python"),
 }
 CANDIDATES = list(PYTHONS)
+WARMUP_ROWS = 20_000
 
 
 # --- worker side: stdlib at import time, the candidate's libraries inside ------------
@@ -83,13 +84,13 @@ def _run_crmkit(path, lazy):
     tx = pl.scan_parquet(path) if lazy else pl.read_parquet(path)
     read_s = time.perf_counter() - t0
 
-    def call():
-        return rfm_summary(tx, observation_end=OBS_END, unit="days")
+    def call(data):
+        return rfm_summary(data, observation_end=OBS_END, unit="days")
 
     def normalise(out):
         return out.rename({"recency_days": "recency", "T_days": "T"})
 
-    return read_s, call, normalise, {"polars": pl.__version__}
+    return read_s, tx, call, normalise, {"polars": pl.__version__}
 
 
 def _run_polars_floor(path):
@@ -102,7 +103,7 @@ def _run_polars_floor(path):
     read_s = time.perf_counter() - t0
     end = dt.date.fromisoformat(OBS_END)
 
-    def call():
+    def call(tx):
         # The least work that yields the same numbers: one group-by per customer-day,
         # one per customer. No parameter checks, no units, no input conversion.
         days = (tx.lazy()
@@ -123,7 +124,7 @@ def _run_polars_floor(path):
             .otherwise(0.0).alias("monetary_value"),
         ).collect()
 
-    return read_s, call, lambda out: out, {"polars": pl.__version__}
+    return read_s, tx, call, lambda out: out, {"polars": pl.__version__}
 
 
 def _run_pandas_peer(path, which):
@@ -136,7 +137,7 @@ def _run_pandas_peer(path, which):
         import lifetimes
         from lifetimes.utils import summary_data_from_transaction_data
 
-        def call():
+        def call(tx):
             return summary_data_from_transaction_data(
                 tx, "customer_id", "timestamp", monetary_value_col="amount",
                 observation_period_end=OBS_END, freq="D")
@@ -149,7 +150,7 @@ def _run_pandas_peer(path, which):
         import pymc_marketing
         from pymc_marketing.clv.utils import rfm_summary
 
-        def call():
+        def call(tx):
             return rfm_summary(tx, "customer_id", "timestamp", monetary_value_col="amount",
                                observation_period_end=OBS_END, time_unit="D")
 
@@ -160,28 +161,32 @@ def _run_pandas_peer(path, which):
     import numpy
 
     versions.update(pandas=pd.__version__, numpy=numpy.__version__)
-    return read_s, call, normalise, versions
+    return read_s, tx, call, normalise, versions
 
 
-def worker(candidate: str, path: str, out_path: str | None) -> None:
+def worker(candidate: str, path: str, out_path: str | None, warmup: bool = True) -> None:
     if candidate in ("crmkit", "crmkit_lazy"):
-        read_s, call, normalise, versions = _run_crmkit(path, candidate == "crmkit_lazy")
+        read_s, data, call, normalise, versions = _run_crmkit(path, candidate == "crmkit_lazy")
     elif candidate == "polars_floor":
-        read_s, call, normalise, versions = _run_polars_floor(path)
+        read_s, data, call, normalise, versions = _run_polars_floor(path)
     else:
-        read_s, call, normalise, versions = _run_pandas_peer(path, candidate)
+        read_s, data, call, normalise, versions = _run_pandas_peer(path, candidate)
+    if warmup:
+        # One call on the first rows first, so that one-time costs (lazy imports,
+        # thread pools, first allocations) are not charged to the timed call.
+        call(data.head(WARMUP_ROWS))
     peak_read_kb = _status_kb("VmHWM")
     reset = _reset_peak()
     baseline_kb = _status_kb("VmRSS")
     load_before = os.getloadavg()[0]
     cpu0 = _cpu_s()
     t0 = time.perf_counter()
-    out = call()
+    out = call(data)
     summary_s = time.perf_counter() - t0
     summary_cpu_s = _cpu_s() - cpu0
     peak_kb = _status_kb("VmHWM")
     result = {
-        "candidate": candidate, "read_s": read_s, "summary_s": summary_s,
+        "candidate": candidate, "warmup": warmup, "read_s": read_s, "summary_s": summary_s,
         "summary_cpu_s": summary_cpu_s, "loadavg_1min_before": load_before,
         "baseline_mb": baseline_kb / 1024, "peak_mb": peak_kb / 1024,
         "peak_read_mb": peak_read_kb / 1024, "peak_reset": reset,
@@ -212,10 +217,13 @@ def ensure_data(n: int, seed: int) -> Path:
     return path
 
 
-def run_one(candidate: str, data: Path, out_path: Path | None, timeout: float) -> dict:
+def run_one(candidate: str, data: Path, out_path: Path | None, timeout: float,
+            warmup: bool = True) -> dict:
     cmd = [PYTHONS[candidate], str(Path(__file__).resolve()), "--worker", candidate, str(data)]
     if out_path is not None:
         cmd += ["--out", str(out_path)]
+    if not warmup:
+        cmd += ["--no-warmup"]
     env = dict(os.environ)
     env["PYTHONPATH"] = str(HERE.parent) if candidate.startswith("crmkit") else ""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -253,15 +261,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("data", nargs="?", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="time the first call in each process (no warm-up call)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--candidates", nargs="+", default=CANDIDATES, choices=CANDIDATES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--json", type=Path, default=WORK / "bench_rfm.json")
+    parser.add_argument("--report", type=Path, help="print the table of an earlier run's JSON")
     args = parser.parse_args(argv)
+    if args.report:
+        print(markdown(json.loads(args.report.read_text())))
+        return
     if args.worker:
-        worker(args.worker, args.data, args.out)
+        worker(args.worker, args.data, args.out, warmup=not args.no_warmup)
         return
 
     for cand in args.candidates:
@@ -275,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         for rep in range(args.repeats):
             for cand in args.candidates:  # interleaved, so drift hits every candidate alike
                 out_path = WORK / f"out_{cand}_{_label(n)}.parquet" if rep == 0 else None
-                res = run_one(cand, data, out_path, args.timeout)
+                res = run_one(cand, data, out_path, args.timeout, warmup=not args.no_warmup)
                 res.update(n=n, repeat=rep)
                 report["runs"].append(res)
                 if out_path is not None and "error" not in res:
@@ -321,6 +335,8 @@ def summarise(report: dict) -> dict:
             "repeats": len(runs),
             "summary_s": med(lambda r: r["summary_s"]),
             "total_s": med(lambda r: r["read_s"] + r["summary_s"]),
+            "cpu_s": med(lambda r: r.get("summary_cpu_s", float("nan"))),
+            "load": med(lambda r: r.get("loadavg_1min_before", float("nan"))),
             "peak_mb": max(r["peak_mb"] for r in runs),
             "increase_mb": max(r["peak_mb"] - r["baseline_mb"] for r in runs),
             "baseline_mb": med(lambda r: r["baseline_mb"]),
@@ -332,19 +348,20 @@ def summarise(report: dict) -> dict:
 def markdown(report: dict) -> str:
     rows = summarise(report)
     lines = [
-        "| transactions | candidate | repeats | summary s (median) | read+summary s | "
-        "x crmkit (summary) | peak RSS MB | RSS increase over post-read MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| transactions | candidate | repeats | summary wall s | summary CPU s | read+summary wall s "
+        "| wall / crmkit | CPU / crmkit | peak RSS MB | RSS increase MB | peak / crmkit peak |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (n, cand), r in sorted(rows.items(), key=lambda kv: (kv[0][0], CANDIDATES.index(kv[0][1]))):
         if "error" in r:
-            lines.append(f"| {_label(n)} | {cand} | - | error: {r['error']} | | | | |")
+            lines.append(f"| {_label(n)} | {cand} | - | error: {r['error']} |" + " |" * 7)
             continue
-        base = rows.get((n, "crmkit"), {}).get("summary_s")
-        ratio = f"{r['summary_s'] / base:.1f}" if base else ""
+        base = rows.get((n, "crmkit"), {})
+        ratio = lambda key: f"{r[key] / base[key]:.1f}" if base.get(key) else ""  # noqa: E731
         lines.append(
-            f"| {_label(n)} | {cand} | {r['repeats']} | {r['summary_s']:.3f} | {r['total_s']:.3f} | "
-            f"{ratio} | {r['peak_mb']:.0f} | {r['increase_mb']:.0f} |")
+            f"| {_label(n)} | {cand} | {r['repeats']} | {r['summary_s']:.2f} | {r['cpu_s']:.2f} | "
+            f"{r['total_s']:.2f} | {ratio('summary_s')} | {ratio('cpu_s')} | {r['peak_mb']:.0f} | "
+            f"{r['increase_mb']:.0f} | {ratio('peak_mb')} |")
     return "\n".join(lines)
 
 
