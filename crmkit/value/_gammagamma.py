@@ -89,8 +89,11 @@ class GammaGamma(CLVModel):
             corr = float(np.corrcoef(x, m)[0, 1])
         else:
             corr = 0.0
-        (xu, mu), wu = RFMModel._compress(x, m, weights=w)
-        self._fit_patterns({"x": xu, "m": mu}, wu, _fingerprint(xu, mu, wu))
+        # spend is continuous, so (x, zbar) rows are nearly all distinct: no
+        # compression; the terms that depend on x alone are computed per distinct x
+        # (see _prepare_data). The fingerprint sorts each column so row order is moot.
+        self._fit_patterns({"x": x, "m": m}, w,
+                           _fingerprint(np.sort(x), np.sort(m), np.sort(w), np.sort(x * m)))
         self.frequency_spend_correlation_ = corr
         if abs(corr) > 0.3:
             import warnings
