@@ -159,6 +159,8 @@ def conform(frame: pl.DataFrame, table: str | None) -> pl.DataFrame:
     keep = {}
     for name in cast.columns:
         lost = (frame[name].is_not_null() & cast[name].is_null()).any()
+        if not lost and frame.schema[name].is_float() and cast.schema[name].is_integer():
+            lost = (cast[name].cast(pl.Float64) != frame[name]).any()  # 1.5 -> 1 is a loss
         if not lost:
             keep[name] = cast[name]
     return frame.with_columns(**keep) if keep else frame

@@ -160,6 +160,17 @@ def test_dirty_csv_keeps_text_so_validate_can_name_bad_rows(tmp_path):
     assert "first_seen" in res.rejected["customers"]["_reason"][0]
 
 
+def test_conform_casts_only_without_loss():
+    frame = pl.DataFrame({"product_id": [1, 2], "category": ["fund", "bond"],
+                          "risk_rating": [3.0, 2.5], "margin": ["0.5", "x"]})
+    out = conform(frame, "products")
+    assert out["product_id"].to_list() == ["1", "2"]
+    assert out.schema["risk_rating"] == pl.Float64  # 2.5 is no risk rating: left for validate
+    assert out.schema["margin"] == pl.String  # "x" is no number: left for validate
+    whole = conform(frame.with_columns(risk_rating=pl.Series([3.0, 2.0])), "products")
+    assert whole.schema["risk_rating"] == pl.Int64
+
+
 def test_conform_leaves_non_canonical_tables_alone():
     frame = pl.DataFrame({"customer_id": ["1"], "x": ["2"]})
     assert conform(frame, "not_a_table") is frame
