@@ -187,6 +187,8 @@ def run_churn_step(features: Any, tables: dict[str, Any], as_of: Any, config: An
     config : ChurnSettings or mapping, optional
     model_dir : path
         Where ``churn.json`` (model as data + latest backtest) is kept between runs.
+        A stored model fitted after ``as_of`` (a backfill run) is never used: the
+        model is refitted as of ``as_of`` for this run and the file is left as is.
     refit : bool, optional
         Force (True) or forbid (False) a refit; default: the ``refit`` schedule.
 
@@ -222,6 +224,14 @@ def run_churn_step(features: Any, tables: dict[str, Any], as_of: Any, config: An
         due = True
     if stored is not None and not due and stored.get("settings") != settings.model_dump():
         due = True  # the configuration changed since the stored fit
+    persist = True
+    notes: list[str] = []
+    if last is not None and last > as_of:
+        # a backfill: the stored model saw rows after this run date, so it must not be
+        # used; refit as of the run date and keep the stored (newer) model on disk
+        due, persist = True, False
+        notes.append(f"stored model was fitted on {last.isoformat()}, after the run date; "
+                     "refitted for this run only")
 
     def covariates(day: dt.date) -> pl.DataFrame:
         return prepare_covariates(build_features(tables, as_of=day), settings.covariates)
@@ -229,7 +239,6 @@ def run_churn_step(features: Any, tables: dict[str, Any], as_of: Any, config: An
     def churn(day: dt.date) -> pl.DataFrame:
         return label_churn(tables, as_of=day, definition=settings.churn_definition)
 
-    notes: list[str] = []
     if due:
         start = as_of - dt.timedelta(days=settings.training_window_days)
         train = build_survival_data(tables, churn, start=start, end=as_of, covariates=covariates)
@@ -256,8 +265,9 @@ def run_churn_step(features: Any, tables: dict[str, Any], as_of: Any, config: An
                "training": {"start": start.isoformat(), "end": as_of.isoformat(),
                             "rows": int(X.height), "events": int(y["event"].sum())},
                 "backtest": metrics, "model": json.loads(model.to_json())}
-        model_dir.mkdir(parents=True, exist_ok=True)
-        write_json(doc, path)
+        if persist:
+            model_dir.mkdir(parents=True, exist_ok=True)
+            write_json(doc, path)
     else:
         doc = stored
         model = load_model(json.dumps(doc["model"]))
