@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
 from crmkit._frames import Output, to_output, to_polars
-from crmkit.exceptions import ConvergenceWarning, NotFittedError, SchemaError
+from crmkit.exceptions import ConvergenceWarning, DataWarning, NotFittedError, SchemaError
 from crmkit.features import rfm_unit
 
 __all__ = ["CLVModel", "RFMModel", "load_clv_model"]
@@ -517,6 +517,8 @@ class RFMModel(CLVModel):
         TT = frame[T].cast(pl.Float64).to_numpy()
         w = frame[weight_col].cast(pl.Float64).to_numpy() if weight_col else None
         self._validate_rfm(x, t_x, TT, w, rec, T)
+        if fitting and len(TT):
+            self._check_span(float(np.max(TT)), data_unit)
         ids = frame["customer_id"] if "customer_id" in names else None
         if fitting and ids is not None and ids.n_unique() != frame.height:
             raise SchemaError(
@@ -524,6 +526,19 @@ class RFMModel(CLVModel):
                 "The input must be one row per customer (an RFM summary), not transactions: "
                 "run crmkit.features.rfm_summary on the transactions first.")
         return frame, ids, x, t_x, TT, w, data_unit
+
+    def _check_span(self, max_T: float, unit: str) -> None:
+        """Warn when the observation span is implausible for the unit in the names."""
+        from crmkit.features import UNIT_DAYS
+
+        years = max_T / 12.0 if unit == "calendar_months" else max_T * UNIT_DAYS[unit] / 365.25
+        if years > 40 or years < 1 / 365.25:
+            warnings.warn(
+                f"{self._name}: the longest customer history is {max_T:g} {unit} "
+                f"({years:.3g} years). Is the summary really in {unit}? Durations computed "
+                f"in another unit but named _{unit} make every rate and horizon wrong; "
+                f"recompute with crmkit.features.rfm_summary(..., unit={unit!r}).",
+                DataWarning, stacklevel=4)
 
     def _validate_rfm(self, x, t_x, T, w, rec, Tn) -> None:
         owner = self._name

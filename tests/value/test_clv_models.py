@@ -16,7 +16,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError as SklearnNotFitted
 from sklearn.utils.validation import check_is_fitted
 
-from crmkit.exceptions import ConvergenceWarning, NotFittedError, SchemaError
+from crmkit.exceptions import ConvergenceWarning, DataWarning, NotFittedError, SchemaError
 from crmkit.features import calibration_holdout_split, rfm_summary
 from crmkit.value import (
     BetaGeo,
@@ -157,6 +157,17 @@ def test_unit_is_explicit(rfm):
         ref.expected_purchases(days, horizon=52)
     with pytest.raises(SchemaError, match="unit='days' was given"):
         BetaGeo().fit(rfm, unit="days")
+
+
+def test_implausible_unit_is_flagged(rfm):
+    # durations in days mislabelled as weeks: a 78-week history becomes 546 "weeks",
+    # fine; in minutes it would be 786,240 "weeks" (15,000 years)
+    mislabelled = rfm.with_columns(pl.col("recency_weeks") * 7 * 1440,
+                                   pl.col("T_weeks") * 7 * 1440)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # it may not converge either
+        with pytest.warns(DataWarning, match="Is the summary really in weeks"):
+            BetaGeo(penalizer_coef=0.01).fit(mislabelled.head(300))
 
 
 def test_input_checks_name_every_problem(rfm):
