@@ -12,7 +12,11 @@ from crmkit.value._clv_plots import (
 )
 from crmkit.value._clv_value import customer_lifetime_value
 from crmkit.value._gammagamma import GammaGamma
-from crmkit.value._measures import compare_value_measures, next_period_revenue
+from crmkit.value._measures import (
+    compare_value_measures,
+    next_period_revenue,
+    plot_value_measures,
+)
 from crmkit.value._mbgnbd import ModifiedBetaGeo
 from crmkit.value._paretonbd import ParetoNBD
 from crmkit.value._sbg import ShiftedBetaGeometric
@@ -54,6 +58,7 @@ __all__ = sorted([
     "plot_frequency_fit",
     "plot_history_alive",
     "plot_probability_alive_matrix",
+    "plot_value_measures",
     "rfm_segments",
     "run_value_step",
     "tier_movement",

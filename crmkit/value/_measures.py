@@ -20,7 +20,7 @@ from crmkit._frames import Output, to_lazy, to_output, to_polars
 from crmkit._params import check_choice, check_date, check_positive
 from crmkit.exceptions import SchemaError
 
-__all__ = ["compare_value_measures", "next_period_revenue"]
+__all__ = ["compare_value_measures", "next_period_revenue", "plot_value_measures"]
 
 _METRICS = ("spearman", "gini", "top_capture", "top_lift", "r2")
 
@@ -85,24 +85,80 @@ def next_period_revenue(transactions: Any, *, as_of: dt.date | str, horizon_days
     return to_output(out.collect(), output)
 
 
-def _gains(x: np.ndarray, y: np.ndarray, top_fraction: float) -> tuple[float, float]:
-    """Area under the cumulative-gains curve (customers sorted by x, best first) and the
-    share of total y captured by the top ``top_fraction``; tied x values are one group
-    whose y is spread evenly (the expectation over random tie orders)."""
+def _gains_curve(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative-gains curve: customers sorted by x (best first) against their share
+    of total y. Tied x values are one group whose y is spread evenly (the expectation
+    over random tie orders), i.e. one straight segment of the curve."""
     order = np.argsort(-x, kind="stable")
     xs, ys = x[order], y[order]
     starts = np.r_[0, np.flatnonzero(np.diff(xs) != 0) + 1]
     g_n = np.diff(np.r_[starts, len(xs)]).astype(float)
     g_y = np.add.reduceat(ys, starts)
-    n, total = float(len(xs)), float(ys.sum())
-    cn = np.r_[0.0, np.cumsum(g_n)] / n
-    cy = np.r_[0.0, np.cumsum(g_y)] / total
+    return np.r_[0.0, np.cumsum(g_n)] / len(xs), np.r_[0.0, np.cumsum(g_y)] / ys.sum()
+
+
+def _gains(x: np.ndarray, y: np.ndarray, top_fraction: float) -> tuple[float, float]:
+    """Area under the gains curve and the share of y captured by the top ``top_fraction``."""
+    cn, cy = _gains_curve(x, y)
     area = float(np.sum(np.diff(cn) * (cy[1:] + cy[:-1]) / 2))
-    k = top_fraction * n
-    before = np.r_[0.0, np.cumsum(g_n)[:-1]]
-    take = np.clip(k - before, 0, g_n) / g_n
-    capture = float(np.sum(take * g_y)) / total
-    return area, capture
+    return area, float(np.interp(top_fraction, cn, cy))
+
+
+def _prepare(features, revenue, candidates, target_col, lower_is_better, id_col, top_fraction,
+             owner):
+    top_fraction = check_positive(top_fraction, "top_fraction", owner)
+    if not top_fraction < 1:
+        raise ValueError(f"The 'top_fraction' parameter of {owner} must be in (0, 1). "
+                         f"Got {top_fraction!r} instead.")
+    feats = to_polars(features, "features")
+    if id_col not in feats.columns:
+        raise SchemaError(f"{owner}: the features table has no column {id_col!r}; name it with id_col=.")
+    if revenue is None:
+        if target_col is None or target_col not in feats.columns:
+            raise ValueError(f"The 'target_col' parameter of {owner} must name a column of features "
+                             f"when revenue is not given. Got {target_col!r} instead.")
+        data = feats
+    else:
+        rev = to_polars(revenue, "revenue")
+        if id_col not in rev.columns:
+            raise SchemaError(f"{owner}: the revenue table has no column {id_col!r}.")
+        if target_col is None:
+            others = [c for c in rev.columns if c != id_col]
+            if len(others) != 1:
+                raise ValueError(f"The 'target_col' parameter of {owner} must be given when revenue "
+                                 f"has several columns ({', '.join(others)}). Got None instead.")
+            target_col = others[0]
+        if target_col not in rev.columns:
+            raise SchemaError(f"{owner}: the revenue table has no column {target_col!r}.")
+        if rev[id_col].is_duplicated().any():
+            raise SchemaError(f"{owner}: the revenue table has duplicate {id_col!r}; pass one row per customer.")
+        data = (feats.drop(target_col, strict=False)
+                .join(rev.select(id_col, target_col), on=id_col, how="left"))
+    data = data.with_columns(pl.col(target_col).cast(pl.Float64).fill_null(0.0))
+    if candidates is None:
+        candidates = [c for c, t in data.schema.items()
+                      if c not in (id_col, target_col) and (t.is_numeric() or t == pl.Boolean)]
+    missing = [c for c in candidates if c not in data.columns]
+    if missing:
+        raise SchemaError(f"{owner}: the features table has no column {', '.join(map(repr, missing))}.")
+    if not candidates:
+        raise ValueError(f"{owner}: no candidate measure to compare; pass candidates=[...].")
+    stray = [c for c in lower_is_better if c not in candidates]
+    if stray:
+        raise ValueError(f"The 'lower_is_better' parameter of {owner} must name candidates. "
+                         f"Got {stray!r} instead.")
+    if not data[target_col].sum() > 0:
+        raise ValueError(f"{owner}: the total of {target_col!r} is not positive; nothing to capture. "
+                         f"Check the revenue window.")
+    return data, list(candidates), target_col, top_fraction
+
+
+def _candidate_values(data: pl.DataFrame, c: str, lower_is_better: Sequence[str]):
+    s = data[c].cast(pl.Float64).fill_nan(None)
+    if c in lower_is_better:
+        s = -s
+    lowest = s.min()
+    return s.fill_null(lowest if lowest is not None else 0.0).to_numpy(), s.null_count()
 
 
 def compare_value_measures(features: Any, revenue: Any = None, *,
@@ -165,61 +221,14 @@ def compare_value_measures(features: Any, revenue: Any = None, *,
     [('assets', 1.0, 0.9), ('activity', 0.0, 0.5)]
     """
     owner = "compare_value_measures"
-    top_fraction = check_positive(top_fraction, "top_fraction", owner)
-    if not top_fraction < 1:
-        raise ValueError(f"The 'top_fraction' parameter of {owner} must be in (0, 1). "
-                         f"Got {top_fraction!r} instead.")
+    data, candidates, target_col, top_fraction = _prepare(
+        features, revenue, candidates, target_col, lower_is_better, id_col, top_fraction, owner)
     check_choice(sort_by, _METRICS, "sort_by", owner)
-    feats = to_polars(features, "features")
-    if id_col not in feats.columns:
-        raise SchemaError(f"{owner}: the features table has no column {id_col!r}; name it with id_col=.")
-    if revenue is None:
-        if target_col is None or target_col not in feats.columns:
-            raise ValueError(f"The 'target_col' parameter of {owner} must name a column of features "
-                             f"when revenue is not given. Got {target_col!r} instead.")
-        data = feats
-    else:
-        rev = to_polars(revenue, "revenue")
-        if id_col not in rev.columns:
-            raise SchemaError(f"{owner}: the revenue table has no column {id_col!r}.")
-        if target_col is None:
-            others = [c for c in rev.columns if c != id_col]
-            if len(others) != 1:
-                raise ValueError(f"The 'target_col' parameter of {owner} must be given when revenue "
-                                 f"has several columns ({', '.join(others)}). Got None instead.")
-            target_col = others[0]
-        if target_col not in rev.columns:
-            raise SchemaError(f"{owner}: the revenue table has no column {target_col!r}.")
-        if rev[id_col].is_duplicated().any():
-            raise SchemaError(f"{owner}: the revenue table has duplicate {id_col!r}; pass one row per customer.")
-        data = (feats.drop(target_col, strict=False)
-                .join(rev.select(id_col, target_col), on=id_col, how="left"))
-    data = data.with_columns(pl.col(target_col).cast(pl.Float64).fill_null(0.0))
-    if candidates is None:
-        candidates = [c for c, t in data.schema.items()
-                      if c not in (id_col, target_col) and (t.is_numeric() or t == pl.Boolean)]
-    missing = [c for c in candidates if c not in data.columns]
-    if missing:
-        raise SchemaError(f"{owner}: the features table has no column {', '.join(map(repr, missing))}.")
-    if not candidates:
-        raise ValueError(f"{owner}: no candidate measure to compare; pass candidates=[...].")
-    stray = [c for c in lower_is_better if c not in candidates]
-    if stray:
-        raise ValueError(f"The 'lower_is_better' parameter of {owner} must name candidates. "
-                         f"Got {stray!r} instead.")
     y = data[target_col].to_numpy()
-    if not y.sum() > 0:
-        raise ValueError(f"{owner}: the total of {target_col!r} is not positive; nothing to capture. "
-                         f"Check the revenue window.")
     area_best, _ = _gains(y, y, top_fraction)
     rows = []
     for c in candidates:
-        s = data[c].cast(pl.Float64).fill_nan(None)
-        if c in lower_is_better:
-            s = -s
-        n_null = s.null_count()
-        lowest = s.min()
-        x = s.fill_null(lowest if lowest is not None else 0.0).to_numpy()
+        x, n_null = _candidate_values(data, c, lower_is_better)
         constant = bool(np.all(x == x[0]))
         with np.errstate(all="ignore"):
             rho = float("nan") if constant else float(stats.spearmanr(x, y).statistic)
@@ -234,3 +243,51 @@ def compare_value_measures(features: Any, revenue: Any = None, *,
                                       "n_customers": pl.Int64, "n_null": pl.Int64})
            .sort([sort_by, "measure"], descending=[True, False], nulls_last=True))
     return to_output(out, output)
+
+
+def plot_value_measures(features: Any, revenue: Any = None, *,
+                        candidates: Sequence[str] | None = None, target_col: str | None = None,
+                        lower_is_better: Sequence[str] = (), id_col: str = "customer_id", ax=None):
+    """Cumulative-gains curves of candidate value measures against next-period revenue.
+
+    For each candidate: customers sorted by the candidate (best first) on the x axis,
+    the share of the revenue they brought on the y axis; tied values are one straight
+    segment. The revenue itself (perfect order) and random order are drawn for
+    reference. Same inputs as :func:`compare_value_measures`.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import polars as pl
+    >>> f = pl.DataFrame({"customer_id": list("abcd"), "assets": [4.0, 3.0, 2.0, 1.0]})
+    >>> r = pl.DataFrame({"customer_id": list("abcd"), "revenue": [5.0, 3.0, 2.0, 0.0]})
+    >>> ax = plot_value_measures(f, r)
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['revenue (perfect)', 'random', 'assets']
+    """
+    import matplotlib.pyplot as plt
+
+    data, candidates, target_col, _ = _prepare(features, revenue, candidates, target_col,
+                                               lower_is_better, id_col, 0.1,
+                                               "plot_value_measures")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 5))
+    y = data[target_col].to_numpy()
+    px, py = _gains_curve(y, y)
+    ax.plot(px, py, color="black", linestyle=":", label=f"{target_col} (perfect)")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="random")
+    for c in candidates:
+        x, _ = _candidate_values(data, c, lower_is_better)
+        cx, cy = _gains_curve(x, y)
+        ax.plot(cx, cy, label=c)
+    ax.set_xlabel("share of customers, best first by the measure")
+    ax.set_ylabel(f"share of {target_col}")
+    ax.set_xlim(0, 1)
+    ax.set_title("Which value measure finds next period's revenue?")
+    ax.legend(loc="lower right", fontsize="small")
+    return ax

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from crmkit.exceptions import SchemaError
-from crmkit.value._measures import compare_value_measures, next_period_revenue
+from crmkit.value._measures import compare_value_measures, next_period_revenue, plot_value_measures
 
 
 def _data(n=1000, seed=0):
@@ -139,3 +139,25 @@ def test_lower_is_better_negates_and_nulls_count_as_worst():
     assert out["gini"] == pytest.approx(plain["gini"])
     with pytest.raises(ValueError, match="'lower_is_better' parameter"):
         compare_value_measures(f, r, lower_is_better=["zz"])
+
+
+def test_plot_value_measures_draws_one_curve_per_candidate():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = _data(300, seed=8)
+    fig, ax = plt.subplots()
+    out = plot_value_measures(d, candidates=["assets", "coarse"], target_col="revenue", ax=ax)
+    assert out is ax
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"revenue (perfect)", "random", "assets", "coarse"}
+    xs, ys = lines["assets"].get_data()
+    assert xs[0] == 0 and ys[-1] == pytest.approx(1.0) and np.all(np.diff(xs) > 0)
+    # the area under the drawn curve is the one behind the reported Gini
+    area = np.trapezoid(ys, xs)
+    px, py = lines["revenue (perfect)"].get_data()
+    gini = (area - 0.5) / (np.trapezoid(py, px) - 0.5)
+    row = compare_value_measures(d, candidates=["assets"], target_col="revenue").row(0, named=True)
+    assert gini == pytest.approx(row["gini"])
+    plt.close(fig)
