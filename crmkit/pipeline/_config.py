@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import Field, create_model, field_validator
 
-from crmkit._config import StrictModel, closest, parse_config
+from crmkit._config import StrictModel, parse_config
 from crmkit.exceptions import ConfigError
-from crmkit.features import DEFAULT_ASSET_WEIGHTS, UNITS
+from crmkit.features import DEFAULT_ASSET_WEIGHTS
 from crmkit.pipeline._step import Step
 
 __all__ = ["FeaturesSection", "InputsSection", "RunSection", "ValidationSection",
@@ -60,16 +60,8 @@ class FeaturesSection(StrictModel):
     """``[features]``: as-of feature settings."""
 
     windows: list[int] = [30, 90, 365]
-    rfm_unit: str = "weeks"
     asset_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ASSET_WEIGHTS))
     n_shards: int = Field(1, gt=0, description="compute features shard by shard")
-
-    @field_validator("rfm_unit")
-    @classmethod
-    def _unit(cls, value: str) -> str:
-        if value not in UNITS:
-            raise ValueError(f"rfm_unit must be one of {', '.join(UNITS)}.{closest(value, UNITS)}")
-        return value
 
     @field_validator("windows")
     @classmethod
