@@ -148,6 +148,16 @@ def test_late_entry_matches_lifelines():
     ref = CoxPHFitter().fit(pd.DataFrame({"x": x, "d": d, "e": e, "s": entry}), "d", "e",
                             entry_col="s")
     assert m.coef_[0] == pytest.approx(ref.params_["x"], rel=1e-6)
+    from lifelines import KaplanMeierFitter, WeibullAFTFitter
+    frame = pd.DataFrame({"x": x, "d": d, "e": e, "s": entry})
+    w = WeibullAFT().fit(pl.DataFrame({"x": x}), make_y(d, e, entry))
+    wref = WeibullAFTFitter().fit(frame, "d", "e", entry_col="s")
+    assert w.aft_coef_[0] == pytest.approx(wref.params_[("lambda_", "x")], rel=1e-5)
+    km = KaplanMeierBaseline().fit(np.zeros((x.size, 1)), make_y(d, e, entry))
+    kref = KaplanMeierFitter().fit(d, e, entry=entry)
+    t = np.array([10.0, 50.0, 100.0])
+    np.testing.assert_allclose(km.predict_survival(np.zeros((1, 1)), t)[0],
+                               kref.survival_function_at_times(t).to_numpy(), rtol=1e-10)
 
 
 def test_sklearn_clone_pipeline_cv_and_grid_search(data):
