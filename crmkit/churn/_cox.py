@@ -52,8 +52,7 @@ def _fit_lifelines(make_fitter, df: pd.DataFrame, fit_kwargs: dict, owner: str,
                       f"refitted with an extra ridge penalty of 0.01 and step size 0.25. To "
                       f"control this yourself: {remedy}.", ConvergenceWarning, stacklevel=3)
     for w in caught:
-        if issubclass(w.category, (LLConvergence, RuntimeWarning)) or "converge" in str(
-                w.message).lower():
+        if issubclass(w.category, LLConvergence) or "converge" in str(w.message).lower():
             text = str(w.message).strip().splitlines()[0]
             warnings.warn(f"{owner}: lifelines reports a convergence problem ({text}). "
                           f"Remedy: {remedy}.", ConvergenceWarning, stacklevel=3)
