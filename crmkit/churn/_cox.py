@@ -51,12 +51,17 @@ def _fit_lifelines(make_fitter, df: pd.DataFrame, fit_kwargs: dict, owner: str,
         warnings.warn(f"{owner} did not converge unpenalised ({type(first).__name__}); it was "
                       f"refitted with an extra ridge penalty of 0.01 and step size 0.25. To "
                       f"control this yourself: {remedy}.", ConvergenceWarning, stacklevel=3)
+    converge_reported = False
     for w in caught:
         if issubclass(w.category, LLConvergence) or "converge" in str(w.message).lower():
-            text = str(w.message).strip().splitlines()[0]
-            warnings.warn(f"{owner}: lifelines reports a convergence problem ({text}). "
-                          f"Remedy: {remedy}.", ConvergenceWarning, stacklevel=3)
-            break
+            if not converge_reported:
+                text = str(w.message).strip().splitlines()[0]
+                warnings.warn(f"{owner}: lifelines reports a convergence problem ({text}). "
+                              f"Remedy: {remedy}.", ConvergenceWarning, stacklevel=3)
+                converge_reported = True
+        elif not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
+            # anything else lifelines says (e.g. StatisticalWarning) is passed on as is
+            warnings.warn(w.message, w.category, stacklevel=3)
     return fitter
 
 
