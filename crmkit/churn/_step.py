@@ -22,9 +22,9 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from crmkit._config import StrictModel, parse_config
-
 from crmkit._frames import to_polars
 from crmkit._params import check_date
+from crmkit._refit import due_for_refit
 from crmkit.exceptions import ConfigError
 
 __all__ = ["DEFAULT_COVARIATES", "ChurnSettings", "ChurnStepResult", "prepare_covariates",
@@ -157,23 +157,9 @@ def _estimator(settings: ChurnSettings):
                rmst_horizon_days=settings.rmst_horizon_days)
 
 
-def _due(last: dt.date | None, as_of: dt.date, schedule: str) -> bool:
-    if last is None or schedule == "always":
-        return True
-    if schedule == "never" or as_of <= last:
-        return False
-    if schedule == "weekly":
-        return as_of.isocalendar()[:2] != last.isocalendar()[:2]
-    if schedule == "monthly":
-        return (as_of.year, as_of.month) != (last.year, last.month)
-    if schedule == "quarterly":
-        return (as_of.year, (as_of.month - 1) // 3) != (last.year, (last.month - 1) // 3)
-    return as_of.year != last.year
-
-
 def run_churn_step(features: Any, tables: dict[str, Any], as_of: Any, config: Any = None,
-                   model_dir: str | Path = "models", *, refit: bool | None = None
-                   ) -> ChurnStepResult:
+                   model_dir: str | Path = "models", *, refit: bool | None = None,
+                   feature_options: dict[str, Any] | None = None) -> ChurnStepResult:
     """Refit (on schedule) or load the churn model, score every customer, report.
 
     Parameters
@@ -191,6 +177,9 @@ def run_churn_step(features: Any, tables: dict[str, Any], as_of: Any, config: An
         model is refitted as of ``as_of`` for this run and the file is left as is.
     refit : bool, optional
         Force (True) or forbid (False) a refit; default: the ``refit`` schedule.
+    feature_options : dict, optional
+        Keyword arguments of :func:`crmkit.features.build_features` (the pipeline's
+        ``[features]`` windows and asset weights) for the training covariates.
 
     Returns
     -------
@@ -219,7 +208,7 @@ def run_churn_step(features: Any, tables: dict[str, Any], as_of: Any, config: An
     path = model_dir / MODEL_FILE
     stored = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
     last = dt.date.fromisoformat(stored["fitted_as_of"]) if stored else None
-    due = _due(last, as_of, settings.refit) if refit is None else refit
+    due = due_for_refit(last, as_of, settings.refit) if refit is None else refit
     if not due and stored is None:
         due = True
     if stored is not None and not due and stored.get("settings") != settings.model_dump():
@@ -234,7 +223,8 @@ def run_churn_step(features: Any, tables: dict[str, Any], as_of: Any, config: An
                      "refitted for this run only")
 
     def covariates(day: dt.date) -> pl.DataFrame:
-        return prepare_covariates(build_features(tables, as_of=day), settings.covariates)
+        return prepare_covariates(build_features(tables, as_of=day, **(feature_options or {})),
+                                  settings.covariates)
 
     def churn(day: dt.date) -> pl.DataFrame:
         return label_churn(tables, as_of=day, definition=settings.churn_definition)

@@ -134,18 +134,18 @@ def run_pipeline(
 
     t0 = time.perf_counter()
     fcfg = cfg.features
+    feature_options = {"windows": list(fcfg.windows), "asset_weights": dict(fcfg.asset_weights)}
     if fcfg.n_shards > 1:
         features = pl.concat([
-            build_features(tables, as_of=day, windows=fcfg.windows, asset_weights=fcfg.asset_weights,
-                           shard=(i, fcfg.n_shards)) for i in range(fcfg.n_shards)
+            build_features(tables, as_of=day, shard=(i, fcfg.n_shards), **feature_options)
+            for i in range(fcfg.n_shards)
         ]).sort("customer_id")
     else:
-        features = build_features(tables, as_of=day, windows=fcfg.windows,
-                                  asset_weights=fcfg.asset_weights)
+        features = build_features(tables, as_of=day, **feature_options)
     tick("features", t0)
 
     ctx = RunContext(as_of=day, tables=tables, features=features, model_dir=model_dir,
-                     previous_run_dir=previous)
+                     previous_run_dir=previous, feature_options=feature_options)
     step_facts: dict[str, Any] = {}
     for step in steps:
         t0 = time.perf_counter()

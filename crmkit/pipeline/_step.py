@@ -19,13 +19,9 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel
 
-from crmkit._params import check_choice
+from crmkit._refit import REFIT_SCHEDULES, due_for_refit
 
 __all__ = ["REFIT_SCHEDULES", "RunContext", "Step", "StepResult", "due_for_refit"]
-
-REFIT_SCHEDULES = ("always", "weekly", "monthly", "quarterly", "yearly", "never")
-"""How often a step refits its model; between refits it loads the stored one."""
-
 
 @dataclass
 class StepResult:
@@ -53,6 +49,10 @@ class RunContext:
         Persistent folder for fitted models (JSON data), shared across runs.
     previous_run_dir : pathlib.Path or None
         The folder of the latest earlier run, for movement and transitions.
+    feature_options : dict
+        The run's ``[features]`` settings as keyword arguments of
+        :func:`crmkit.features.build_features` (``windows``, ``asset_weights``), for
+        steps that build features as of other dates (training windows, backtests).
     """
 
     as_of: dt.date
@@ -61,6 +61,7 @@ class RunContext:
     outputs: dict[str, dict[str, pl.DataFrame]] = field(default_factory=dict)
     model_dir: Path = Path("models")
     previous_run_dir: Path | None = None
+    feature_options: dict[str, Any] = field(default_factory=dict)
 
     def previous_output(self, step: str, table: str) -> pl.DataFrame | None:
         """A table written by ``step`` in the previous run, or None when there is none.
@@ -99,33 +100,3 @@ class Step:
     config_model: type[BaseModel]
     run: Callable[[RunContext, Any], StepResult]
     doc: str = ""
-
-
-def due_for_refit(last_fit: dt.date | None, as_of: dt.date, schedule: str) -> bool:
-    """Whether a model fitted on ``last_fit`` must be refitted for a run on ``as_of``.
-
-    ``weekly``/``monthly``/``quarterly``/``yearly`` refit when ``as_of`` is in a later
-    calendar week/month/quarter/year than the last fit; ``always`` every run;
-    ``never`` only when there is no stored model.
-
-    Examples
-    --------
-    >>> due_for_refit(dt.date(2025, 1, 31), dt.date(2025, 2, 1), "monthly")
-    True
-    >>> due_for_refit(dt.date(2025, 1, 3), dt.date(2025, 1, 31), "monthly")
-    False
-    >>> due_for_refit(None, dt.date(2025, 1, 31), "never")
-    True
-    """
-    check_choice(schedule, REFIT_SCHEDULES, "schedule", "due_for_refit")
-    if last_fit is None or schedule == "always":
-        return True
-    if schedule == "never" or as_of <= last_fit:
-        return False
-    if schedule == "weekly":
-        return as_of.isocalendar()[:2] != last_fit.isocalendar()[:2]
-    if schedule == "monthly":
-        return (as_of.year, as_of.month) != (last_fit.year, last_fit.month)
-    if schedule == "quarterly":
-        return (as_of.year, (as_of.month - 1) // 3) != (last_fit.year, (last_fit.month - 1) // 3)
-    return as_of.year != last_fit.year

@@ -23,7 +23,8 @@ MODEL_NAME = "churn"
 def run(ctx: RunContext, cfg: ChurnSettings) -> StepResult:
     """Run the churn step on the run context (see the module docstring)."""
     refit = due_for_refit(ctx.stored_fit_date(MODEL_NAME), ctx.as_of, cfg.refit)
-    res = run_churn_step(ctx.features, ctx.tables, ctx.as_of, cfg, ctx.model_dir, refit=refit)
+    res = run_churn_step(ctx.features, ctx.tables, ctx.as_of, cfg, ctx.model_dir, refit=refit,
+                         feature_options=ctx.feature_options)
     return StepResult(tables=res.tables, manifest=res.manifest)
 
 
