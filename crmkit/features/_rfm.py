@@ -99,7 +99,8 @@ def rfm_summary(
     Returns
     -------
     DataFrame
-        One row per customer with at least one purchase by ``observation_end``.
+        One row per customer with at least one purchase by ``observation_end``,
+        sorted by customer id.
 
     Examples
     --------
@@ -108,7 +109,7 @@ def rfm_summary(
     ...                    "timestamp": [dt.date(2024, 1, 1), dt.date(2024, 1, 1),
     ...                                  dt.date(2024, 1, 15), dt.date(2024, 1, 8)],
     ...                    "amount": [10.0, 5.0, 20.0, 7.0]})
-    >>> rfm_summary(tx, observation_end="2024-01-29").sort("customer_id")
+    >>> rfm_summary(tx, observation_end="2024-01-29")
     shape: (2, 5)
     ┌─────────────┬───────────┬───────────────┬─────────┬────────────────┐
     │ customer_id ┆ frequency ┆ recency_weeks ┆ T_weeks ┆ monetary_value │
@@ -126,7 +127,8 @@ def rfm_summary(
     summary = _collect_in_shards(
         frame, customer_col,
         lambda part: _summarise(part, customer_col, time_col, value_col, end, unit, period))
-    return to_output(summary, output)
+    # a fixed row order: the same input gives the same output, byte for byte
+    return to_output(summary.sort(customer_col), output)
 
 
 _SHARD_ROWS = 500_000
@@ -288,4 +290,4 @@ def calibration_holdout_split(
     )
     if value_col:
         out = out.with_columns(pl.col("monetary_value_holdout").fill_null(0.0))
-    return to_output(out.collect(), output)
+    return to_output(out.sort(customer_col).collect(), output)
