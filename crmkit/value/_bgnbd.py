@@ -23,6 +23,8 @@ def bg_expected(r, alpha, a, b, t):
     whose series stays well conditioned when ``b`` is large (heavy buyers).
     """
     t = np.asarray(t, dtype=float)
+    if abs(a - 1.0) < 5e-7:  # removable singularity at a = 1: mean of both sides
+        return 0.5 * (bg_expected(r, alpha, 1.0 - 1e-6, b, t) + bg_expected(r, alpha, 1.0 + 1e-6, b, t))
     z = t / (alpha + t)
     c = a + b - 1.0
     with np.errstate(all="ignore"):

@@ -480,3 +480,14 @@ def test_rfm_summary_feeds_the_models():
         m = BetaGeo(penalizer_coef=0.001).fit(summary)
     assert m.unit_ == "days"
     assert m.expected_purchases(summary, horizon=365).height == summary.height
+
+
+def test_expected_purchases_continuous_at_a_equal_one():
+    """E[X(t)] has a removable singularity at a = 1 (the c/(a-1) factor)."""
+    from crmkit.value._bgnbd import bg_expected
+
+    t = np.array([10.0, 52.0])
+    at_one = bg_expected(0.5, 5.0, 1.0, 2.0, t)
+    assert np.isfinite(at_one).all()
+    np.testing.assert_allclose(at_one, bg_expected(0.5, 5.0, 1.0 + 1e-5, 2.0, t), rtol=1e-4)
+    np.testing.assert_allclose(at_one, bg_expected(0.5, 5.0, 1.0 - 1e-5, 2.0, t), rtol=1e-4)
