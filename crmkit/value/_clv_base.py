@@ -261,7 +261,6 @@ class CLVModel(BaseEstimator):
             problems.append(f"the gradient at the end is {grad_norm:.2g} (tolerance 1e-4)")
         if not res.success and grad_norm > 1e-6:
             problems.append(f"the optimiser said: {res.message}")
-        self.converged_ = not problems
         cov_log = None
         try:
             Hll = H * total
@@ -276,6 +275,7 @@ class CLVModel(BaseEstimator):
         except np.linalg.LinAlgError:
             problems.append("the Hessian is singular (standard errors unknown)")
         self.covariance_log_ = cov_log.tolist() if cov_log is not None else None
+        self.converged_ = not problems
         if problems:
             warnings.warn(
                 f"{self._name} did not converge cleanly: {'; '.join(problems)}. Try: "
