@@ -144,7 +144,6 @@ def worker(task: str, n: int, path: str, model: str) -> dict:
         from crmkit.churn import load_model
         m = load_model(model)
         df, X, _ = _xy(path, n)
-        tenure = df["tenure"].to_numpy().astype(float)
         if task == "score_crmkit_mem":
             t0 = time.perf_counter()
             p = m.predict_churn(X, horizons_days=HORIZONS, lifetime=False).to_numpy()

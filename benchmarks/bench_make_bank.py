@@ -6,11 +6,8 @@ Each size runs in a fresh subprocess so its peak RSS is its own.
 
 from __future__ import annotations
 
-import json
-import resource
 import subprocess
 import sys
-import time
 
 CHILD = r"""
 import json, resource, sys, time

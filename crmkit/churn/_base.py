@@ -31,6 +31,7 @@ from crmkit._params import check_choice, check_positive
 from crmkit.churn._data import TIME_UNITS, split_y
 from crmkit.exceptions import DataWarning
 from crmkit.features._units import UNIT_DAYS
+from crmkit._persist import json_text_from, save_json_text
 
 __all__ = ["SurvivalModel", "load_model"]
 
@@ -463,7 +464,7 @@ class SurvivalModel(BaseEstimator):
         doc = dict(body, fingerprint=_fingerprint(body), versions=_versions())
         text = json.dumps(doc, indent=1, allow_nan=True)
         if path is not None:
-            Path(path).write_text(text)
+            save_json_text(text, path)
         return text
 
     @classmethod
@@ -488,9 +489,7 @@ def load_model(source: str | Path, expected: type | None = None) -> SurvivalMode
     >>> np.allclose(load_model(m.to_json()).predict(X), m.predict(X))
     True
     """
-    text = str(source)
-    if not text.lstrip().startswith("{"):
-        text = Path(source).read_text()
+    text = json_text_from(source)
     doc = json.loads(text)
     if doc.get("format") != _FORMAT:
         raise ValueError(f"Not a crmkit churn model document (format {doc.get('format')!r}).")

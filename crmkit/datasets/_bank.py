@@ -397,7 +397,7 @@ def _managers_and_assignments(rng, c: dict, end_day: int):
     tier = np.where(onboarded, tier, 3)
     levels = ("private_banking", "wealth", "branch")
     capacities = (60, 150, 400)
-    rows, mgr_branch, mgr_level, mgr_cap = [], [], [], []
+    mgr_branch, mgr_level, mgr_cap = [], [], []
     for lvl, cap in zip(range(3), capacities):
         need = np.bincount(c["branch"][tier == lvl], minlength=nb)
         if lvl == 0:  # private bankers sit in the first branch and serve every branch

@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from crmkit._frames import Output, to_output, to_polars
 from crmkit.exceptions import ConvergenceWarning, DataWarning, NotFittedError, SchemaError
 from crmkit.features import rfm_unit
+from crmkit._persist import json_text_from, save_json_text
 
 __all__ = ["CLVModel", "RFMModel", "load_clv_model"]
 
@@ -391,7 +392,7 @@ class CLVModel(BaseEstimator):
         state.update(self._extra_state())
         text = json.dumps(state, indent=2, sort_keys=True)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            save_json_text(text, path)
         return text
 
     @classmethod
@@ -402,9 +403,7 @@ class CLVModel(BaseEstimator):
         the class that saved it (``BetaGeo.from_json``) or on ``CLVModel``,
         which dispatches on the stored model name.
         """
-        text = str(source)
-        if not text.lstrip().startswith("{"):
-            text = Path(source).read_text()
+        text = json_text_from(source)
         state = json.loads(text)
         if state.get("format") != "crmkit.clv/1":
             raise ValueError(f"Not a crmkit CLV model file (format {state.get('format')!r}).")

@@ -18,7 +18,7 @@ from scipy.special import digamma, gammaln
 
 from crmkit._frames import Output, to_output, to_polars
 from crmkit.exceptions import DataWarning, SchemaError
-from crmkit.value._clv_base import CLVModel, RFMModel, _dot, _fingerprint, _register, _weighted_rows
+from crmkit.value._clv_base import CLVModel, _dot, _fingerprint, _register, _weighted_rows
 
 __all__ = ["GammaGamma"]
 

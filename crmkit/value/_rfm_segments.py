@@ -30,6 +30,7 @@ from crmkit._frames import Output, to_output, to_polars
 from crmkit._params import check_choice
 from crmkit.exceptions import ConfigError, NotFittedError, SchemaError
 from crmkit.value._tiers_util import check_keys, quantile_edges, value_counts
+from crmkit._persist import json_text_from, save_json_text
 
 __all__ = ["DEFAULT_SEGMENTS", "RFMScorer", "SegmentRule", "rfm_segments"]
 
@@ -368,15 +369,13 @@ class RFMScorer(BaseEstimator):
                "state": {"edges_": self.edges_, "n_fitted_": self.n_fitted_}}
         text = json.dumps(doc, indent=2, sort_keys=True)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            save_json_text(text, path)
         return text
 
     @classmethod
     def from_json(cls, source: str | Path) -> RFMScorer:
         """Load a scorer written by :meth:`to_json` (a path or the JSON text). Runs no code."""
-        text = str(source)
-        if not text.lstrip().startswith("{"):
-            text = Path(source).read_text(encoding="utf-8")
+        text = json_text_from(source)
         doc = json.loads(text)
         if doc.get("model") != "RFMScorer":
             raise ValueError(f"Not an RFMScorer file: model={doc.get('model')!r}.")

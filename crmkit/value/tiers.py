@@ -34,6 +34,7 @@ from crmkit._frames import Output, to_output, to_polars
 from crmkit._params import check_choice, check_positive
 from crmkit.exceptions import ConfigError, SchemaError
 from crmkit.value._tiers_util import check_keys, quantile_edges, value_counts
+from crmkit._persist import json_text_from, save_json_text
 
 __all__ = [
     "MOVEMENTS",
@@ -253,16 +254,14 @@ class TierScheme(BaseModel):
         """
         text = self.model_dump_json(indent=2)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            save_json_text(text, path)
         return text
 
     @classmethod
     def from_json(cls, source: str | Path) -> TierScheme:
         """Load a scheme from JSON text or a file path (validated like any scheme)."""
         import json
-        text = str(source)
-        if not text.lstrip().startswith("{"):
-            text = Path(source).read_text(encoding="utf-8")
+        text = json_text_from(source)
         return cls.from_dict(json.loads(text))
 
     @classmethod

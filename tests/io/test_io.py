@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from crmkit.io import (atomic_dir, atomic_write, conform, read_table, read_tables, write_json,
+from crmkit.io import (atomic_write, conform, read_table, read_tables, write_json,
                        write_table, write_tables)
 from crmkit.schema import TABLES, empty_table, validate
 

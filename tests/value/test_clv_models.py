@@ -404,7 +404,6 @@ def test_sbg_inputs_agree():
     ren = b.expected_renewals(per_customer, discount_rate=0.1)["expected_renewals"].to_numpy()
     assert (ren[:-1] == 0).all() and ren[-1] > 0
     # closed form against the explicit discounted sum of survival ratios
-    al, be = b.params_["alpha"], b.params_["beta"]
     n, d = 7, 0.1
     surv = b.survival_function(np.arange(n, n + 3000), cohort_size=1.0)
     direct = np.sum(surv[1:] / surv[0] / (1 + d) ** np.arange(1, 3000))
