@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,51 @@ def _fit_lifelines(make_fitter, df: pd.DataFrame, fit_kwargs: dict, owner: str,
             # anything else lifelines says (e.g. StatisticalWarning) is passed on as is
             warnings.warn(w.message, w.category, stacklevel=3)
     return fitter
+
+
+@dataclass
+class _FitInput:
+    """What the lifelines-backed fits start from (see :func:`_screened_frame`)."""
+
+    M: np.ndarray
+    duration: np.ndarray
+    event: np.ndarray
+    entry: np.ndarray | None
+    keys: Any
+    screen: Any
+    kept: list[str]
+    df: pd.DataFrame
+    kwargs: dict
+
+
+def _screened_frame(model: SurvivalModel, X: Any, y: Any, strata: Any, name: str) -> _FitInput:
+    """The common start of the lifelines-backed fits.
+
+    Prepares ``X``/``y``, screens the covariates (recording ``screening_report_``,
+    ``covariates_``, ``n_samples_``, ``n_events_`` on ``model``), refuses a target
+    without events, and builds the lifelines input frame (covariates ``c0..``,
+    duration, event, entry when given).
+    """
+    frame, names, M, duration, event, entry, keys = model._prepare_fit(X, y, strata)
+    key_arr = np.asarray(keys, dtype=object) if getattr(model, "strata_columns_", None) else None
+    screen = screen_covariates(M, names, duration, event, strata=key_arr,
+                               on_separation=model.on_separation, owner=f"{name}.fit")
+    model.screening_report_ = screen.report()
+    kept = [names[j] for j in screen.keep]
+    model.covariates_ = kept
+    model.n_samples_ = int(duration.size)
+    model.n_events_ = int(event.sum())
+    if model.n_events_ == 0:
+        raise ValueError(f"{name}.fit: y has no events (nobody churned), so there is "
+                         "nothing to fit; widen the observation window.")
+    df = pd.DataFrame(M[:, screen.keep], columns=[f"c{i}" for i in range(len(kept))])
+    df[_DUR] = duration
+    df[_EVT] = event.astype(int)
+    kwargs: dict = {"duration_col": _DUR, "event_col": _EVT}
+    if entry is not None:
+        df[_ENT] = entry
+        kwargs["entry_col"] = _ENT
+    return _FitInput(M, duration, event, entry, keys, screen, kept, df, kwargs)
 
 
 class CoxPH(SurvivalModel):
@@ -156,26 +202,10 @@ class CoxPH(SurvivalModel):
                              f"and 1. Got {self.l1_ratio!r} instead.")
         check_choice(self.on_separation, ("penalize", "drop", "raise"), "on_separation", name)
         check_positive(self.separation_penalizer, "separation_penalizer", name)
-        frame, names, M, duration, event, entry, keys = self._prepare_fit(X, y, self.strata)
-        key_arr = np.asarray(keys, dtype=object) if self.strata_columns_ else None
-        screen = screen_covariates(M, names, duration, event, strata=key_arr,
-                                   on_separation=self.on_separation, owner=f"{name}.fit")
-        self.screening_report_ = screen.report()
-        kept = [names[j] for j in screen.keep]
-        self.covariates_ = kept
-        self.n_samples_ = int(duration.size)
-        self.n_events_ = int(event.sum())
-        if self.n_events_ == 0:
-            raise ValueError(f"{name}.fit: y has no events (nobody churned), so there is "
-                             "nothing to fit; widen the observation window.")
-
-        df = pd.DataFrame(M[:, screen.keep], columns=[f"c{i}" for i in range(len(kept))])
-        df[_DUR] = duration
-        df[_EVT] = event.astype(int)
-        kwargs: dict = {"duration_col": _DUR, "event_col": _EVT}
-        if entry is not None:
-            df[_ENT] = entry
-            kwargs["entry_col"] = _ENT
+        fit_in = _screened_frame(self, X, y, self.strata, name)
+        M, duration, event, entry, keys = (fit_in.M, fit_in.duration, fit_in.event, fit_in.entry,
+                                           fit_in.keys)
+        screen, kept, df, kwargs = fit_in.screen, fit_in.kept, fit_in.df, fit_in.kwargs
         if self.strata_columns_:
             df[_STR] = keys
             kwargs["strata"] = [_STR]

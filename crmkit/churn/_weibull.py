@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import polars as pl
 
 from crmkit._params import check_choice, check_positive
 from crmkit.churn._base import SurvivalModel
-from crmkit.churn._checks import screen_covariates
-from crmkit.churn._cox import _DUR, _ENT, _EVT, _fit_lifelines
+from crmkit.churn._cox import _fit_lifelines, _screened_frame
 
 __all__ = ["WeibullAFT"]
 
@@ -77,25 +75,9 @@ class WeibullAFT(SurvivalModel):
         name = type(self).__name__
         check_positive(self.penalizer, "penalizer", name, allow_zero=True)
         check_choice(self.on_separation, ("penalize", "drop", "raise"), "on_separation", name)
-        frame, names, M, duration, event, entry, keys = self._prepare_fit(X, y, None)
-        screen = screen_covariates(M, names, duration, event, on_separation=self.on_separation,
-                                   owner=f"{name}.fit")
-        self.screening_report_ = screen.report()
-        kept = [names[j] for j in screen.keep]
-        self.covariates_ = kept
-        self.n_samples_ = int(duration.size)
-        self.n_events_ = int(event.sum())
-        if self.n_events_ == 0:
-            raise ValueError(f"{name}.fit: y has no events (nobody churned), so there is "
-                             "nothing to fit; widen the observation window.")
+        fit_in = _screened_frame(self, X, y, None, name)
+        M, screen, kept, df, kwargs = fit_in.M, fit_in.screen, fit_in.kept, fit_in.df, fit_in.kwargs
         cnames = [f"c{i}" for i in range(len(kept))]
-        df = pd.DataFrame(M[:, screen.keep], columns=cnames)
-        df[_DUR] = duration
-        df[_EVT] = event.astype(int)
-        kwargs: dict = {"duration_col": _DUR, "event_col": _EVT}
-        if entry is not None:
-            df[_ENT] = entry
-            kwargs["entry_col"] = _ENT
         pen = float(self.penalizer)
         if screen.penalized:
             pen = max(pen, float(self.separation_penalizer))
