@@ -39,18 +39,12 @@ import sys
 import time
 from pathlib import Path
 
+from _measure import status_kb  # benchmarks/ is the script's folder
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
 HORIZONS = (30, 90, 180, 365)
 P = 20
-
-
-def _peak_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _data_path(n: int) -> Path:
@@ -175,7 +169,7 @@ def worker(task: str, n: int, path: str, model: str) -> dict:
         out["mean_prob"] = [round(float(v), 4) for v in p.mean(axis=0)]
     else:
         raise ValueError(task)
-    out["peak_mb"] = _peak_mb()
+    out["peak_mb"] = status_kb("VmHWM") / 1024
     return out
 
 

@@ -35,26 +35,12 @@ import sys
 import time
 from pathlib import Path
 
+from _measure import reset_peak, status_kb  # benchmarks/ is the script's folder
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
 AS_OF = "2025-12-31"
 CANDIDATES = ["crmkit", "numpy_select", "crmkit_transitions"]
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
-def _reset_peak() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
 
 
 def _numpy_select(df):
@@ -100,8 +86,8 @@ def worker(name: str, path: str, repeats: int, out: str) -> None:
         feats = pl.read_parquet(path)
     read_s = time.perf_counter() - t0
     from crmkit.lifecycle import assign_stages, stage_changes, transition_matrix  # not timed
-    _reset_peak()
-    base_mb = _status_kb("VmRSS") / 1024
+    reset_peak()
+    base_mb = status_kb("VmRSS") / 1024
     times, result = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -120,7 +106,7 @@ def worker(name: str, path: str, repeats: int, out: str) -> None:
             matrix = transition_matrix(prev, cur)
             result = (changes.height, int(matrix["count"].sum()))
         times.append(time.perf_counter() - t0)
-    peak_mb = _status_kb("VmHWM") / 1024
+    peak_mb = status_kb("VmHWM") / 1024
     if name == "crmkit":
         result["stage"].to_frame().write_parquet(out)
     elif name == "numpy_select":

@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from _measure import cpu_seconds, reset_peak, status_kb  # benchmarks/ is the script's folder
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
 OBS_END = "2025-12-31"
@@ -51,30 +53,6 @@ WARMUP_ROWS = 20_000
 
 
 # --- worker side: stdlib at import time, the candidate's libraries inside ------------
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
-def _cpu_s() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
 
 def _run_crmkit(path, lazy):
     import polars as pl
@@ -175,16 +153,16 @@ def worker(candidate: str, path: str, out_path: str | None, warmup: bool = True)
         # One call on the first rows first, so that one-time costs (lazy imports,
         # thread pools, first allocations) are not charged to the timed call.
         call(data.head(WARMUP_ROWS))
-    peak_read_kb = _status_kb("VmHWM")
-    reset = _reset_peak()
-    baseline_kb = _status_kb("VmRSS")
+    peak_read_kb = status_kb("VmHWM")
+    reset = reset_peak()
+    baseline_kb = status_kb("VmRSS")
     load_before = os.getloadavg()[0]
-    cpu0 = _cpu_s()
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     out = call(data)
     summary_s = time.perf_counter() - t0
-    summary_cpu_s = _cpu_s() - cpu0
-    peak_kb = _status_kb("VmHWM")
+    summary_cpu_s = cpu_seconds() - cpu0
+    peak_kb = status_kb("VmHWM")
     result = {
         "candidate": candidate, "warmup": warmup, "read_s": read_s, "summary_s": summary_s,
         "summary_cpu_s": summary_cpu_s, "loadavg_1min_before": load_before,
