@@ -70,11 +70,17 @@ def format_validation_error(err: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def parse_config(model: type[M], data: Any, what: str) -> M:
-    """Validate ``data`` as ``model``, raising :class:`ConfigError` that lists every problem."""
+def parse_config(model: type[M], data: Any, what: str,
+                 context: dict[str, Any] | None = None) -> M:
+    """Validate ``data`` as ``model``, raising :class:`ConfigError` that lists every problem.
+
+    ``context`` reaches every validator (pydantic's validation context); the pipeline
+    passes ``{"base_dir": <folder of the config file>}`` so that sections can resolve
+    relative file paths against the file rather than the working directory.
+    """
     if isinstance(data, model):
         return data
     try:
-        return model.model_validate(dict(data or {}))
+        return model.model_validate(dict(data or {}), context=context)
     except ValidationError as err:
         raise ConfigError(f"Invalid {what} config: {format_validation_error(err)}") from None

@@ -107,5 +107,6 @@ def load_pipeline_config(source: str | Path | dict, steps: list[Step]):
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: invalid TOML: {err}") from None
         base = path.resolve().parent
-    config = parse_config(pipeline_config_model(steps), data, "pipeline")
+    config = parse_config(pipeline_config_model(steps), data, "pipeline",
+                          context={"base_dir": base})
     return config, base

@@ -1,6 +1,7 @@
 """The lifecycle step of the nightly pipeline, run on a RunContext."""
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -88,3 +89,20 @@ def test_nightly_run_writes_and_lists_lifecycle_outputs(tmp_path):
     joined = stages.join(prev, on="customer_id", how="left", suffix="_prev")
     moved = joined.filter(pl.col("stage_prev").is_null() | (pl.col("stage") != pl.col("stage_prev")))
     assert changes.height == moved.height
+
+
+def test_preset_path_is_relative_to_the_config_file(tmp_path, monkeypatch):
+    """A TOML preset named in the pipeline config is found next to the config file,
+    whatever the working directory."""
+    import shutil
+
+    from crmkit.pipeline import load_pipeline_config, load_steps
+
+    preset = Path(__file__).resolve().parents[2] / "pipelines" / "presets" / "lifecycle_retailer.toml"
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    shutil.copy(preset, conf_dir / "my_stages.toml")
+    (conf_dir / "nightly.toml").write_text('[lifecycle]\npreset = "my_stages.toml"\n')
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    cfg, _ = load_pipeline_config(conf_dir / "nightly.toml", load_steps())
+    assert Path(cfg.lifecycle.preset) == conf_dir / "my_stages.toml"

@@ -15,10 +15,11 @@ skipped, and the manifest says which were used.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from crmkit._config import StrictModel
 from crmkit.exceptions import ConfigError
@@ -54,6 +55,16 @@ class LifecycleStepConfig(StrictModel):
         ModelInput(step="churn", table="churn_scores", column="churn_prob_180d",
                    feature="churn_risk")])
     playbook: bool = True
+
+    @field_validator("preset")
+    @classmethod
+    def _relative_to_config(cls, value: str, info: ValidationInfo) -> str:
+        # a TOML preset path is relative to the pipeline config file, not the cwd
+        base = (info.context or {}).get("base_dir")
+        path = Path(value)
+        if base is not None and path.suffix == ".toml" and not path.is_absolute():
+            return str(Path(base) / path)
+        return value
 
     @model_validator(mode="after")
     def _valid(self) -> LifecycleStepConfig:
