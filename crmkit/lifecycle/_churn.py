@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from crmkit._exprs import exact_sum
 from crmkit._frames import Output, to_lazy, to_output
 from crmkit._params import check_date
 from crmkit.exceptions import SchemaError
@@ -210,7 +211,7 @@ def _reasons(churners: pl.LazyFrame, tables: dict, as_of: dt.date,
         def total_at(cond: pl.Expr, name: str) -> pl.LazyFrame:
             return (b.filter(cond).sort("date")
                     .group_by("customer_id", "account_id").agg(pl.col("balance").last())
-                    .group_by("customer_id").agg(pl.col("balance").sum().alias(name)))
+                    .group_by("customer_id").agg(exact_sum(pl.col("balance")).alias(name)))
 
         start = total_at(pl.col("date") <= pl.col("start"), "b0")
         end = total_at(pl.col("date") < pl.col("churn_date"), "b1")

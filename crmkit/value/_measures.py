@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from crmkit._exprs import exact_sum
 from crmkit._frames import Output, to_lazy, to_output, to_polars
 from crmkit._params import check_choice, check_date, check_positive
 from crmkit.exceptions import SchemaError
@@ -75,7 +76,7 @@ def next_period_revenue(transactions: Any, *, as_of: dt.date | str, horizon_days
     col = f"revenue_next_{horizon_days}d"
     lf = lf.select(pl.col(customer_col), day.alias("_day"), pl.col(value_col).cast(pl.Float64))
     future = (lf.filter((pl.col("_day") > as_of) & (pl.col("_day") <= end))
-              .group_by(customer_col).agg(pl.col(value_col).sum().alias(col)))
+              .group_by(customer_col).agg(exact_sum(pl.col(value_col)).alias(col)))
     if customers is None:
         base = lf.filter(pl.col("_day") <= as_of).select(customer_col).unique()
     else:
