@@ -279,7 +279,7 @@ def calibration_holdout_split(
     if value_col:
         hold = hold_periods.agg(exact_sum(pl.col(value_col)).alias("_v")).group_by(customer_col).agg(
             pl.len().cast(pl.Int64).alias("frequency_holdout"),
-            pl.col("_v").mean().alias("monetary_value_holdout"))
+            (exact_sum(pl.col("_v")) / pl.len()).alias("monetary_value_holdout"))
     else:
         hold = hold_periods.agg().group_by(customer_col).agg(
             pl.len().cast(pl.Int64).alias("frequency_holdout"))
