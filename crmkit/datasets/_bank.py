@@ -332,14 +332,13 @@ def _balances(rng, c: dict, acct: dict, end: dt.date, balance_months: int) -> pl
         growth = 1.0 + 0.04 * (day_value - acct["opened"][a_idx]) / 365.0
         balance = np.round(acct["base"][a_idx] * level * rng.lognormal(0, 0.05, a_idx.size)
                            * growth, 2)
-        parts.append(pl.DataFrame({"_a": a_idx.astype(np.uint32), "_d": day.astype(np.int32),
-                                   "balance": balance}))
-    frame = pl.concat(parts).sort("_a", "_d")
-    return frame.select(
-        acct["ids"].gather(frame["_a"]).alias("account_id"),
-        pl.col("_d").cast(pl.Date).alias("date"),
-        "balance",
-    )
+        # string ids per snapshot: the compact arrays never coexist with the whole table
+        parts.append(pl.DataFrame({
+            "account_id": acct["ids"].gather(a_idx),
+            "date": pl.Series(day.astype(np.int32)).cast(pl.Date),
+            "balance": balance,
+        }))
+    return pl.concat(parts)  # one month-end snapshot after another, as a bank files them
 
 
 def _transactions(rng, c: dict, month_first: np.ndarray, month_len: np.ndarray,
@@ -347,7 +346,7 @@ def _transactions(rng, c: dict, month_first: np.ndarray, month_len: np.ndarray,
     n, n_months = c["n"], month_first.size
     idx = np.arange(n)
     old = c["age"] >= 60
-    chunks = []
+    chunks, n_done = [], 0
     # Month by month, in compact types: temporaries stay O(customers + one month), and
     # the string ids are made once at the end. Rows come in time order, like a ledger.
     for k in range(n_months):
@@ -369,25 +368,27 @@ def _transactions(rng, c: dict, month_first: np.ndarray, month_len: np.ndarray,
         u = rng.random(rows.size)
         channel = np.where(old[rows], np.searchsorted([0.25, 0.35, 0.75, 0.9], u),
                            np.searchsorted([0.55, 0.8, 0.9, 0.97], u)).astype(np.uint8)
-        chunks.append(pl.DataFrame({
+        month = pl.DataFrame({
             "_c": rows.astype(np.uint32),
             "_t": (day * 86400 + seconds) * 1_000_000,
             "amount": amount,
             "_ch": channel,
             "_card": rng.random(rows.size) < 0.35,
-        }).sort("_t", "_c"))
-    frame = pl.concat(chunks)
-    del chunks
-    return frame.select(
-        pl.concat_str(pl.lit("T"), pl.int_range(1, pl.len() + 1).cast(pl.String).str.zfill(9))
-        .alias("transaction_id"),
-        c["ids"].gather(frame["_c"]).alias("customer_id"),
-        pl.col("_t").cast(pl.Datetime("us")).alias("timestamp"),
-        "amount",
-        pl.col("_ch").replace_strict(dict(enumerate(_CHANNELS)), return_dtype=pl.String)
-        .alias("channel"),
-        pl.when(pl.col("_card")).then(pl.lit("P03")).otherwise(pl.lit("P01")).alias("product_id"),
-    )
+        }).sort("_t", "_c")
+        # final columns month by month: only one month's compact arrays live at a time
+        chunks.append(month.select(
+            pl.concat_str(pl.lit("T"), (pl.int_range(1, pl.len() + 1) + n_done)
+                          .cast(pl.String).str.zfill(9)).alias("transaction_id"),
+            c["ids"].gather(month["_c"]).alias("customer_id"),
+            pl.col("_t").cast(pl.Datetime("us")).alias("timestamp"),
+            "amount",
+            pl.col("_ch").replace_strict(dict(enumerate(_CHANNELS)), return_dtype=pl.String)
+            .alias("channel"),
+            pl.when(pl.col("_card")).then(pl.lit("P03")).otherwise(pl.lit("P01"))
+            .alias("product_id"),
+        ))
+        n_done += month.height
+    return pl.concat(chunks)
 
 
 def _managers_and_assignments(rng, c: dict, end_day: int):
