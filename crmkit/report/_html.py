@@ -19,7 +19,7 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
 color:#1d2733;line-height:1.4}
 h1{font-size:1.6rem}h2{border-bottom:2px solid #d7dde5;padding-bottom:.2rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem;display:block;max-width:100%;overflow-x:auto}
 th,td{border:1px solid #d7dde5;padding:.25rem .5rem;text-align:right}
 th{background:#eef2f6}td:first-child,th:first-child{text-align:left}
 .bad{color:#a4262c}.ok{color:#107c10}.muted{color:#6b7785;font-size:.85rem}
