@@ -36,9 +36,9 @@ class RunSection(StrictModel):
     n_shards: int | Literal["auto"] = Field(
         "auto", description="customer shards processed one at a time (memory is set by the "
                             "shard size); 'auto' sizes them from the inputs and free memory")
-    shard_memory_mb: int = Field(1500, gt=0, description="with n_shards = 'auto': the "
-                                                         "in-memory input size to aim for "
-                                                         "per shard")
+    shard_memory_mb: int = Field(2000, gt=0, description="with n_shards = 'auto': the working "
+                                                         "memory to aim for per shard (about "
+                                                         "six times its inputs in memory)")
 
     @field_validator("n_shards")
     @classmethod
