@@ -21,9 +21,12 @@ from crmkit.datasets import make_bank
 ID_COLUMNS = ("customer_id", "account_id", "transaction_id", "manager_id")
 
 
-def write_chunks(out: Path, customers: int, chunk: int, years: int = 3) -> None:
+def write_chunks(out: Path, customers: int, chunk: int, years: int = 3,
+                 only: int | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for k, start in enumerate(range(0, customers, chunk)):
+        if only is not None and k != only:
+            continue
         t0 = time.perf_counter()
         bank = make_bank(min(chunk, customers - start), seed=k, years=years)
         for name, frame in bank.items():
@@ -46,8 +49,10 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=1_000_000)
     parser.add_argument("--years", type=int, default=3)
+    parser.add_argument("--only", type=int, default=None,
+                        help="write chunk ONLY alone (to interleave with other jobs)")
     args = parser.parse_args()
-    write_chunks(args.out, args.customers, args.chunk, args.years)
+    write_chunks(args.out, args.customers, args.chunk, args.years, args.only)
 
 
 if __name__ == "__main__":
