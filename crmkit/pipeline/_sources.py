@@ -47,7 +47,10 @@ def _duckdb_source(path: Path) -> InputSource:
     def batches(name: str) -> Iterator[pl.DataFrame]:
         quoted = '"' + name.replace('"', '""') + '"'
         with contextlib.closing(duckdb.connect(str(path), read_only=True)) as con:
-            reader = con.execute(f"SELECT * FROM {quoted}").fetch_record_batch(BATCH_ROWS)
+            relation = con.sql(f"SELECT * FROM {quoted}")
+            # duckdb 2 names it to_arrow_reader; duckdb 1 had fetch_arrow_reader
+            fetch = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
+            reader = fetch(BATCH_ROWS)
             empty = True
             for batch in reader:
                 empty = False
@@ -58,13 +61,51 @@ def _duckdb_source(path: Path) -> InputSource:
     return InputSource(names, batches, path.stat().st_size * 3)
 
 
+def _sql_source(uri: str) -> InputSource:
+    import sqlalchemy as sa
+
+    from crmkit.io import conform
+    from crmkit.io._tables import _engine, _polars_type
+
+    engine = _engine(uri)
+    try:
+        names = sorted(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+    def batches(name: str) -> Iterator[pl.DataFrame]:
+        engine = _engine(uri)
+        try:
+            with engine.connect() as conn:
+                table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+                schema = {c.name: _polars_type(c.type) for c in table.columns}
+                schema = {k: v for k, v in schema.items() if v is not None}
+                empty = pl.DataFrame(schema={c.name: schema.get(c.name, pl.String)
+                                             for c in table.columns})
+                seen = False
+                # a server-side cursor where the driver has one: rows arrive in batches
+                query = sa.select(table).execution_options(stream_results=True,
+                                                            yield_per=BATCH_ROWS)
+                for batch in pl.read_database(query, connection=conn, iter_batches=True,
+                                              batch_size=BATCH_ROWS,
+                                              schema_overrides=schema):
+                    seen = True
+                    yield conform(batch if batch.width else empty, name)
+                if not seen:
+                    yield conform(empty, name)
+        finally:
+            engine.dispose()
+
+    return InputSource(names, batches, 0)
+
+
 def open_source(inputs: Any, base: Path, as_of: dt.date) -> InputSource:
     """The input tables named by an ``[inputs]`` config section.
 
     ``sample`` generates the sample bank in memory (as it stood on ``as_of``); a
     folder of Parquet files (or of ``<table>/`` folders of Parquet parts) and a
-    DuckDB file are read in record batches; CSV folders and SQL databases are read
-    table by table through :func:`crmkit.io.read_tables`.
+    DuckDB file and a SQL database (SQLAlchemy URI) are read in record batches; CSV
+    folders are read table by table through :func:`crmkit.io.read_tables`.
     """
     if inputs.source == "sample":
         from crmkit.datasets import make_bank
@@ -79,9 +120,7 @@ def open_source(inputs: Any, base: Path, as_of: dt.date) -> InputSource:
         return InputSource.from_frames(tables_as_of(bank, as_of))
     source = inputs.source
     if "://" in source:
-        from crmkit.io import read_tables
-
-        return InputSource.from_frames(read_tables(source))
+        return _sql_source(source)
     path = Path(source)
     path = path if path.is_absolute() else base / path
     if path.suffix.lower() in (".duckdb", ".ddb"):
