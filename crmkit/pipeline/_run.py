@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import os
 import tempfile
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from crmkit.features._shard import shard_index
 from crmkit.io import atomic_dir, write_json
 from crmkit.pipeline._config import load_pipeline_config
 from crmkit.pipeline._graph import order_steps
+from crmkit.pipeline._lock import remove_stale, run_lock
 from crmkit.pipeline._manifest import PhaseMeter, file_sha256, versions
 from crmkit.pipeline._registry import load_steps
 from crmkit.pipeline._shards import (
@@ -344,18 +348,25 @@ def run_pipeline(
     as_of: dt.date | str,
     steps: list[Step] | None = None,
     progress: bool | None = None,
+    force: bool = False,
+    wait: float = 0.0,
+    log: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Run the nightly pipeline described by ``config`` as of one date.
 
     The run folder ``<output_dir>/<as_of>/`` holds ``features/features.parquet``,
     one folder per step with its tables, ``quarantine/`` (rejected rows with their
     reasons, and ``problems.csv``), ``manifest.json`` (inputs, row counts, config,
-    versions, models, timings, output checksums) and ``report.html``. It is written
-    to a temporary folder and renamed into place, so a crash never leaves half a
-    run; a rerun for the same date replaces the folder whole. Models fitted by the
-    run are published to the model store only when the run folder is complete.
-    Outputs are a pure function of (inputs, config, as_of, stored models), whatever
-    the number of shards: a rerun gives identical files.
+    versions, models, warnings, timings, output checksums) and ``report.html``. It is
+    written to a temporary folder and renamed into place, so a crash never leaves
+    half a run. Models fitted by the run are published to the model store only when
+    the run folder is complete. Outputs are a pure function of (inputs, config,
+    as_of, stored models), whatever the number of shards.
+
+    One run per date at a time: a second run for the same date waits up to ``wait``
+    seconds for the first, then raises :class:`crmkit.RunLockedError`. Holding the
+    lock, a run removes what killed runs of its date left behind. A complete run
+    with the same config is not repeated unless ``force``.
 
     Parameters
     ----------
@@ -367,6 +378,13 @@ def run_pipeline(
         Defaults to the registered steps; ordered by their declared inputs.
     progress : bool, optional
         Show a progress bar (default: when stderr is a terminal).
+    force : bool
+        Recompute a run that is already complete with this config.
+    wait : float
+        Seconds to wait for another run of the same date.
+    log : callable, optional
+        Called with one JSON-able record per phase (``event``, ``phase``, timings,
+        peak memory, counts): the CLI's ``--log-json``.
 
     Returns
     -------
@@ -397,8 +415,38 @@ def run_pipeline(
         meter.lap(name)
         bar.update(1)
         bar.set_postfix_str(name)
+        _emit(log, {"event": "phase", "as_of": day.isoformat(), "phase": name,
+                    "seconds": meter.seconds[name], "peak_rss_mb": meter.peak_mb[name]})
 
-    output_dir.mkdir(parents=True, exist_ok=True)
+    _check_writable(output_dir, model_dir)
+    with run_lock(output_dir, day, wait):
+        stale = remove_stale(output_dir, day, model_dir)
+        done = run_dir / "manifest.json"
+        if done.exists() and not force:
+            manifest = json.loads(done.read_text(encoding="utf-8"))
+            if manifest.get("config") == cfg.model_dump(mode="json"):
+                _emit(log, {"event": "skipped", "as_of": day.isoformat(),
+                            "reason": "complete run with the same config; use force"})
+                bar.close()
+                return RunResult(run_dir=run_dir, manifest=manifest)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            manifest = _execute(cfg, base, day, steps, output_dir, run_dir, store, previous,
+                                feature_options, started, meter, bar, tick, stale, caught)
+    _emit(log, {"event": "done", "as_of": day.isoformat(), "run_dir": str(run_dir),
+                "n_shards": manifest["run"]["n_shards"],
+                "rows": {k: v["rows"] for k, v in manifest["outputs"].items()},
+                "rejected": {k: v["rejected"] for k, v in manifest["inputs"]["tables"].items()},
+                "problems": len(manifest["validation"]["problems"]),
+                "warnings": len(manifest["warnings"])})
+    for line in manifest["warnings"]:
+        warnings.warn(line, RunWarning, stacklevel=2)
+    return RunResult(run_dir=run_dir, manifest=manifest)
+
+
+def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, feature_options,
+             started, meter, bar, tick, stale, caught) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f".{day.isoformat()}.work.", dir=output_dir))
     staging: list[Path] = []
     try:
@@ -483,6 +531,8 @@ def run_pipeline(
             tick("write")
             manifest["timings_seconds"] = meter.seconds
             manifest["peak_rss_mb"] = meter.peak_mb
+            manifest["stale_removed"] = stale
+            manifest["warnings"] = _warning_lines(caught)
             manifest["run"]["n_shards"] = n
             manifest["run"]["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(
                 timespec="seconds")
@@ -500,7 +550,38 @@ def run_pipeline(
             store.discard(folder)
         remove_tree(work)
         bar.close()
-    return RunResult(run_dir=run_dir, manifest=manifest)
+    return manifest
+
+
+class RunWarning(UserWarning):
+    """A warning raised during a run, passed on once the run is complete."""
+
+
+def _warning_lines(caught: list) -> list[str]:
+    """Each distinct warning once, as ``Category: message`` (the manifest keeps them all)."""
+    seen: dict[str, None] = {}
+    for w in caught:
+        if issubclass(w.category, RunWarning):
+            continue
+        seen.setdefault(f"{w.category.__name__}: {str(w.message).strip()}", None)
+    return list(seen)
+
+
+def _emit(log: Callable[[dict[str, Any]], None] | None, record: dict[str, Any]) -> None:
+    if log is not None:
+        log(record)
+
+
+def _check_writable(*folders: Path) -> None:
+    """Fail before any work when an output or model folder cannot be written."""
+    for folder in folders:
+        probe = folder
+        while not probe.exists():
+            probe = probe.parent
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise PermissionError(f"The folder {folder} cannot be written (checked before "
+                                  "the run started); fix its permissions or change "
+                                  "[run] output_dir / model_dir.")
 
 
 def _report_features(run_dir: Path) -> pl.DataFrame:

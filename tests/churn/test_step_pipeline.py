@@ -42,7 +42,7 @@ def test_churn_step_in_nightly_runs(tmp_path):
     assert stored["format"] == "crmkit.model/1"
     assert stored["payload"]["model"]["format"] == "crmkit.churn/1"
 
-    run_pipeline(cfg, as_of="2025-11-20", steps=[STEP], progress=False)  # rerun: identical
+    run_pipeline(cfg, as_of="2025-11-20", steps=[STEP], progress=False, force=True)  # identical
     again = json.loads((runs / "2025-11-20" / "manifest.json").read_text())
     rel = c1["outputs"]["churn_scores"]
     assert again["outputs"][rel]["sha256"] == m1["outputs"][rel]["sha256"]
