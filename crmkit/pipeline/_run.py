@@ -49,6 +49,7 @@ from crmkit.pipeline._shards import (
     remove_tree,
     stage_inputs,
     write_frame,
+    write_part,
 )
 from crmkit.pipeline._sources import open_source
 from crmkit.pipeline._step import Shard, ShardOutput, Step, StepSummary
@@ -207,7 +208,7 @@ def _prepare_shards(run: _Run, mode: str, cut: bool, tick) -> dict[str, Any]:
     rejected_counts = {n: 0 for n in staged.facts}
     for name, frame in shared_check.rejected.items():
         rejected_counts[name] = frame.height
-        write_frame(frame, part_path(run.work / "rejected", "q", name, 0))
+        write_part(frame, part_path(run.work / "rejected", "q", name, 0), key="_row")
     staged.shared = shared
     for i in range(run.n):
         raw = {name: staged.read(name, i) for name in staged.sharded}
@@ -222,10 +223,10 @@ def _prepare_shards(run: _Run, mode: str, cut: bool, tick) -> dict[str, Any]:
             if name in staged.shared:
                 continue
             rejected_counts[name] += frame.height
-            write_frame(frame, part_path(run.work / "rejected", "q", name, i + 1))
+            write_part(frame, part_path(run.work / "rejected", "q", name, i + 1), key="_row")
         del raw, checked
         features = build_features(tables, as_of=day, **run.feature_options)
-        write_frame(features, part_path(run.work / "out", "features", "features", i))
+        write_part(features, part_path(run.work / "out", "features", "features", i))
         del tables, features
         tick(f"shard {i + 1}/{run.n}", None)
     problems = _merge_problems(problems)
@@ -325,9 +326,9 @@ def _run_step(step: Step, cfg: Any, run: _Run, ctx: FitContext, store: ModelStor
                 for i in range(run.n):
                     part = frame if run.n == 1 else frame.filter(
                         shard_index(pl.col("customer_id"), run.n) == i)
-                    write_frame(part, part_path(run.work / "out", step.name, table, i))
+                    write_part(part, part_path(run.work / "out", step.name, table, i))
             else:
-                write_frame(frame, part_path(run.work / "out", step.name, table, shard.index))
+                write_part(frame, part_path(run.work / "out", step.name, table, shard.index))
         for name, frame in out.partials.items():
             partials.setdefault(name, []).append(frame)
         del out

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from crmkit.features._shard import crc32_of
 
 __all__ = ["GLOBAL_TABLES", "ROW", "InputSource", "StagedInputs", "merge_parts",
-           "stage_inputs", "write_frame"]
+           "stage_inputs", "write_frame", "write_part"]
 
 ROW = "__row"
 GLOBAL_TABLES = ("products", "managers")
@@ -229,6 +229,20 @@ def write_frame(frame: pl.DataFrame, dest: Path, row_group: int = ROW_GROUP) -> 
     pq.write_table(frame.rechunk().to_arrow(), dest, row_group_size=row_group,
                    compression="zstd")
     return dest
+
+
+PART_ROW_GROUP = 16_384
+
+
+def write_part(frame: pl.DataFrame, dest: Path, key: str = "customer_id") -> Path:
+    """Write one shard's part of a table, sorted as the merged file will be.
+
+    Small row groups of sorted rows carry tight min/max statistics, so each key
+    range of :func:`merge_parts` reads only the row groups it needs from each part.
+    """
+    if key in frame.columns:
+        frame = frame.sort(_sort_columns(frame.schema, key), nulls_last=True)
+    return write_frame(frame, dest, row_group=PART_ROW_GROUP)
 
 
 def _sort_columns(schema: pl.Schema, key: str) -> list[str]:
