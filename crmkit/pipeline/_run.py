@@ -47,6 +47,7 @@ from crmkit.pipeline._shards import (
     merge_parts,
     part_path,
     remove_tree,
+    split_file,
     stage_inputs,
     write_frame,
     write_part,
@@ -175,10 +176,13 @@ class _Run:
         path = self.previous_dir / step / f"{table}.parquet"
         if not path.exists():
             return None
-        lf = pl.scan_parquet(path)
-        if shard.count > 1:
-            lf = lf.filter(shard_index(pl.col("customer_id"), shard.count) == shard.index)
-        return lf.collect()
+        if shard.count == 1:
+            return pl.read_parquet(path)
+        folder = self.work / "previous" / step / table
+        if not folder.exists():
+            # split the previous run's table into this run's shards once, not once a shard
+            split_file(path, shard.count, folder)
+        return pl.read_parquet(folder / f"{shard.index:05d}.parquet")
 
     def shard(self, step: Step, index: int) -> Shard:
         readers = {name: self.input_reader(name, index) for name in step.inputs}

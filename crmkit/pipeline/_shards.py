@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from crmkit.features._shard import crc32_of
 
-__all__ = ["GLOBAL_TABLES", "ROW", "InputSource", "StagedInputs", "merge_parts",
+__all__ = ["GLOBAL_TABLES", "ROW", "InputSource", "StagedInputs", "merge_parts", "split_file",
            "stage_inputs", "write_frame", "write_part"]
 
 ROW = "__row"
@@ -148,6 +148,17 @@ class _ShardWriters:
         for i in range(self.n):
             if i not in self.writers:
                 pq.write_table(self.schema.empty_table(), self.folder / f"{i:05d}.parquet")
+
+
+def split_file(path: Path, n_shards: int, folder: Path) -> None:
+    """Split a Parquet file keyed by ``customer_id`` into ``n_shards`` files, batch by batch."""
+    writers = _ShardWriters(folder, n_shards)
+    pf = pq.ParquetFile(path)
+    writers.schema = pf.schema_arrow
+    for batch in pf.iter_batches(batch_size=BATCH_ROWS):
+        frame = pl.from_arrow(batch)
+        writers.write(frame, _shard_of_rows("previous", frame, n_shards, None))
+    writers.close()
 
 
 def _fingerprint(frame: pl.DataFrame) -> int:
