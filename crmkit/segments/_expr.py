@@ -257,7 +257,7 @@ class _Compiler:
             values.append(elt.value)
         if not values:
             raise self.fail(right_node, "the list after 'in' is empty")
-        member = left.is_in(pl.Series(values))
+        member = left.is_in(pl.Series(values).implode())
         # is_in gives False (not null) for a null left side; keep SQL's unknown instead.
         member = pl.when(left.is_null()).then(None).otherwise(member)
         return ~member if negate else member
