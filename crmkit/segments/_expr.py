@@ -98,8 +98,10 @@ class _Compiler:
         return piece if piece is not None else ast.dump(node)
 
     def fail(self, node: ast.AST | None, why: str) -> ConfigError:
-        where = f" at {self._piece(node)!r}" if node is not None else ""
-        return ConfigError(f"Segment {self.name!r}: {why}{where} (in {self.text!r}).")
+        at = f"at {self._piece(node)!r} in" if node is not None else "in"
+        end = "" if why.endswith((".", "?", "!")) else "."
+        shown = self.text if len(self.text) <= 200 else self.text[:200] + "…"
+        return ConfigError(f"Segment {self.name!r}, {at} {shown!r}: {why}{end}")
 
     # -- entry -----------------------------------------------------------------------
     def compile(self) -> pl.Expr:
@@ -107,18 +109,16 @@ class _Compiler:
             raise ConfigError(f"Segment {self.name!r}: the expression must be text. "
                               f"Got {type(self.text).__name__} instead.")
         if not self.text.strip():
-            raise ConfigError(f"Segment {self.name!r}: the expression is empty.")
+            raise self.fail(None, "the expression is empty")
         if len(self.text) > MAX_LENGTH:
-            raise ConfigError(f"Segment {self.name!r}: the expression is longer than "
-                              f"{MAX_LENGTH} characters ({len(self.text)}).")
+            raise self.fail(None, f"the expression is longer than {MAX_LENGTH} characters "
+                                  f"({len(self.text)})")
         if "\n" in self.text.strip() or "\r" in self.text:
-            raise ConfigError(f"Segment {self.name!r}: the expression must be one line "
-                              f"(in {self.text!r}).")
+            raise self.fail(None, "the expression must be one line")
         try:
             tree = ast.parse(self.text.strip(), mode="eval")
         except SyntaxError as err:
-            raise ConfigError(f"Segment {self.name!r}: not a valid expression ({err.msg}) "
-                              f"in {self.text!r}.") from None
+            raise self.fail(None, f"not a valid expression ({err.msg})") from None
         self.text = self.text.strip()
         expr, kind = self.visit(tree.body)
         if kind != BOOL:
@@ -212,8 +212,8 @@ class _Compiler:
             return
         same = [s for s in seen if s.casefold() == value.value.casefold()]
         if same:
-            raise self.fail(value, f"column {column.id!r} has no value {value.value!r}; did "
-                                   f"you mean {same[0]!r}? (text comparisons are exact)")
+            raise self.fail(value, f"column {column.id!r} has no value {value.value!r} (text "
+                                   f"comparisons are exact); did you mean {same[0]!r}?")
 
     def _Compare(self, node: ast.Compare) -> tuple[pl.Expr, str]:
         nodes = [node.left, *node.comparators]
@@ -343,7 +343,7 @@ def compile_segment(text: str, schema: Mapping[str, pl.DataType] | pl.DataFrame,
     >>> compile_segment("churn_90d > 0.3", df)
     Traceback (most recent call last):
     ...
-    crmkit.exceptions.ConfigError: Segment 'segment': unknown column 'churn_90d'. Did you mean 'churn_prob_90d'? The customer table has 3 columns at 'churn_90d' (in 'churn_90d > 0.3').
+    crmkit.exceptions.ConfigError: Segment 'segment', at 'churn_90d' in 'churn_90d > 0.3': unknown column 'churn_90d'. Did you mean 'churn_prob_90d'? The customer table has 3 columns.
     """
     if isinstance(schema, pl.DataFrame):
         frame = schema

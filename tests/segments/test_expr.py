@@ -86,7 +86,7 @@ def test_rejections_name_the_problem(text, message):
     with pytest.raises(ConfigError) as err:
         compile_segment(text, TABLE, name="s")
     assert message in str(err.value)
-    assert str(err.value).startswith("Segment 's': ")
+    assert str(err.value).startswith("Segment 's', ")
 
 
 def test_long_expression_rejected():
