@@ -1,6 +1,7 @@
 """Writing a run's results (call lists, segments, scores) back to a database.
 
-Each table gets a ``run_date`` column. In one transaction for the whole run, every
+Each table gets a ``run_date`` column (list and struct columns are stored as JSON
+text). In one transaction for the whole run, every
 table is created if it does not exist (columns it lacks are added), the rows of
 that run date are deleted and the new rows inserted: a rerun of the same date
 replaces its rows (idempotent), other dates are kept, and a failure leaves the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +25,18 @@ from crmkit._params import check_date
 from crmkit.io._tables import _check_name, _engine, _kind, _quote, _sql_type
 
 __all__ = ["write_back"]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, pl.Series):
+        return [_plain(v) for v in value.to_list()]
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
 
 
 def _prepare(tables: Mapping[str, Any], day: dt.date, run_column: str,
@@ -43,6 +57,14 @@ def _prepare(tables: Mapping[str, Any], day: dt.date, run_column: str,
             frame = frame.with_columns(pl.col(run_column).cast(pl.Date))
         else:
             frame = frame.with_columns(pl.lit(day, dtype=pl.Date).alias(run_column))
+        # A list or struct column (a call's triggers) has no portable SQL type: it is
+        # stored as its JSON text, which every database can hold and read back.
+        nested = [c for c, t in frame.schema.items() if t.is_nested()]
+        if nested:
+            frame = frame.with_columns(
+                pl.col(c).map_elements(lambda v: json.dumps(_plain(v), ensure_ascii=False),
+                                       return_dtype=pl.String, skip_nulls=True)
+                for c in nested)
         frames[name] = frame.select([run_column, *[c for c in frame.columns if c != run_column]])
     return frames
 

@@ -18,6 +18,7 @@ from crmkit.segments._table import (
     Segment,
     customer_table,
     segment_members,
+    segment_membership,
     segment_overlaps,
     segment_sizes,
 )
@@ -40,6 +41,7 @@ __all__ = sorted([
     "pseudonymise_ids",
     "run_segments",
     "segment_members",
+    "segment_membership",
     "segment_overlaps",
     "segment_sizes",
     "unneutralise",

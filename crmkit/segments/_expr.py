@@ -85,12 +85,21 @@ class CompiledSegment:
 
 class _Compiler:
     def __init__(self, text: str, name: str, schema: Mapping[str, pl.DataType],
-                 values: Mapping[str, list[str]]):
+                 values: Mapping[str, list[str]], frame: pl.DataFrame | None = None):
         self.text = text
         self.name = name
         self.schema = dict(schema)
-        self.values = values
+        self.values = dict(values)
+        self.frame = frame
         self.used: set[str] = set()
+
+    def _seen(self, column: str) -> list[str] | None:
+        """Distinct values of a text column (up to 200), computed only when compared."""
+        if column not in self.values and self.frame is not None and column in self.frame.columns:
+            distinct = self.frame[column].drop_nulls().unique()
+            self.values[column] = ([str(v) for v in distinct.to_list()]
+                                   if distinct.len() <= 200 else [])
+        return self.values.get(column)
 
     # -- errors ----------------------------------------------------------------------
     def _piece(self, node: ast.AST) -> str:
@@ -207,7 +216,7 @@ class _Compiler:
         if not (isinstance(column, ast.Name) and isinstance(value, ast.Constant)
                 and isinstance(value.value, str)):
             return
-        seen = self.values.get(column.id)
+        seen = self._seen(column.id)
         if not seen or value.value in seen:
             return
         same = [s for s in seen if s.casefold() == value.value.casefold()]
@@ -345,16 +354,9 @@ def compile_segment(text: str, schema: Mapping[str, pl.DataType] | pl.DataFrame,
     ...
     crmkit.exceptions.ConfigError: Segment 'segment', at 'churn_90d' in 'churn_90d > 0.3': unknown column 'churn_90d'. Did you mean 'churn_prob_90d'? The customer table has 3 columns.
     """
-    if isinstance(schema, pl.DataFrame):
-        frame = schema
+    frame = schema if isinstance(schema, pl.DataFrame) else None
+    if frame is not None:
         schema = frame.schema
-        if values is None:
-            values = {}
-            for col, dtype in frame.schema.items():
-                if _kind(dtype) == TEXT and frame.height:
-                    distinct = frame[col].drop_nulls().unique()
-                    if distinct.len() <= 200:
-                        values[col] = [str(v) for v in distinct.to_list()]
-    comp = _Compiler(text, name, schema, values or {})
+    comp = _Compiler(text, name, schema, values or {}, frame)
     expr = comp.compile()
     return CompiledSegment(text=comp.text, expr=expr, columns=frozenset(comp.used))

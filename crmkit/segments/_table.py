@@ -13,8 +13,8 @@ from crmkit._frames import to_polars
 from crmkit.exceptions import ConfigError
 from crmkit.segments._expr import compile_segment
 
-__all__ = ["CHANNELS", "Segment", "customer_table", "segment_members", "segment_overlaps",
-           "segment_sizes"]
+__all__ = ["CHANNELS", "Segment", "customer_table", "segment_members", "segment_membership",
+           "segment_overlaps", "segment_sizes"]
 
 CHANNELS = ("email", "sms", "phone")
 
@@ -246,3 +246,25 @@ def segment_overlaps(table: Any, segments: Mapping[str, Any] | Sequence[Segment]
             rows.append((a.name, b.name, both, both / size_a if size_a else 0.0))
     return pl.DataFrame(rows, schema={"a": pl.String, "b": pl.String, "customers": pl.Int64,
                                       "share_of_a": pl.Float64}, orient="row")
+
+
+def segment_membership(table: Any, segments: Mapping[str, Any] | Sequence[Segment]) -> pl.DataFrame:
+    """Who is in which segment, long form (``segment, customer_id``): for a database.
+
+    No consent filtering here: this records membership, it is not a contact list.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> t = pl.DataFrame({"customer_id": ["a", "b", "c"], "clv": [10.0, 1.0, 30.0]})
+    >>> segment_membership(t, {"high": "clv > 5", "top": "clv > 20"}).rows()
+    [('high', 'a'), ('high', 'c'), ('top', 'c')]
+    """
+    frame = to_polars(table, "customer_table")
+    segs = _segments(segments)
+    flags = _flags(frame, segs).with_columns(frame["customer_id"])
+    parts = [flags.filter(pl.col(s.name)).select(pl.lit(s.name).alias("segment"), "customer_id")
+             for s in segs]
+    if not parts:
+        return pl.DataFrame(schema={"segment": pl.String, "customer_id": pl.String})
+    return pl.concat(parts).sort("segment", "customer_id")

@@ -19,7 +19,8 @@ from tests.io.test_postgres import postgres_uri  # noqa: F401 - the fixture
 
 def results(shift=0.0):
     calls = pl.DataFrame({"customer_id": ["C1", "C2", "C3"], "manager_id": ["M1", "M1", "M2"],
-                          "priority": [1, 2, 1], "reason": ["=churn risk", "birthday", None]})
+                          "priority": [1, 2, 1], "reason": ["=churn risk", "birthday", None],
+                          "triggers": [["cadence_due", "high_risk"], [], None]})
     scores = pl.DataFrame({"customer_id": ["C1", "C2", "C3"],
                            "churn_prob_90d": [0.5 + shift, 0.1, 0.2],
                            "as_of": [dt.date(2025, 12, 31)] * 3})
@@ -77,6 +78,10 @@ def test_duckdb(tmp_path):
         got = con.execute("SELECT reason FROM call_list WHERE run_date = DATE '2025-12-31' "
                           "ORDER BY customer_id").fetchall()
     assert got == [("=churn risk",), ("birthday",), (None,)]
+    with duckdb.connect(str(path), read_only=True) as con:
+        triggers = con.execute("SELECT triggers FROM call_list WHERE run_date = DATE '2025-12-31' "
+                               "ORDER BY customer_id").fetchall()
+    assert triggers == [('["cadence_due", "high_risk"]',), ("[]",), (None,)]
 
 
 def test_postgres_rerun_leaves_exactly_one_copy(postgres_uri):  # noqa: F811
