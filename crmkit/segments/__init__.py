@@ -16,6 +16,7 @@ from crmkit.segments._expr import CompiledSegment, compile_segment
 from crmkit.segments._run import SegmentsRun, export_command, load_run_tables, run_segments
 from crmkit.segments._table import (
     Segment,
+    SegmentsConfig,
     customer_table,
     segment_members,
     segment_membership,
@@ -27,6 +28,7 @@ __all__ = sorted([
     "CompiledSegment",
     "ExportResult",
     "Segment",
+    "SegmentsConfig",
     "SegmentsRun",
     "compile_segment",
     "config_fingerprint",

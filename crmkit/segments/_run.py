@@ -23,7 +23,6 @@ from crmkit.segments._export import (
     export_segment,
 )
 from crmkit.segments._table import (
-    Segment,
     _segments,
     customer_table,
     segment_overlaps,

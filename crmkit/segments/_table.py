@@ -6,14 +6,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import field_validator
+from pydantic import RootModel, field_validator, model_validator
 
 from crmkit._config import StrictModel
 from crmkit._frames import to_polars
 from crmkit.exceptions import ConfigError
 from crmkit.segments._expr import compile_segment
 
-__all__ = ["CHANNELS", "Segment", "customer_table", "segment_members", "segment_membership",
+__all__ = ["CHANNELS", "Segment", "SegmentsConfig", "customer_table", "segment_members", "segment_membership",
            "segment_overlaps", "segment_sizes"]
 
 CHANNELS = ("email", "sms", "phone")
@@ -74,6 +74,39 @@ class Segment(StrictModel):
         if dupes:
             raise ValueError(f"columns are listed twice: {', '.join(dupes)}.")
         return ["customer_id", *[c for c in value if c != "customer_id"]]
+
+
+class SegmentsConfig(RootModel[dict[str, dict[str, Any]]]):
+    """``[segments]``: one ``[segments.<name>]`` table per segment (the fields of
+    :class:`Segment` but ``name``). Each is checked when the config is read.
+
+    Examples
+    --------
+    >>> cfg = SegmentsConfig.model_validate({"vip": {"where": 'tier == "Gold"',
+    ...                                              "channel": "email"}})
+    >>> [s.name for s in cfg.segments()]
+    ['vip']
+    >>> SegmentsConfig.model_validate({"vip": {"where": "x > 1", "chanel": "email"}})
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for SegmentsConfig
+      Value error, Invalid segment 'vip': unknown key 'chanel' in Segment. Did you mean 'channel'? ...
+    """
+
+    root: dict[str, dict[str, Any]] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> SegmentsConfig:
+        for name, fields in self.root.items():
+            try:
+                as_segment(fields, name)
+            except ConfigError as err:
+                raise ValueError(str(err)) from None
+        return self
+
+    def segments(self) -> list[Segment]:
+        """The segments, in config order."""
+        return [as_segment(fields, name) for name, fields in self.root.items()]
 
 
 def as_segment(segment: Segment | Mapping[str, Any] | str, name: str = "segment") -> Segment:
@@ -183,6 +216,8 @@ def _flags(frame: pl.DataFrame, segments: Sequence[Segment]) -> pl.DataFrame:
 
 
 def _segments(segments: Any) -> list[Segment]:
+    if isinstance(segments, SegmentsConfig):
+        return segments.segments()
     if isinstance(segments, Mapping):
         return [as_segment(v, k) for k, v in segments.items()]
     return [as_segment(s) for s in segments]

@@ -177,3 +177,17 @@ def test_sizes_and_overlaps():
     ov = {(a, b): n for a, b, n, _ in segment_overlaps(TABLE, segs).rows()}
     assert ov[("gold", "risky")] == ov[("risky", "gold")] == 1
     assert ov[("gold", "gold")] == 2
+
+
+def test_segments_config_section(tmp_path):
+    from crmkit.segments import SegmentsConfig, run_segments
+
+    cfg = SegmentsConfig.model_validate({"gold": {"where": 'tier == "Gold"', "columns": ["clv"],
+                                                  "formats": ["parquet"]}})
+    assert SegmentsConfig().segments() == []
+    res = run_segments(TABLE, cfg, export_dir=tmp_path, run_date="2025-12-31", link_base=tmp_path)
+    assert res.manifest["sizes"] == {"gold": 2}
+    assert res.manifest["exports"][0]["path"] == "gold_2025-12-31.parquet"
+    assert pl.read_parquet(tmp_path / "gold_2025-12-31.parquet").columns == ["customer_id", "clv"]
+    with pytest.raises(Exception, match="Did you mean 'where'"):
+        SegmentsConfig.model_validate({"gold": {"wher": "clv > 1"}})
