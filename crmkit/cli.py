@@ -32,6 +32,20 @@ source = "data"
 mode = "quarantine"
 # the demo replays history: each run sees the tables as they stood on its date
 future_rows = "cut"
+
+# Segments marketing exports each night (docs/segments.md); opted-out customers of
+# the channel are left out and counted.
+[segments.gold_at_risk]
+where = 'tier in ["Gold", "Platinum"] and churn_prob_365d > 0.02 and not holds("fund")'
+columns = ["tier", "financial_assets", "churn_prob_365d", "branch_id"]
+channel = "phone"
+formats = ["csv", "xlsx"]
+description = "VIPs drifting away who hold no fund"
+
+[segments.win_back_email]
+where = 'stage in ["dormant", "churned"] and financial_assets > 1000'
+columns = ["stage", "financial_assets"]
+channel = "email"
 """
 
 
@@ -133,6 +147,29 @@ def demo(out: str, customers: int, seed: int, as_of: str, progress: bool | None)
     for day in (previous, end):
         _print_run(run_pipeline(config, as_of=day, progress=progress))
     click.echo(f"Config: {config}; open {root / 'runs' / end.isoformat() / 'report.html'}")
+
+
+@cli.command()
+@click.argument("segment")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False),
+              help="The pipeline TOML that defines [segments.SEGMENT].")
+@click.option("--run", "run_date", required=True, help="The run date, YYYY-MM-DD.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "parquet"]), default="csv",
+              show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the export (default: <run folder>/exports).")
+@click.option("--channel", type=click.Choice(["email", "sms", "phone"]), default=None,
+              help="Suppress the opt-outs of this channel (default: the segment's).")
+@click.option("--pseudonymise/--no-pseudonymise", default=None,
+              help="Keyed-hash ids (key from CRMKIT_PSEUDONYM_KEY).")
+def export(segment: str, config: str, run_date: str, fmt: str, out: str | None,
+           channel: str | None, pseudonymise: bool | None) -> None:
+    """Export the customers of SEGMENT from a finished run."""
+    from crmkit.segments import export_command
+
+    res = export_command(segment, run=_parse_day(run_date), config=config, format=fmt, out=out,
+                         channel=channel, pseudonymise=pseudonymise)
+    click.echo(f"{segment}: {res.rows:,} row(s) -> {res.path}")
 
 
 @cli.command("check-config")

@@ -12,6 +12,7 @@ __all__ = [
     "CrmkitWarning",
     "DataWarning",
     "NotFittedError",
+    "QualityGateError",
     "RunLockedError",
     "SchemaError",
 ]
@@ -69,3 +70,7 @@ class DataWarning(CrmkitWarning):
 
 class RunLockedError(CrmkitError, RuntimeError):
     """Another run for the same date holds its lock (the CLI's exit code 4)."""
+
+
+class QualityGateError(CrmkitError, RuntimeError):
+    """A run breached a quality gate (the CLI's exit code 3)."""

@@ -92,6 +92,9 @@ def pipeline_config_model(steps: list[Step]):
         "validation": (ValidationSection, ValidationSection()),
         "features": (FeaturesSection, FeaturesSection()),
     }
+    from crmkit.pipeline._drift import DriftConfig
+
+    fields["drift"] = (DriftConfig, DriftConfig())
     for step in steps:
         fields[step.name] = (step.config_model, step.config_model())
     return create_model("PipelineConfig", __base__=StrictModel, **fields)

@@ -19,6 +19,7 @@ STEP_MODULES: list[str] = [
     "clv",
     "churn",
     "lifecycle",
+    "segments",
 ]
 
 

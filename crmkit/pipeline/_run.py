@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping
@@ -32,7 +33,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from crmkit._params import check_date
-from crmkit.exceptions import SchemaError
+from crmkit.exceptions import QualityGateError, SchemaError
 from crmkit.features import build_features
 from crmkit.features._shard import shard_index
 from crmkit.io import atomic_dir, write_json
@@ -75,6 +76,17 @@ class FitContext:
     previous_run_dir: Path | None
     input_fingerprint: str
     notes: list[str] = field(default_factory=list)
+    work: Path | None = None
+    config_fingerprint: str = ""
+
+    def files_dir(self, step: str) -> Path:
+        """A folder for files a step writes besides its tables (exports); the runner
+        moves its contents into ``<run>/<step>/`` when the run is written."""
+        if self.work is None:
+            raise RuntimeError("files_dir is only available inside a run")
+        folder = self.work / "files" / step
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
 
 @dataclass
@@ -469,7 +481,9 @@ def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, featur
         ).hexdigest()
         n_customers = sum(pl.scan_parquet(part_path(work / "out", "features", "features", i))
                           .select(pl.len()).collect().item() for i in range(n))
-        ctx = FitContext(day, n_customers, feature_options, previous, fingerprint)
+        ctx = FitContext(day, n_customers, feature_options, previous, fingerprint, work=work,
+                         config_fingerprint=hashlib.sha256(json.dumps(
+                             cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest())
         step_facts: dict[str, Any] = {}
         for step in steps:
             step_facts[step.name] = _run_step(step, getattr(cfg, step.name), run, ctx, store,
@@ -532,6 +546,20 @@ def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, featur
                     record(rel, frame.height)
                     outs[table] = rel
                 manifest["steps"][step.name] = {"outputs": dict(sorted(outs.items())), **facts}
+                files = work / "files" / step.name
+                if files.is_dir():
+                    for path in sorted(p for p in files.rglob("*") if p.is_file()):
+                        rel = f"{step.name}/{path.relative_to(files).as_posix()}"
+                        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                        shutil.move(path, tmp / rel)
+                        written[rel] = {"rows": None, "sha256": file_sha256(tmp / rel)}
+            drift = _drift(cfg, tmp, manifest, previous)
+            if drift is not None:
+                manifest["drift"] = drift.to_manifest()
+                if drift.failed and cfg.drift.on_breach == "fail":
+                    raise QualityGateError(
+                        "The run breached its quality gates (nothing was written): "
+                        + "; ".join(drift.messages))
             manifest["outputs"] = written
             tick("write")
             manifest["timings_seconds"] = meter.seconds
@@ -587,6 +615,31 @@ def _check_writable(*folders: Path) -> None:
             raise PermissionError(f"The folder {folder} cannot be written (checked before "
                                   "the run started); fix its permissions or change "
                                   "[run] output_dir / model_dir.")
+
+
+def _drift(cfg: Any, run_dir: Path, manifest: dict[str, Any], previous: Path | None):
+    """The drift checks against the previous run (key feature columns only are read)."""
+    from crmkit.pipeline._drift import check_drift
+
+    if not cfg.drift.enabled:
+        return None
+
+    def features_of(folder: Path) -> pl.DataFrame | None:
+        path = folder / "features" / "features.parquet"
+        if not path.exists():
+            return None
+        names = pl.read_parquet_schema(path)
+        return pl.read_parquet(path, columns=["customer_id", *[
+            c for c in cfg.drift.features if c in names and c != "customer_id"]])
+
+    prev_manifest = None
+    if previous is not None and (previous / "manifest.json").exists():
+        prev_manifest = json.loads((previous / "manifest.json").read_text(encoding="utf-8"))
+    return check_drift(features_of(run_dir), _LazyOutputs(run_dir, manifest),
+                       previous_features=features_of(previous) if previous else None,
+                       previous_outputs=_LazyOutputs(previous, prev_manifest)
+                       if prev_manifest else None,
+                       step_facts=manifest.get("steps"), config=cfg.drift)
 
 
 def _report_features(run_dir: Path) -> pl.DataFrame:

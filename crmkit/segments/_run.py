@@ -33,6 +33,11 @@ __all__ = ["SegmentsRun", "export_command", "load_run_tables", "run_segments"]
 
 _NOT_STEPS = {"features", "quarantine", "exports"}
 
+PER_CUSTOMER_TABLES = ("value.value_tiers", "value.rfm_segments", "clv.clv",
+                       "churn.churn_scores", "lifecycle.stages", "propensity.scores",
+                       "assign.assignment", "calls.call_list")
+"""Run tables with one row per customer that segments may use (``step.table``)."""
+
 
 @dataclass
 class SegmentsRun:
@@ -206,6 +211,10 @@ def export_command(segment: str, *, run: Any, config: str | os.PathLike, format:
     fingerprint = manifest.get("config_fingerprint") or config_fingerprint(
         manifest.get("config", {}))
     features, outputs = load_run_tables(run_dir)
+    # the per-customer tables the nightly segments step joins, not aggregates that happen
+    # to have one row per customer (hidden_vips carries its own 'tier' column)
+    outputs = {step: {t: f for t, f in tables.items() if f"{step}.{t}" in PER_CUSTOMER_TABLES}
+               for step, tables in outputs.items()}
     use_channel = channel if channel is not None else seg.channel
     customers = None
     if use_channel is not None:
