@@ -18,6 +18,7 @@ from crmkit.churn._data import (
     split_y,
 )
 from crmkit.churn._km import KaplanMeierBaseline
+from crmkit.churn._risk_set import RISK_STATUSES, apply_risk_set, risk_status, silence_days_of
 from crmkit.churn._plots import plot_calibration, plot_reason_codes, plot_survival_by_group
 from crmkit.churn._scoring import score_customers
 from crmkit.churn._step import ChurnSettings, ChurnStepResult, prepare_covariates, run_churn_step
@@ -42,6 +43,10 @@ __all__ = sorted([
     "plot_reason_codes",
     "plot_survival_by_group",
     "prepare_covariates",
+    "RISK_STATUSES",
+    "apply_risk_set",
+    "risk_status",
+    "silence_days_of",
     "run_churn_step",
     "score_customers",
     "screen_covariates",
