@@ -85,3 +85,11 @@ def test_transactions_only_data():
 def test_needs_some_activity_table():
     with pytest.raises(Exception, match="holdings table .* or a transactions table"):
         risk_status({"customers": pl.DataFrame({"customer_id": ["a"]})}, "2024-01-01")
+
+
+def test_sample_bank_contacts_never_predate_first_seen():
+    bank = make_bank(3000, seed=5)
+    j = bank["contacts"].join(bank["customers"].select("customer_id", "first_seen"),
+                              on="customer_id")
+    assert j.height == bank["contacts"].height > 0
+    assert j.filter(pl.col("date") < pl.col("first_seen")).height == 0
