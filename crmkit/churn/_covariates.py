@@ -26,13 +26,15 @@ CHURN_RISK_COVARIATES = (
     "tenure_days", "age_years", "txn_count_30d", "txn_count_90d", "txn_count_365d",
     "txn_count_trend_90d", "txn_amount_trend_90d", "days_since_last_txn",
     "complaints_365d", "contacts_365d", "n_products_open", "n_products_closed_365d",
-    "financial_assets", "financial_assets_trend_90d", "onboarding",
+    "financial_assets", "financial_assets_trend_90d", "onboarding", "ipt_mean_days",
+    "txn_gap_ratio",
 )
 """Feature columns (of :func:`crmkit.features.build_features`) of the churn risk model."""
 
 CHURN_RISK_KNOTS: dict[str, tuple[float, ...]] = {
     "days_since_last_txn": (30.0, 60.0, 90.0, 120.0),
     "financial_assets_trend_90d": (-0.2, -0.1, -0.05, 0.0),
+    "txn_gap_ratio": (0.7, 1.1, 1.6),
 }
 """Knots of the piecewise-linear terms of the churn risk model: silence and asset falls
 act on churn far from linearly (a fall of 10% matters, a rise of 10% hardly)."""
@@ -40,10 +42,16 @@ act on churn far from linearly (a fall of 10% matters, a rise of 10% hardly)."""
 _DERIVED = {
     "financial_assets_from_zero": ("financial_assets", "financial_assets_prior_90d"),
     "onboarding": ("days_since_first_product",),
+    "txn_gap_ratio": ("days_since_last_txn", "ipt_mean_days"),
 }
 
 
 def _derived(f: pl.DataFrame, name: str) -> pl.Expr:
+    if name == "txn_gap_ratio":
+        # the current silence against the customer's usual gap between transaction days:
+        # 60 quiet days mean little for a monthly customer and much for a daily one
+        return (pl.col("days_since_last_txn").cast(pl.Float64)
+                / pl.col("ipt_mean_days").cast(pl.Float64).clip(1.0)).log1p()
     if name == "financial_assets_from_zero":
         return (pl.col("financial_assets_prior_90d").fill_null(0.0) == 0) & (
             pl.col("financial_assets").fill_null(0.0) > 0)
@@ -71,7 +79,9 @@ def prepare_covariates(features: Any, columns: Any = CHURN_RISK_COVARIATES, *,
     -------
     polars.DataFrame
         ``customer_id`` then, per column: ``days_since_*`` as days with nulls as 0
-        plus ``<name>_missing`` (0/1); ``financial_assets`` as
+        plus ``<name>_missing`` (0/1) (also ``ipt_mean_days`` and ``txn_gap_ratio`` =
+        ``log1p(days_since_last_txn / ipt_mean_days)``, the silence against the usual
+        gap); ``financial_assets`` as
         ``log_financial_assets``; ``financial_assets_trend_90d`` with the trend
         from zero set to 0, plus ``financial_assets_from_zero`` (0/1); booleans as
         0/1; other nulls (counts and trends with no history) as 0. Missing columns
@@ -110,7 +120,9 @@ def prepare_covariates(features: Any, columns: Any = CHURN_RISK_COVARIATES, *,
     for c in columns:
         src = pl.col(c) if c in f.columns else _derived(f, c)
         col = src.cast(pl.Float64)
-        if c.startswith("days_since_"):
+        if c == "txn_gap_ratio":  # missing exactly when ipt_mean_days is: no second indicator
+            exprs.append(col.fill_null(0.0).alias(c))
+        elif c.startswith("days_since_") or c == "ipt_mean_days":
             exprs += [col.fill_null(0.0).alias(c), col.is_null().cast(pl.Float64).alias(f"{c}_missing")]
         elif c == "financial_assets":
             exprs.append(col.fill_null(0.0).clip(0.0).log1p().alias("log_financial_assets"))

@@ -45,7 +45,10 @@ def label_churn(tables: Mapping[str, Any], *, as_of: dt.date | str,
         reads ``transactions``. ``customers`` (if given) sets the customers
         labelled; ``complaints``, ``balances`` and the ``channel`` of transactions
         feed the reason signals when present. Only rows dated on or before
-        ``as_of`` are used; an account closed after ``as_of`` counts as open.
+        ``as_of`` are used (customers first seen after it are not labelled); an
+        account closed after ``as_of`` counts as open. ``kind="silent"`` and
+        ``"combined"`` read ``holdings`` and ``transactions`` (activity is a
+        transaction or an account opening).
     as_of : date or str
     definition : ChurnDefinition, mapping or preset name
         ``kind="contractual"``: churned when the customer had at least one product
@@ -54,13 +57,18 @@ def label_churn(tables: Mapping[str, Any], *, as_of: dt.date | str,
         ``inactivity_days`` or more before ``as_of``; ``churn_date`` is the last
         transaction (or the day the inactivity reached ``inactivity_days`` with
         ``churn_date="confirmed"``).
+        ``kind="silent"``: churned when the last activity is ``inactivity_days`` or
+        more before ``as_of``, dated at the last activity (when the silence began).
+        ``kind="combined"``: contractual or silent; a silence is the cause when it
+        had lasted ``inactivity_days`` before the last closure.
     output : {"polars", "pandas"}
 
     Returns
     -------
     DataFrame
         ``customer_id``, ``churned`` (bool), ``churn_date`` (date, null when not
-        churned), ``reason`` (str, null when not churned), sorted by customer.
+        churned), ``reason`` (str, null when not churned), and for the silent and
+        combined kinds ``cause`` (``"closure"`` or ``"silence"``), sorted by customer.
 
     Notes
     -----
@@ -97,6 +105,9 @@ def label_churn(tables: Mapping[str, Any], *, as_of: dt.date | str,
     else:
         churners, universe = _silent_or_combined(tables, as_of, definition)
     if customers is not None:
+        if "first_seen" in customers.collect_schema().names():
+            # a customer first seen after as_of does not exist yet on as_of
+            customers = customers.filter(pl.col("first_seen").cast(pl.Date) <= as_of)
         universe = customers.select(pl.col("customer_id").cast(pl.String)).unique()
     churners = _reasons(churners, tables, as_of, definition, keep=("cause",) if with_cause else ())
     out = (
