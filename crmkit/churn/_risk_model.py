@@ -293,9 +293,9 @@ def fit_churn_risk(
     definition: ChurnDefinition | Mapping[str, Any] | str = "retail_bank_combined",
     silence_days: int | None = None,
     horizons: Sequence[float] = (90, 180),
-    n_landmarks: int = 4,
-    spacing_days: int = 91,
-    calibration_landmarks: int = 1,
+    n_landmarks: int = 6,
+    spacing_days: int = 61,
+    calibration_landmarks: int = 2,
     calibration: str | None = "isotonic",
     covariates: Sequence[str] = CHURN_RISK_COVARIATES,
     knots: Mapping[str, Sequence[float]] | None = None,
@@ -357,7 +357,8 @@ def fit_churn_risk(
     --------
     >>> from crmkit.datasets import make_bank
     >>> bank = make_bank(1500, seed=4, years=4, balance_months=48)
-    >>> m = fit_churn_risk(bank, "2025-12-31", n_landmarks=2)
+    >>> m = fit_churn_risk(bank, "2025-12-31", n_landmarks=2, calibration_landmarks=1,
+    ...                    spacing_days=91)
     >>> m.training["landmarks"], m.training["calibration_landmarks"]
     (['2024-07-07', '2024-10-06'], ['2025-01-05'])
     >>> sorted(m.calibrators)
