@@ -304,6 +304,7 @@ def fit_churn_risk(
     model: str = "cox",
     penalizer: float = 0.01,
     cause_specific: bool = True,
+    refit_on_all: bool = False,
 ) -> ChurnRiskModel:
     """Fit the churn risk model as of a run date on stacked landmarks.
 
@@ -348,6 +349,13 @@ def fit_churn_risk(
         With a combined definition, one model per cause (closure, silence:
         cause-specific hazards, the other cause censored) whose hazards add up to
         the hazard of any churn; else one model of any churn.
+    refit_on_all : bool
+        After the calibrators are fitted (on the held-out landmarks, scored by the
+        models fitted on the training landmarks), refit the survival models on all
+        landmarks, so the final model has seen the most recent outcomes; the
+        calibrators are kept. Off by default: on the sample bank it left the
+        ranking as it was and loosened the calibration (worst decile 1.70 against
+        1.50 without).
 
     Returns
     -------
@@ -424,6 +432,15 @@ def fit_churn_risk(
             result.calibrators[h] = HorizonCalibrator(method=calibration).fit(raw[h], observed)
         info["calibration_rows"] = int(held.height)
         info["calibration_method"] = calibration
+    if refit_on_all and cal_dates:
+        Xa = data.drop(_OUTCOME_COLS)
+        for cause in causes:
+            event = data["event"].to_numpy() if cause == "any" else \
+                (data["cause"] == cause).fill_null(False).to_numpy()
+            models[cause], pens[cause] = _fit_survival(
+                model, penalizer, Xa, make_y(data["duration_days"].to_numpy(), event))
+        info["refit_on_all"] = True
+        info["rows_refit"] = int(data.height)
     return result
 
 
