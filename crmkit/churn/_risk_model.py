@@ -294,7 +294,7 @@ def fit_churn_risk(
     silence_days: int | None = None,
     horizons: Sequence[float] = (90, 180),
     n_landmarks: int = 6,
-    spacing_days: int = 61,
+    spacing_days: int = 45,
     calibration_landmarks: int = 2,
     calibration: str | None = "isotonic",
     covariates: Sequence[str] = CHURN_RISK_COVARIATES,
@@ -355,7 +355,7 @@ def fit_churn_risk(
         landmarks, so the final model has seen the most recent outcomes; the
         calibrators are kept. Off by default: on the sample bank it left the
         ranking as it was and loosened the calibration (worst decile 1.70 against
-        1.50 without).
+        1.50 without, with landmarks 61 days apart).
 
     Returns
     -------
