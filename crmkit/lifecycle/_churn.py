@@ -133,7 +133,7 @@ def activity_summary(tables: Mapping[str, Any], as_of: dt.date,
     (closures and bank-initiated contacts are not the customer being active).
     Columns: ``customer_id``, ``n_products_ever``, ``n_products_open``,
     ``last_close``, ``first_activity``, ``last_activity``; one row per customer
-    with any holding or transaction; lazy.
+    with any holding or transaction, sorted by customer; lazy.
 
     Examples
     --------
@@ -179,7 +179,7 @@ def activity_summary(tables: Mapping[str, Any], as_of: dt.date,
         out = (prod.join(act, on="customer_id", how="full", coalesce=True)
                .with_columns(pl.col("n_products_ever", "n_products_open").fill_null(0)))
     return out.select("customer_id", "n_products_ever", "n_products_open", "last_close",
-                      "first_activity", "last_activity")
+                      "first_activity", "last_activity").sort("customer_id")
 
 
 def _silent_or_combined(tables: dict, as_of: dt.date,
