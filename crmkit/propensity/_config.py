@@ -75,7 +75,7 @@ class PropensityConfig(StrictModel):
     n_estimators: int = Field(100, ge=1)
     learning_rate: float = Field(0.1, gt=0, allow_inf_nan=False)
     num_leaves: int = Field(31, ge=2)
-    max_bin: int = Field(63, ge=2)
+    max_bin: int = Field(255, ge=2)
     min_child_samples: int = Field(100, ge=1)
     penalizer: float = Field(1.0, ge=0, allow_inf_nan=False)
     class_weight: Literal["balanced"] | None = None

@@ -126,7 +126,7 @@ def next_best_products(scores: Any, customers: Any, holdings: Any, products: Any
                        contacts: Any = None, product_value: Any = "margin",
                        risk_tolerance: int = 0, unassessed_max_rating: int | None = 1,
                        model: Any = None, features: Any = None, reasons: int = 3,
-                       output: Output = "polars"):
+                       reason_ranks: int | None = None, output: Output = "polars"):
     """Top ``k`` products per customer by expected value, with the reasons.
 
     Rules, in order: a product the customer holds on ``as_of`` is never offered;
@@ -164,6 +164,9 @@ def next_best_products(scores: Any, customers: Any, holdings: Any, products: Any
         The model's input rows with ``customer_id`` (what ``scores`` came from).
     reasons : int
         Number of reasons per offer.
+    reason_ranks : int, optional
+        Explain only the offers ranked up to this (exact contributions cost more
+        than scores); the others get an empty list. Default: every offer.
     output : {"polars", "pandas"}
 
     Returns
@@ -202,16 +205,22 @@ def next_best_products(scores: Any, customers: Any, holdings: Any, products: Any
         if features is None:
             raise ValueError("next_best_products: reasons need the model's input rows; pass "
                              "features= (with customer_id) together with model=.")
-        top = _with_reasons(top, model, to_polars(features, "features"), int(reasons))
+        top = _with_reasons(top, model, to_polars(features, "features"), int(reasons),
+                            reason_ranks)
     return to_output(top, output)
 
 
 _REASON = pl.Struct({"feature": pl.String, "value": pl.Float64, "contribution": pl.Float64})
 
 
-def _with_reasons(top: pl.DataFrame, model: Any, feats: pl.DataFrame, n: int) -> pl.DataFrame:
+def _with_reasons(top: pl.DataFrame, model: Any, feats: pl.DataFrame, n: int,
+                  ranks: int | None) -> pl.DataFrame:
     parts = []
     top = top.with_row_index("_i")
+    if ranks is not None:
+        parts.append(top.filter(pl.col("rank") > ranks).with_columns(
+            pl.lit([], pl.List(_REASON)).alias("reasons")))
+        top = top.filter(pl.col("rank") <= ranks)
     for (pid,), rows in top.group_by(["product_id"], maintain_order=True):
         kind = model._models.get(pid, {}).get("kind") if hasattr(model, "_models") else None
         if kind != "model":
@@ -224,8 +233,7 @@ def _with_reasons(top: pl.DataFrame, model: Any, feats: pl.DataFrame, n: int) ->
                                     .sort_by("rank").alias("reasons"))
         parts.append(rows.join(agg, on="_i", how="left").with_columns(
             pl.col("reasons").fill_null(pl.lit([], pl.List(_REASON)))))
-    out = pl.concat(parts).sort("_i").drop("_i") if parts else \
-        top.drop("_i").with_columns(pl.lit([], pl.List(_REASON)).alias("reasons"))
+    out = pl.concat(parts).sort("_i").drop("_i")
     text = pl.col("reasons").list.eval(
         pl.format("{}={} ({})", pl.element().struct.field("feature"),
                   pl.element().struct.field("value").round(2),

@@ -60,7 +60,7 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
     learning_rate : float, default 0.1
     num_leaves : int, default 31
         Leaves per tree.
-    max_bin : int, default 63
+    max_bin : int, default 255
         Histogram bins per feature (tree backends; scikit-learn caps it at 255).
     min_child_samples : int, default 100
         Minimum rows per leaf.
@@ -119,7 +119,7 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, backend: str = "lightgbm", n_estimators: int = 100,
-                 learning_rate: float = 0.1, num_leaves: int = 31, max_bin: int = 63,
+                 learning_rate: float = 0.1, num_leaves: int = 31, max_bin: int = 255,
                  min_child_samples: int = 100,
                  penalizer: float = 1.0, class_weight: str | None = None,
                  calibration: str = "sigmoid", cv: int = 3, min_positives: int = 50,
