@@ -15,12 +15,15 @@ Phases, each in its own subprocess so that its peak RSS is its own:
    rows; negatives subsampled to 20 per positive) on all training rows.
 3. ``score``: shard by shard, ``--score-shards`` shards of ``--shard-size``
    customers (the generated feature shards reused in turn with fresh customer ids):
-   propensities of the 8 products, then the top 3 next best products with the
-   reasons of the first offer. Features are built once per generated shard in
-   phase 1; their cost per shard is reported beside.
+   propensities of the 8 products, then the top 3 next best products (suitability,
+   exclusions, expected value). Exact TreeSHAP reasons cost about 2 ms per offer
+   (100 trees), so they are timed apart on ``--reason-shards`` shards (first offer
+   of every customer) and reported per offer. Features are built once per generated
+   shard in phase 1; their cost per shard is reported beside.
 4. ``peer``: plain scikit-learn ``HistGradientBoostingClassifier()`` per product on
    the same training rows (no calibration, no subsampling), then its
-   ``predict_proba`` on the same scoring rows (one process: no model file between).
+   ``predict_proba`` on the first ``--peer-score-shards`` scoring shards (default 16,
+   2M customers; one process: no model file between).
 
 Also reported: backtest ROC AUC per product at 2025-09-30 for both.
 """
@@ -133,7 +136,7 @@ def peer(args):
     del M, Y
     peak_fit = status_kb("VmHWM") / 1024
     t_score, n = 0.0, 0
-    for i in range(args.score_shards):
+    for i in range(args.peer_score_shards):
         feats = pl.read_parquet(Path(args.work) / f"score_{i % args.shards}.parquet")
         t0 = time.perf_counter()
         Ms = feats.select(pl.col(c).cast(pl.Float64) for c in cols).to_numpy()
@@ -150,9 +153,8 @@ def score(args):
     from crmkit.propensity import load_model, next_best_products
     work = Path(args.work)
     model = load_model(work / "model.json")
-    t_score = 0.0
-    n = 0
-    offers_n = 0
+    t_pred = t_offer = t_reason = 0.0
+    n = offers_n = explained = 0
     for i in range(args.score_shards):
         s = i % args.shards
         tag = f"R{i}-"
@@ -165,16 +167,28 @@ def score(args):
             f.with_columns(pl.lit(tag) + pl.col("customer_id")) for f in
             (feats, customers, holdings, contacts))
         t0 = time.perf_counter()
-        ids = feats["customer_id"]
-        scores = model.predict_propensities(feats, ids=ids.to_list())
+        scores = model.predict_propensities(feats, ids=feats["customer_id"].to_list())
+        t1 = time.perf_counter()
         top = next_best_products(scores, customers, holdings, products, as_of=SCORE_AS_OF,
-                                 k=3, contacts=contacts, model=model, features=feats,
-                                 reasons=3, reason_ranks=1)
-        t_score += time.perf_counter() - t0
+                                 k=3, contacts=contacts)
+        t2 = time.perf_counter()
+        t_pred += t1 - t0
+        t_offer += t2 - t1
         n += feats.height
         offers_n += top.height
+        if i < args.reason_shards:
+            # exact TreeSHAP reasons for the first offer of every customer of this shard
+            t0 = time.perf_counter()
+            why = next_best_products(scores, customers, holdings, products, as_of=SCORE_AS_OF,
+                                     k=1, contacts=contacts, model=model, features=feats,
+                                     reasons=3)
+            t_reason += time.perf_counter() - t0
+            explained += why.height
         del feats, scores, top
-    return {"score_s": t_score, "customers": n, "offers": offers_n}
+    return {"predict_s": t_pred, "offers_s": t_offer, "score_s": t_pred + t_offer,
+            "customers": n, "offers": offers_n, "reasons_s": t_reason,
+            "reasons_offers": explained,
+            "reasons_ms_per_offer": 1000 * t_reason / max(explained, 1)}
 
 
 PHASES = {"generate": generate, "train": train, "score": score, "peer": peer}
@@ -185,6 +199,10 @@ def main():
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--shard-size", type=int, default=125_000)
     ap.add_argument("--score-shards", type=int, default=80)
+    ap.add_argument("--peer-score-shards", type=int, default=16,
+                    help="shards the plain scikit-learn models score (time per row is reported)")
+    ap.add_argument("--reason-shards", type=int, default=1,
+                    help="shards whose first offers also get exact reasons (timed apart)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default="/tmp/prop_bench")
     ap.add_argument("--phase", default=None)
@@ -200,9 +218,9 @@ def main():
     results = {}
     for phase in args.phases.split(","):
         load = os.getloadavg()
-        cmd = [sys.executable, __file__, "--phase", phase] + [
-            a for a in sys.argv[1:] if not a.startswith("--phases")]
-        cmd = [c for c in cmd if not c.startswith("--phases=")]
+        passed = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+                  if k not in ("phase", "phases")]
+        cmd = [sys.executable, __file__, "--phase", phase, *passed]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode:
             print(res.stderr, file=sys.stderr)
