@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import Field
 
 from crmkit._config import StrictModel
-from crmkit._frames import Output, to_output
+from crmkit._frames import Output, to_output, to_polars
 from crmkit._params import check_date
 from crmkit.propensity._decisions import next_best_products
 from crmkit.propensity._targets import RETAIL_BANK_TIERS, horizon_end, propensity_features
@@ -152,22 +152,19 @@ def score_shard(model: Any, tables: Mapping[str, Any], *, as_of: dt.date | str,
         ``offers``: the top ``k`` per customer with reasons.
     """
     day = check_date(as_of, "as_of", "score_shard")
-    feats = features if features is not None else propensity_features(
+    feats = to_polars(features, "features") if features is not None else propensity_features(
         tables, as_of=day, windows=windows, tiers=tiers, shard=shard)
-    feats = to_output(feats, "polars") if isinstance(feats, pl.DataFrame) else \
-        pl.from_pandas(feats) if hasattr(feats, "columns") else feats
-    ids = feats["customer_id"].to_list()
-    scores = pl.DataFrame(model.predict_propensities(feats, ids=ids))
-    scores = scores.insert_column(1, feats["tier"]) if "tier" in feats.columns else scores
-    if getattr(model, "targets_", None) and set(model.targets_) - set(
-            tables["products"]["product_id"].to_list()):
-        raise ValueError("score_shard: next best products need product-level targets; the "
-                         "model's targets are not product ids (level='category').")
-    holdings = tables["holdings"]
-    customers = tables["customers"]
+    products = to_polars(tables["products"], "products")
+    not_products = sorted(set(model.targets_) - set(products["product_id"].to_list()))
+    if not_products:
+        raise ValueError(f"score_shard: next best products need product-level targets; "
+                         f"{not_products[:5]} are not product ids (a level='category' model?).")
+    scores = to_polars(model.predict_propensities(feats, ids=feats["customer_id"]))
+    if "tier" in feats.columns:
+        scores = scores.insert_column(1, feats["tier"])
     offers = next_best_products(
-        scores.drop("tier", strict=False), customers, holdings, tables["products"], as_of=day,
-        k=k, lookback_days=lookback_days, contacts=tables.get("contacts"),
+        scores.drop("tier", strict=False), tables["customers"], tables["holdings"], products,
+        as_of=day, k=k, lookback_days=lookback_days, contacts=tables.get("contacts"),
         product_value=product_value, risk_tolerance=risk_tolerance,
         unassessed_max_rating=unassessed_max_rating,
         model=model if reasons > 0 else None, features=feats if reasons > 0 else None,

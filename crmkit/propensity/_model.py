@@ -464,7 +464,9 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
                 cols[f"p_{t}"] = self._prob(t, M, levels)
         out = pl.DataFrame(cols)
         if ids is not None:
-            out = out.insert_column(0, pl.Series("customer_id", list(ids), dtype=pl.String))
+            idcol = ids.cast(pl.String).alias("customer_id") if isinstance(ids, pl.Series) \
+                else pl.Series("customer_id", list(ids), dtype=pl.String)
+            out = out.insert_column(0, idcol)
         return to_output(out, self._out)
 
     def contributions(self, X: Any, target: str | None = None) -> np.ndarray:
