@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from crmkit.features._shard import shard_index
 from crmkit.io import atomic_dir, write_json
 from crmkit.pipeline._config import load_pipeline_config
 from crmkit.pipeline._graph import order_steps
-from crmkit.pipeline._manifest import file_sha256, versions
+from crmkit.pipeline._manifest import PhaseMeter, file_sha256, versions
 from crmkit.pipeline._registry import load_steps
 from crmkit.pipeline._shards import (
     InputSource,
@@ -383,18 +382,15 @@ def run_pipeline(
     feature_options = {"windows": list(fcfg.windows), "asset_weights": dict(fcfg.asset_weights)}
 
     started = dt.datetime.now(dt.timezone.utc)
-    timings: dict[str, float] = {}
+    meter = PhaseMeter()
     bar = tqdm(total=3 + len(steps), desc=f"{cfg.run.name} {day}", unit="step",
                disable=(not progress) if progress is not None else None, leave=False)
-    clock = [time.perf_counter()]
 
     def tick(name: str, done: str | None = "") -> None:
         if done is None:  # progress within a phase
             bar.set_postfix_str(name)
             return
-        now = time.perf_counter()
-        timings[name] = round(now - clock[0], 3)
-        clock[0] = now
+        meter.lap(name)
         bar.update(1)
         bar.set_postfix_str(name)
 
@@ -481,7 +477,8 @@ def run_pipeline(
                 manifest["steps"][step.name] = {"outputs": dict(sorted(outs.items())), **facts}
             manifest["outputs"] = written
             tick("write")
-            manifest["timings_seconds"] = timings
+            manifest["timings_seconds"] = meter.seconds
+            manifest["peak_rss_mb"] = meter.peak_mb
             manifest["run"]["n_shards"] = n
             manifest["run"]["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(
                 timespec="seconds")
