@@ -68,6 +68,9 @@ def main():
     ap.add_argument("--work", default="/tmp/prop_quality")
     ap.add_argument("--out", default=str(HERE.parent / "docs" / "img"))
     ap.add_argument("--backend", default=None)
+    ap.add_argument("--backends", default="lightgbm,sklearn",
+                    help="backends to compare; with an empty value the saved "
+                         "model_lightgbm.json of an earlier run is reused")
     args = ap.parse_args()
     work = Path(args.work)
     if args.backend:
@@ -86,7 +89,7 @@ def main():
 
     train, test = _data(args.customers, work)
     backends = {}
-    for b in ("lightgbm", "sklearn"):
+    for b in [x for x in args.backends.split(",") if x]:
         res = subprocess.run([sys.executable, __file__, "--backend", b, "--work", str(work)],
                              capture_output=True, text=True, env=dict(os.environ))
         if res.returncode:
@@ -140,13 +143,15 @@ def main():
               "", "| k | model | popularity within tier |", "|---|---|---|"]
     for r in bt.success.iter_rows(named=True):
         lines.append(f"| {r['k']} | {r['model']:.3f} | {r['popularity_within_tier']:.3f} |")
-    lines += ["", "Backends (same rows, each in its own process):", "",
-              "| backend | fit s | peak RSS MB | mean backtest AUC |", "|---|---|---|---|"]
+    if backends:
+        lines += ["", "Backends (same rows, each in its own process):", "",
+                  "| backend | fit s | peak RSS MB | mean backtest AUC |", "|---|---|---|---|"]
     for b, r in backends.items():
         lines.append(f"| {b} | {r['fit_s']:.1f} | {r['peak_rss_mb']:.0f} | "
                      f"{np.mean(list(r['auc'].values())):.4f} |")
-    lines += ["", "Per product AUC by backend: " + json.dumps(
-        {b: {k: round(v, 4) for k, v in r["auc"].items()} for b, r in backends.items()})]
+    if backends:
+        lines += ["", "Per product AUC by backend: " + json.dumps(
+            {b: {k: round(v, 4) for k, v in r["auc"].items()} for b, r in backends.items()})]
     xs = pl.read_parquet(work / "xsell.parquet")
     lines += ["", "Cross-sell rate (products per customer with a product) by tier:", "",
               "| as_of | tier | customers | products per customer | share with 2+ |",
@@ -155,7 +160,8 @@ def main():
         lines.append(f"| {r['as_of']} | {r['tier']} | {r['customers']} | "
                      f"{r['products_per_customer']:.2f} | {r['share_multi_product']:.3f} |")
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "propensity_quality.md").write_text("\n".join(lines) + "\n")
+    name = "propensity_quality.md" if backends else "propensity_quality_models.md"
+    (HERE / "results" / name).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
