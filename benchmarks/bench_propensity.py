@@ -207,7 +207,7 @@ def main():
                     help="shards the plain scikit-learn models score (time per row is reported)")
     ap.add_argument("--reason-shards", type=int, default=1,
                     help="shards whose first offers also get exact reasons (timed apart)")
-    ap.add_argument("--score-budget-s", type=float, default=1200.0,
+    ap.add_argument("--score-budget-s", type=float, default=480.0,
                     help="stop scoring after this many seconds (the rate is reported)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default="/tmp/prop_bench")
