@@ -431,6 +431,8 @@ def run_pipeline(
     def tick(name: str, done: str | None = "") -> None:
         if done is None:  # progress within a phase
             bar.set_postfix_str(name)
+            _emit(log, {"event": "progress", "as_of": day.isoformat(), "detail": name,
+                        "peak_rss_mb": meter.current_peak_mb()})
             return
         meter.lap(name)
         bar.update(1)
