@@ -164,7 +164,7 @@ class Data:
                                                            "financial_assets"]),
                                  ("lifecycle", "stages", ["stage"]),
                                  ("churn", "churn_scores", None),
-                                 ("value", "clv", ["clv", "p_alive"])):
+                                 ("clv", "clv", ["clv", "p_alive"])):
             frame = self.table(step, name)
             if frame is None or "customer_id" not in frame.columns:
                 continue
@@ -521,14 +521,12 @@ def _churn(d: Data) -> Section:
 def _clv(d: Data) -> Section:
     s = Section("clv", "Customer lifetime value",
                 "Expected value of each customer's future purchases over the model's horizon.")
-    clv = d.table("value", "clv")
+    clv = d.table("clv", "clv")
     cust = d.customers()
     if clv is None or cust is None or "clv" not in cust.columns:
-        s.missing = ("CLV was not computed in this run (the value step did not run, or its "
-                     "CLV model is disabled).")
+        s.missing = "CLV was not computed in this run (the clv step did not run)."
         return s
-    facts = d.facts("value").get("clv", {}) if isinstance(d.facts("value").get("clv"),
-                                                             Mapping) else {}
+    facts = d.facts("clv")
     blank = cust.filter(pl.col("clv").is_null())
     if blank.height:
         why = []
@@ -539,8 +537,8 @@ def _clv(d: Data) -> Section:
                            "has no history to score")
             other = blank.height - never
             if other:
-                why.append(f"{fmt_count(other)} were not scored by the model (see the value "
-                           "step's notes in the appendix)")
+                why.append(f"{fmt_count(other)} were first seen on the run date or bought "
+                           "nothing the purchase model counts (refunds only)")
         s.text(f"{fmt_count(blank.height)} of {fmt_count(cust.height)} customers have no CLV: "
                + ("; ".join(why) if why else "the model did not score them") + ". They are "
                "left out of the figures below.", cls="note")

@@ -127,6 +127,13 @@ def as_segment(segment: Segment | Mapping[str, Any] | str, name: str = "segment"
         raise
 
 
+AGGREGATE_TABLES = frozenset({"value.hidden_vips", "value.tier_movement_summary",
+                              "lifecycle.transition_matrix", "segments.sizes",
+                              "segments.overlaps"})
+"""Run tables that are lists or summaries, never joined into the customer table (the
+hidden-VIP list has a ``tier`` column of its own)."""
+
+
 def customer_table(outputs: Mapping[str, Mapping[str, Any]], features: Any = None,
                    customers: Any = None) -> pl.DataFrame:
     """Every per-customer output of a run joined into one row per customer.
@@ -168,6 +175,8 @@ def customer_table(outputs: Mapping[str, Mapping[str, Any]], features: Any = Non
         frames.append(to_polars(customers, "customers"))
     for step, tables in outputs.items():
         for name, frame in tables.items():
+            if f"{step}.{name}" in AGGREGATE_TABLES:
+                continue  # one row per listed customer, but not about every customer
             frames.append(to_polars(frame, f"{step}.{name}"))
     per_customer = [f for f in frames
                     if "customer_id" in f.columns and f.height and f["customer_id"].is_unique().all()]

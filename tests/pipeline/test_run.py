@@ -37,7 +37,8 @@ def test_run_folder_manifest_and_report(tmp_path):
     assert pl.read_parquet(run / "features" / "features.parquet").equals(res.features)
     assert "<h1>crmkit run report" in (run / "report.html").read_text()
     # no temporary folders left behind
-    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["2025-12-31"]
+    assert [p.name for p in (tmp_path / "runs").iterdir()
+            if not p.name.endswith(".lock")] == ["2025-12-31"]
 
 
 def test_rerun_gives_identical_outputs(tmp_path):
@@ -70,7 +71,8 @@ def test_strict_mode_stops_and_writes_nothing(tmp_path):
     cfg = _config(tmp_path, source=str(tmp_path / "data"), validation={"mode": "strict"})
     with pytest.raises(SchemaError, match="problems in the input tables"):
         run_pipeline(cfg, as_of="2025-12-31", steps=[])
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    assert not (tmp_path / "runs").exists() or not [
+        p for p in (tmp_path / "runs").iterdir() if not p.name.endswith(".lock")]
 
 
 def test_crash_in_a_step_keeps_the_previous_complete_run(tmp_path):
@@ -88,7 +90,8 @@ def test_crash_in_a_step_keeps_the_previous_complete_run(tmp_path):
                      steps=[Step("boom", Empty, score=boom)])
     assert (tmp_path / "runs" / "2025-12-31" / "manifest.json").read_text() == before
     # neither a half run folder nor a work folder is left behind
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["2025-12-31"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()
+                  if not p.name.endswith(".lock")) == ["2025-12-31"]
 
 
 def test_steps_see_previous_run_and_write_their_tables(tmp_path):
@@ -139,11 +142,11 @@ def test_cli_demo_and_one_line_errors(tmp_path, capsys):
     assert (tmp_path / "demo" / "runs" / "2025-12-31" / "report.html").exists()
     bad = tmp_path / "bad.toml"
     bad.write_text("[inputs]\nsorce = 'sample'\n")
-    assert main(["run", str(bad), "--as-of", "2025-12-31"]) == 1
+    assert main(["run", str(bad), "--as-of", "2025-12-31"]) == 2  # bad config
     err = capsys.readouterr().err
     assert err.startswith("crmkit: error: Invalid pipeline config: inputs: unknown key 'sorce'")
     assert "Did you mean 'source'?" in err and "Traceback" not in err
-    assert main(["--verbose", "run", str(bad), "--as-of", "2025-12-31"]) == 1
+    assert main(["--verbose", "run", str(bad), "--as-of", "2025-12-31"]) == 2
     assert "Traceback" in capsys.readouterr().err
     assert main(["check-config", str(tmp_path / "demo" / "nightly.toml")]) == 0
     assert '"future_rows": "cut"' in capsys.readouterr().out

@@ -99,7 +99,7 @@ def test_blanks_are_explained_when_steps_are_absent(tmp_path):
 def test_clv_blanks_are_counted_and_explained(full_run):
     _, _, features, outputs, *_ = full_run
     text = _text(full_run[0].read_text())
-    blank = outputs["value"]["clv"]["clv"].null_count()
+    blank = outputs["clv"]["clv"]["clv"].null_count()
     assert blank > 0
     assert f"{blank:,} of {features.height:,} customers have no CLV" in text
     assert "never transacted" in text
