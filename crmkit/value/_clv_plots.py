@@ -39,7 +39,7 @@ def plot_frequency_fit(model, rfm: Any, *, max_frequency: int = 7, ax=None):
     >>> from crmkit.value import BetaGeo, plot_frequency_fit
     >>> rfm = pl.DataFrame({"frequency": [0, 2, 5, 1, 0], "recency_weeks": [0., 20, 30, 3, 0],
     ...                     "T_weeks": [40., 38, 35, 30, 20]})
-    >>> ax = plot_frequency_fit(BetaGeo(penalizer_coef=0.01).fit(rfm), rfm)
+    >>> ax = plot_frequency_fit(BetaGeo(penalizer=0.01).fit(rfm), rfm)
     >>> len(ax.patches)
     16
     """

@@ -73,8 +73,8 @@ def customer_lifetime_value(
     ...     "frequency": [1, 2, 5, 3, 0, 1, 4], "recency_weeks": [10., 20, 30, 33, 0, 2, 25],
     ...     "T_weeks": [40., 38, 35, 36, 20, 30, 39],
     ...     "monetary_value": [20., 35, 18, 50, 0, 12, 25]})
-    >>> bg = BetaGeo(penalizer_coef=0.01).fit(rfm)
-    >>> gg = GammaGamma(penalizer_coef=0.01).fit(rfm)
+    >>> bg = BetaGeo(penalizer=0.01).fit(rfm)
+    >>> gg = GammaGamma(penalizer=0.01).fit(rfm)
     >>> out = customer_lifetime_value(bg, gg, rfm, horizon=52, annual_discount_rate=0.1)
     >>> out.columns
     ['customer_id', 'expected_purchases', 'expected_spend', 'clv']

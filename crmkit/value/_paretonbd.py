@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, gammaln, hyp2f1
 
-from crmkit.value._clv_base import RFMModel, _register
+from crmkit.value._clv_base import RFMModel, _no_dropout_message, _register
 
 __all__ = ["ParetoNBD"]
 
@@ -140,15 +140,25 @@ class ParetoNBD(RFMModel):
     >>> rfm = pl.DataFrame({"frequency": [0, 2, 5, 1, 0, 3, 0, 1, 4, 2, 0, 6],
     ...                     "recency_weeks": [0., 20, 30, 3, 0, 33, 0, 10, 12, 37, 0, 38],
     ...                     "T_weeks": [40., 38, 35, 30, 20, 36, 39, 25, 39, 38, 12, 39]})
-    >>> m = ParetoNBD(penalizer_coef=0.001).fit(rfm)
+    >>> m = ParetoNBD(penalizer=0.001).fit(rfm)
     >>> m.probability_alive(rfm)["p_alive"].round(2).to_list()[:4]
-    [0.56, 0.89, 0.98, 0.57]
+    [0.29, 0.78, 0.96, 0.44]
     >>> p = m.probability_alive(rfm)["p_alive"]
     >>> bool(((p >= 0) & (p <= 1)).all())
     True
     """
 
     _param_names = ("r", "alpha", "s", "beta")
+    _scale_params = ("alpha", "beta")
+
+    def _boundary_message(self, data):
+        """The no-dropout boundary: s -> 0 or beta -> inf (dropout rate -> 0)."""
+        s, beta = self.params_["s"], self.params_["beta"]
+        rate = s / beta * float(np.max(data["T"]))  # expected dropouts per customer over T
+        if rate < 1e-4 or np.log(beta) > 25 or np.log(s) < -25:
+            return _no_dropout_message(self._name, f"s = {s:.3g}, beta = {beta:.3g}",
+                                       f"mean dropout rate {s / beta:.2g} per {self.unit_[:-1]}")
+        return None
 
     def _init_from_scale(self, alpha):
         return [1.0, alpha, 1.0, alpha]

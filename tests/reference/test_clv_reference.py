@@ -273,7 +273,7 @@ def _with_params(cls, params, unit="weeks"):
     """A model carrying given parameters (for formula-only comparisons)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = cls(penalizer_coef=0.01).fit(pl.DataFrame({
+        m = cls(penalizer=0.01).fit(pl.DataFrame({
             "frequency": [0, 1, 2, 3, 0], "recency_weeks": [0.0, 5, 10, 20, 0],
             "T_weeks": [30.0, 30, 30, 30, 10]}))
     m.params_ = dict(params)
@@ -389,7 +389,7 @@ def test_mbgnbd_new_customer_pmf_matches_lifetimes():
 def test_gammagamma_predictions_match_lifetimes():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a 5-row stand-in, only its parameters are replaced
-        m = GammaGamma(penalizer_coef=0.01).fit(pl.DataFrame({
+        m = GammaGamma(penalizer=0.01).fit(pl.DataFrame({
             "frequency": [1, 2, 3, 1, 2], "monetary_value": [5.0, 9, 6, 20, 3]}))
     m.params_ = dict(LIFETIMES["GammaGamma"]["params"])
     got = m.expected_spend(pl.DataFrame({"frequency": [1, 2, 5, 10],

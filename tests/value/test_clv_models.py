@@ -80,14 +80,15 @@ def fitted(rfm):
 # ------------------------------------------------------------------ contract
 @pytest.mark.parametrize("cls", RFM_MODELS + [GammaGamma, BetaGeoBetaBinom, ShiftedBetaGeometric])
 def test_estimator_contract(cls):
-    m = cls(penalizer_coef=0.1, max_iter=50)
-    assert m.get_params() == {"penalizer_coef": 0.1, "initial_params": None, "max_iter": 50}
+    m = cls(penalizer=0.1, max_iter=50)
+    assert m.get_params() == {"penalizer": 0.1, "initial_params": None, "max_iter": 50,
+                              "penalizer_coef": None}
     c = clone(m)
     assert c.get_params() == m.get_params() and c is not m
     with pytest.raises(SklearnNotFitted):
         check_is_fitted(m)
     with pytest.raises(NotFittedError, match="not fitted yet"):
-        _ = m.summary
+        _ = m.summary_
 
 
 @pytest.mark.parametrize("cls", RFM_MODELS)
@@ -102,11 +103,11 @@ def test_fit_returns_self_and_predict_needs_fit(cls, rfm):
 
 
 def test_bad_hyperparameters_use_standard_message(rfm):
-    with pytest.raises(ValueError, match="The 'penalizer_coef' parameter of BetaGeo must be a "
-                                         "non-negative number. Got -1 instead."):
-        BetaGeo(penalizer_coef=-1).fit(rfm)
-    with pytest.raises(ValueError, match="The 'horizon' parameter of BetaGeo.expected_purchases"):
-        BetaGeo(penalizer_coef=0.1).fit(rfm.head(200)).expected_purchases(rfm, horizon=-3)
+    with pytest.raises(ValueError, match=r"The 'penalizer' parameter of BetaGeo must be a "
+                                         r"float in the range \[0, inf\). Got -1 instead."):
+        BetaGeo(penalizer=-1).fit(rfm)
+    with pytest.raises(ValueError, match="The 'horizons' parameter of BetaGeo.expected_purchases"):
+        BetaGeo(penalizer=0.1).fit(rfm.head(200)).expected_purchases(rfm, horizons=-3)
     with pytest.raises(ValueError, match="initial_params"):
         BetaGeo(initial_params={"r": 1}).fit(rfm)
 
@@ -167,7 +168,7 @@ def test_implausible_unit_is_flagged(rfm):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # it may not converge either
         with pytest.warns(DataWarning, match="Is the summary really in weeks"):
-            BetaGeo(penalizer_coef=0.01).fit(mislabelled.head(300))
+            BetaGeo(penalizer=0.01).fit(mislabelled.head(300))
 
 
 def test_input_checks_name_every_problem(rfm):
@@ -188,7 +189,7 @@ def test_input_checks_name_every_problem(rfm):
 def test_convergence_warning_says_what_to_try(rfm):
     # one iteration from absurd starting values: the optimiser is stopped early
     start = {"r": 100.0, "alpha": 0.001, "a": 50.0, "b": 0.01}
-    with pytest.warns(ConvergenceWarning, match="Try: penalizer_coef") as rec:
+    with pytest.warns(ConvergenceWarning, match="Try: penalizer") as rec:
         m = BetaGeo(max_iter=1, initial_params=start).fit(rfm)
     assert "gradient" in str(rec[0].message)
     assert not m.converged_
@@ -236,7 +237,7 @@ def test_new_customer_predictions(fitted, name):
 
 def test_bgnbd_conditional_expectation_formula_by_simulation():
     """E[X(T, T+t) | x, t_x, T] against a Monte Carlo over the posterior (FHL 2005 eq. 10)."""
-    m = BetaGeo(penalizer_coef=0.0)
+    m = BetaGeo(penalizer=0.0)
     m.params_ = dict(TRUE)
     m.unit_ = "weeks"
     row = pl.DataFrame({"frequency": [2], "recency_weeks": [30.43], "T_weeks": [38.86]})
@@ -466,7 +467,7 @@ def test_plots_return_axes(fitted, rfm):
                        pl.col("T_cal_weeks").alias("T_weeks"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = BetaGeo(penalizer_coef=0.001).fit(cal)
+        m = BetaGeo(penalizer=0.001).fit(cal)
     assert plot_calibration_holdout(m, split).get_title().startswith("Calibration vs holdout")
     plt.close("all")
 
@@ -476,7 +477,7 @@ def test_rfm_summary_feeds_the_models():
     summary = rfm_summary(tx, observation_end="2024-06-23", unit="days")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = BetaGeo(penalizer_coef=0.001).fit(summary)
+        m = BetaGeo(penalizer=0.001).fit(summary)
     assert m.unit_ == "days"
     assert m.expected_purchases(summary, horizon=365).height == summary.height
 
