@@ -343,6 +343,7 @@ def _encode(value: Any) -> Any:
         return {"__ndarray__": _encode(value.tolist()), "dtype": str(value.dtype)}
     if isinstance(value, pl.DataFrame):
         return {"__frame__": {c: _encode(value[c].to_list()) for c in value.columns},
+                "__columns__": list(value.columns),
                 "__schema__": {c: str(t) for c, t in value.schema.items()}}
     if isinstance(value, dict):
         return {str(k): _encode(v) for k, v in value.items()}
@@ -372,7 +373,7 @@ def _decode(value: Any) -> Any:
                           if t.startswith("Float")]
             if float_cols:
                 frame = frame.with_columns(pl.col(float_cols).cast(pl.Float64))
-            return frame
+            return frame.select(value.get("__columns__", frame.columns))
         return {k: _decode(v) for k, v in value.items()}
     return value
 

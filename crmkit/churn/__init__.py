@@ -18,6 +18,7 @@ from crmkit.churn._data import (
     split_y,
 )
 from crmkit.churn._km import KaplanMeierBaseline
+from crmkit.churn._metrics import concordance, integrated_brier
 from crmkit.churn._plots import plot_calibration, plot_reason_codes, plot_survival_by_group
 from crmkit.churn._scoring import score_customers
 from crmkit.churn._step import ChurnSettings, ChurnStepResult, prepare_covariates, run_churn_step
@@ -34,7 +35,9 @@ __all__ = sorted([
     "build_backtest_data",
     "build_survival_data",
     "find_separation",
+    "concordance",
     "frame_to_xy",
+    "integrated_brier",
     "load_model",
     "make_y",
     "metrics",

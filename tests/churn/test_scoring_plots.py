@@ -32,7 +32,7 @@ def fitted():
     y = make_y(np.minimum(t, 500) + 1, t < 500)
     frame = X.with_columns(customer_id=pl.int_range(n).cast(pl.String),
                            tenure=pl.Series(rng.uniform(0, 200, n)))
-    return CoxPH(strata="tier").fit(X, y), WeibullAFT().fit(X.drop("tier"), y), frame, y
+    return CoxPH(unit="days", strata="tier").fit(X, y), WeibullAFT(unit="days").fit(X.drop("tier"), y), frame, y
 
 
 @pytest.mark.parametrize("which", [0, 1])
