@@ -101,13 +101,17 @@ class BetaGeo(RFMModel):
     _param_names = ("r", "alpha", "a", "b")
     _scale_params = ("alpha",)
 
-    def _boundary_message(self, data):
-        """The no-dropout boundary: a -> 0 or b -> inf (dropout probability -> 0)."""
+    def _boundary_message(self, data, weights):
+        """The no-dropout boundary: a -> 0 or b -> inf (dropout probability -> 0),
+        confirmed by a likelihood no better than the NBD's."""
         a, b = self.params_["a"], self.params_["b"]
         q = a / (a + b)  # mean dropout probability after a purchase
-        if q * max(float(np.max(data["x"])), 1.0) < 1e-4 or np.log(b) > 25 or np.log(a) < -25:
-            return _no_dropout_message(self._name, f"a = {a:.3g}, b = {b:.3g}",
-                                       f"mean dropout probability per purchase {q:.2g}")
+        if a < 0.05 or b > 1e3 or q < 1e-3:
+            gain = self._nbd_gain(data, weights)
+            if gain < 3.0:
+                return _no_dropout_message(self._name, f"a = {a:.3g}, b = {b:.3g}",
+                                           f"mean dropout probability per purchase {q:.2g}",
+                                           gain)
         return None
     _has_gradient = True
 

@@ -108,6 +108,7 @@ class CLVModel(CrmkitEstimator):
 
     _param_names: tuple[str, ...] = ()
     _scale_params: tuple[str, ...] = ()  # penalised on lifetimes' rescaled time
+    _penalty_on_sum = False  # lifetimes' Pareto/NBD adds the penalty to the summed NLL
     _has_gradient = False
 
     _parameter_constraints = {
@@ -215,6 +216,8 @@ class CLVModel(CrmkitEstimator):
             raise ValueError(f"{self._name}.fit: no customers to fit (total weight is 0).")
         data = self._prepare_data(data, weights)
         pw = self._penalty_weights(data)
+        if self._penalty_on_sum:  # same fit as lifetimes: penalty / customers on the mean
+            pen = pen / total
         objective, fun_and_grad = self._objective(data, weights, total, pen, pw)
 
         def gradient(logp: np.ndarray) -> np.ndarray:
@@ -273,7 +276,7 @@ class CLVModel(CrmkitEstimator):
         self._se_inputs = (data, weights, total, x)
         self._covariance_log = None
         self._se_done = False
-        boundary = self._boundary_message(data)
+        boundary = self._boundary_message(data, weights)
         self.at_boundary_ = boundary is not None
         problems = []
         if not np.all(np.isfinite(params)):
@@ -295,9 +298,31 @@ class CLVModel(CrmkitEstimator):
                 f"{self._remedies()}.",
                 ConvergenceWarning, stacklevel=3)
 
-    def _boundary_message(self, data: dict) -> str | None:
+    def _boundary_message(self, data: dict, weights: np.ndarray) -> str | None:
         """A message when the fit ran to the no-dropout boundary (override per model)."""
         return None
+
+    def _nbd_gain(self, data: dict, weights: np.ndarray) -> float:
+        """Log-likelihood gained over the no-dropout NBD model on the same patterns.
+
+        The NBD is the limit of BG/NBD and Pareto/NBD without dropout, so a gain
+        under 3 (the 95% point of a likelihood-ratio test with 2 degrees of
+        freedom, halved) means the data do not identify a dropout process.
+        """
+        from crmkit.value._nbd import NBD
+        nbd = NBD()
+        nd = {"x": data["x"], "T": data["T"]}
+        total = float(weights.sum())
+
+        def f(logp):
+            ll, g = nbd._total_loglik_grad(np.exp(logp), nd, weights)
+            return -ll / total, -g * np.exp(logp) / total
+
+        x0 = np.log(self._initial_guess(data, weights)[:2])
+        with np.errstate(all="ignore"):
+            res = optimize.minimize(f, x0, jac=True, method="L-BFGS-B",
+                                    bounds=[(-30.0, 30.0)] * 2)
+        return self.log_likelihood_ - (-res.fun * total)
 
     def _remedies(self) -> str:
         return ("penalizer=0.001 (a small L2 penalty keeps parameters finite), other "
@@ -535,8 +560,9 @@ def load_clv_model(path: str | Path) -> CLVModel:
     return load_model(path)
 
 
-def _no_dropout_message(name: str, where: str, what: str) -> str:
-    return (f"{name} ran to the no-dropout boundary ({where}: {what}): in this calibration "
+def _no_dropout_message(name: str, where: str, what: str, gain: float) -> str:
+    return (f"{name} ran to the no-dropout boundary ({where}: {what}; its log-likelihood "
+            f"beats the no-dropout NBD model by only {gain:.2f}): in this calibration "
             "period the customers show no sign of stopping, so the data cannot identify a "
             "dropout process, and a penalizer does not change that. Use a model without "
             "dropout (crmkit.value.NBD) or a longer calibration period; predictions of this "
