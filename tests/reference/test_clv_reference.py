@@ -420,6 +420,10 @@ def test_backtest_cdnow_master(reference_dir):
     assert m["actual_total"] == 19684
     assert abs(m["predicted_total"] - 16873.7) < 1.0
     assert abs(m["mae"] - 0.8187) < 1e-3
+    # the naive baseline (calibration rate x 39 weeks) and the model's gain over it
+    assert abs(m["baseline_mae"] - 1.0381) < 1e-3 and abs(m["baseline_total"] - 29010.6) < 1
+    assert abs(m["mae_gain_pct"] - 21.13) < 0.05 and m["beats_baseline"]
+    assert "baseline_holdout" in res.predictions.columns
     assert res.by_frequency.height == 8
     assert res.by_frequency["n_customers"].sum() == 23570
 
