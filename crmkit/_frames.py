@@ -45,13 +45,16 @@ def _schema_error(owner: str, column: str, what: str, count: int, examples: list
     return SchemaError(f"{owner}: column {column!r} has {count} {what} (e.g. {shown}).")
 
 
-def parse_dates(frame: pl.DataFrame | pl.LazyFrame, columns: dict, owner: str):
+def parse_dates(frame: pl.DataFrame | pl.LazyFrame, columns: dict, owner: str, *,
+                strict: bool = True):
     """Parse ISO date strings in ``columns`` (name -> polars Date or Datetime type).
 
     String columns holding ISO dates (``2024-03-31``) or date-times
     (``2024-03-31 10:00:00``, ``2024-03-31T10:00``), as pandas reads them from a CSV
     file, become dates; a value that is not one raises :class:`SchemaError` naming
-    the column, the count and examples. Columns of other types are left alone.
+    the column, the count and examples (with ``strict=False`` such a column is left
+    as it is, for :func:`crmkit.validate` to report row by row). Columns of other
+    types are left alone.
 
     Examples
     --------
@@ -71,9 +74,12 @@ def parse_dates(frame: pl.DataFrame | pl.LazyFrame, columns: dict, owner: str):
     checks = [((pl.col(c).is_not_null() & e.is_null()).alias(c)) for c, e in exprs.items()]
     eager = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
     bad = eager.select(checks)
-    for c in todo:
+    for c in list(todo):
         mask = bad[c]
         if mask.any():
+            if not strict:
+                del exprs[c]
+                continue
             examples = eager.filter(mask)[c].head(_MAX_EXAMPLES).to_list()
             raise _schema_error(owner, c, "values that are not ISO dates (YYYY-MM-DD)",
                                 int(mask.sum()), examples)
@@ -150,7 +156,7 @@ def to_polars(table: Any, name: str = "table") -> pl.DataFrame:
     """
     out = _to_polars(table, name)
     dates = _schema_dates(name)
-    return parse_dates(out, dates, name) if dates else out
+    return parse_dates(out, dates, name, strict=False) if dates else out
 
 
 def _to_polars(table: Any, name: str = "table") -> pl.DataFrame:
@@ -204,7 +210,7 @@ def to_lazy(table: Any, name: str = "table") -> pl.LazyFrame:
     """
     if isinstance(table, pl.LazyFrame):
         dates = _schema_dates(name)
-        return parse_dates(table, dates, name) if dates else table
+        return parse_dates(table, dates, name, strict=False) if dates else table
     return to_polars(table, name).lazy()
 
 

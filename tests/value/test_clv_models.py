@@ -344,21 +344,21 @@ def test_gammagamma(rfm, tmp_path):
 def test_customer_lifetime_value(fitted, rfm):
     bg = fitted["BetaGeo"]
     gg = GammaGamma().fit(rfm)
-    flat = customer_lifetime_value(bg, gg, rfm, horizon=52, annual_discount_rate=0.0, step=52)
+    flat = customer_lifetime_value(bg, gg, rfm, horizons=52, annual_discount_rate=0.0, step=52)
     e = bg.expected_purchases(rfm, horizon=52)["expected_purchases"]
     s = gg.expected_spend(rfm)["expected_spend"]
     np.testing.assert_allclose(flat["clv"].to_numpy(), (e * s).to_numpy(), rtol=1e-10)
-    disc = customer_lifetime_value(bg, gg, rfm, horizon=52, annual_discount_rate=0.1, step=4,
+    disc = customer_lifetime_value(bg, gg, rfm, horizons=52, annual_discount_rate=0.1, step=4,
                                    margin=0.3)
     assert (disc["clv"] <= 0.3 * flat["clv"] + 1e-9).all()
     # one year of weeks at 10% a year discounts the last step by about 1/1.1
-    last = customer_lifetime_value(bg, gg, rfm.head(3), horizon=52, annual_discount_rate=0.1,
+    last = customer_lifetime_value(bg, gg, rfm.head(3), horizons=52, annual_discount_rate=0.1,
                                    step=52)
     np.testing.assert_allclose(last["clv"].to_numpy(),
                                flat["clv"].head(3).to_numpy() / 1.1 ** (364 / 365.25),
                                rtol=1e-10)
     with pytest.raises(ValueError, match="annual_discount_rate"):
-        customer_lifetime_value(bg, gg, rfm, horizon=52, annual_discount_rate=-0.1)
+        customer_lifetime_value(bg, gg, rfm, horizons=52, annual_discount_rate=-0.1)
 
 
 # ------------------------------------------------------------------ BG/BB and sBG
