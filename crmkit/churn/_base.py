@@ -148,14 +148,16 @@ class SurvivalModel(CrmkitEstimator):
                     "are in the same unit).", DataWarning, stacklevel=5)
             unit = "days"
         ud = UNIT_DAYS[unit]
-        if self.horizons_days is not None:
-            if warn:
+        legacy_days = legacy and self.unit is None
+        if self.horizons_days is not None or (legacy_days and self.horizons is None):
+            if warn and self.horizons_days is not None:
                 deprecated_alias(name, "horizons_days", "horizons",
                                  note=f" (in the estimator's unit, {unit!r})")
             if self.horizons is not None:
                 raise ValueError(f"{name}: pass horizons= or the deprecated horizons_days=, "
                                  "not both.")
-            hz = [(float(h) / ud, f"{_fmt(h)}d") for h in _as_floats(self.horizons_days)]
+            days = DEFAULT_HORIZONS["days"] if self.horizons_days is None else self.horizons_days
+            hz = [(float(h) / ud, f"{_fmt(h)}d") for h in _as_floats(days)]
         else:
             given = DEFAULT_HORIZONS[unit] if self.horizons is None else self.horizons
             hz = [(float(h), f"{_fmt(h)}{UNIT_SUFFIX[unit]}") for h in _as_floats(given)]
@@ -165,13 +167,15 @@ class SurvivalModel(CrmkitEstimator):
             rmst = float(self.rmst_horizon_days) / ud
         elif self.rmst_horizon is not None:
             rmst = float(self.rmst_horizon)
+        elif legacy_days:
+            rmst = DEFAULT_RMST["days"] / ud
         else:
             rmst = DEFAULT_RMST[unit]
         self.unit_ = unit
         self.horizons_ = [list(h) for h in hz]
         self.rmst_horizon_ = rmst
         # the deprecated day-based names keep their day-based output columns
-        self.legacy_days_ = bool(legacy and self.unit is None)
+        self.legacy_days_ = bool(legacy_days)
 
     @property
     def _unit_days(self) -> float:
