@@ -326,6 +326,25 @@ def format_table(frame: pl.DataFrame, *, decimals: int = 3, width: int = 100) ->
     return "\n\n".join(out)
 
 
+# --------------------------------------------------------------------------- plots
+def new_axes(figsize=(6, 4)):
+    """Axes for a plot function called with ``ax=None``.
+
+    With a non-interactive backend (Agg: batch jobs, the run report, tests) the
+    figure is created outside pyplot, so it is not kept open in pyplot's registry
+    (no "More than 20 figures" warning, no memory growth in a loop); with an
+    interactive one (a notebook) it is a pyplot figure, shown as usual.
+    """
+    import matplotlib
+
+    backend = matplotlib.get_backend().lower()
+    if backend in ("agg", "pdf", "svg", "ps", "cairo", "template", "pgf"):
+        from matplotlib.figure import Figure
+        return Figure(figsize=figsize).subplots()
+    import matplotlib.pyplot as plt
+    return plt.subplots(figsize=figsize)[1]
+
+
 # --------------------------------------------------------------------------- envelope
 def _encode(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):

@@ -20,9 +20,8 @@ __all__ = [
 
 def _ax(ax):
     if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(7, 4.5))
+        from crmkit._estimator import new_axes
+        ax = new_axes(figsize=(7, 4.5))
     return ax
 
 
@@ -69,12 +68,18 @@ def _plot_by_frequency(table: pl.DataFrame, metrics: dict | None, unit: str, ax)
     pos = np.arange(len(labels))
     ax.plot(pos, table["actual_mean"].to_numpy(), "o-", color="0.3", label="actual")
     ax.plot(pos, table["predicted_mean"].to_numpy(), "s--", color="tab:blue", label="predicted")
+    if "baseline_mean" in table.columns and table["baseline_mean"].is_not_nan().any():
+        ax.plot(pos, table["baseline_mean"].to_numpy(), "^:", color="tab:orange",
+                label="naive baseline (calibration rate x holdout)")
     ax.set_xticks(pos, labels)
     ax.set_xlabel("repeat purchases in the calibration period")
     ax.set_ylabel("mean purchases in the holdout")
     title = "Calibration vs holdout"
     if metrics:
-        title += f" (MAE {metrics['mae']:.3f}, total error {metrics['total_error_pct']:+.1f}%)"
+        title += f" (MAE {metrics['mae']:.3f}, total error {metrics['total_error_pct']:+.1f}%"
+        if "baseline_mae" in metrics:
+            title += f"; naive MAE {metrics['baseline_mae']:.3f}"
+        title += ")"
     ax.set_title(title)
     ax.legend()
     return ax
