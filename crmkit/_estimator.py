@@ -267,6 +267,14 @@ class CrmkitEstimator(BaseEstimator):
             print(format_table(summary, decimals=decimals, width=width))
 
     # ---------------------------------------------------------------- persistence
+    def _envelope_params(self) -> dict:
+        """Hyperparameters as JSON data (override when one is an object)."""
+        return self.get_params(deep=False)
+
+    @classmethod
+    def _params_from_envelope(cls, params: dict) -> dict:
+        return params
+
     def _get_state(self) -> dict:
         return {a: getattr(self, a) for a in self._STATE_ATTRS if hasattr(self, a)}
 
@@ -445,7 +453,7 @@ def to_envelope(model: Any, *, feature_names: Any = None, training_window: Any =
         training_window = {"start": training_window[0], "end": training_window[1]}
     if fingerprint is None:
         fingerprint = getattr(model, "fingerprint_", None)
-    params = model.get_params(deep=False)
+    params = model._envelope_params()
     return {
         "format": ENVELOPE_FORMAT,
         "class": type(model).__name__,
@@ -475,7 +483,7 @@ def from_envelope(doc: dict) -> Any:
     if cls is None:
         raise ValueError(f"Unknown model class {doc.get('class')!r} in the envelope; known: "
                          f"{', '.join(sorted(_REGISTRY))}.")
-    params = _decode(doc.get("params") or {})
+    params = cls._params_from_envelope(_decode(doc.get("params") or {}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         model = cls(**params)

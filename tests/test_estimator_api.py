@@ -478,3 +478,17 @@ def test_every_public_table_function_takes_every_input_type(bank, name, kind):
         ref = call(lambda f: f)
         got = call(lambda f: _convert(kind, f))
     assert got.equals(ref), f"{name} on {kind} input differs from polars input"
+
+
+def test_rfm_scorer_speaks_the_same_words(bank, tmp_path):
+    from crmkit.value import RFMScorer
+    feats = build_features(bank, as_of="2025-12-31")
+    s = RFMScorer().fit(feats)
+    assert set(s.params_) == {"recency", "frequency", "monetary"}
+    assert s.summary_.columns == ["feature", "column", "edges"]
+    back = crmkit.load_model(s.save(tmp_path / "rfm.json"))
+    assert back.transform(feats).equals(s.transform(feats))
+    s.set_output(transform="pandas")
+    assert s.transform(feats).index.name == "customer_id"
+    with pytest.warns(FutureWarning, match="'to_json' is deprecated"):
+        s.to_json()
