@@ -440,7 +440,7 @@ def test_backtest_one_call():
                                 "total_error_pct", "n_customers", "holdout_weeks"}
     assert res.predictions.columns == ["customer_id", "frequency_cal", "recency_cal_weeks",
                                        "T_cal_weeks", "frequency_holdout", "predicted_holdout",
-                                       "p_alive"]
+                                       "p_alive", "baseline_holdout"]
     assert res.metrics["n_customers"] == res.predictions.height
     assert res.by_frequency["n_customers"].sum() == res.predictions.height
     assert abs(res.metrics["total_error_pct"]) < 25
