@@ -230,8 +230,18 @@ class CLVModel(CrmkitEstimator):
         # one BLAS thread: the problem is tiny (<= 4 parameters) and BLAS worker
         # threads only add synchronisation stalls, badly so on a busy machine
         with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
+            stopped = []
+
+            def at_boundary(xk):
+                # deep in the no-dropout regime the likelihood is flat along a ray
+                # (lifetimes stops there on its tolerance); following it to the
+                # search-space edge costs hundreds of evaluations and changes nothing
+                if self._deep_in_boundary(np.exp(xk), data):
+                    stopped.append(True)
+                    raise StopIteration
+
             res = optimize.minimize(fun_and_grad, x0, jac=True, method="L-BFGS-B",
-                                    bounds=[(-30.0, 30.0)] * x0.size,
+                                    bounds=[(-30.0, 30.0)] * x0.size, callback=at_boundary,
                                     options={"maxiter": self.max_iter, "ftol": 1e-13,
                                              "gtol": 1e-9, "maxcor": 20})
             x = res.x
@@ -239,7 +249,7 @@ class CLVModel(CrmkitEstimator):
             # Newton steps polish the optimum only when L-BFGS-B stopped early (flat
             # likelihoods); the finite-difference Hessian they need is not computed
             # otherwise (standard errors compute their own, when first asked for).
-            if np.max(np.abs(g)) > 1e-9 and np.all(np.abs(x) < 29.0):
+            if np.max(np.abs(g)) > 1e-9 and np.all(np.abs(x) < 29.0) and not stopped:
                 H = _hessian(objective, gradient, x, self._has_gradient)
                 for _ in range(8):
                     try:
@@ -301,6 +311,10 @@ class CLVModel(CrmkitEstimator):
     def _boundary_message(self, data: dict, weights: np.ndarray) -> str | None:
         """A message when the fit ran to the no-dropout boundary (override per model)."""
         return None
+
+    def _deep_in_boundary(self, params: np.ndarray, data: dict) -> bool:
+        """True when the optimiser may stop: far down the no-dropout ray (per model)."""
+        return False
 
     def _nbd_gain(self, data: dict, weights: np.ndarray) -> float:
         """Log-likelihood gained over the no-dropout NBD model on the same patterns.
