@@ -188,6 +188,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--weighted", action="store_true")
     ap.add_argument("--cases", default="pareto_cdnow,pareto_nodrop,bgnbd_days,pareto_synth")
+    ap.add_argument("--only", help="run only this candidate (crmkit or lifetimes)")
+    ap.add_argument("--out", default="fit_api.json")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.case, args.n, args.weighted)))
@@ -201,13 +203,15 @@ def main() -> None:
             runs = [("crmkit", False), ("lifetimes", True)] + \
                 ([("lifetimes", False)] if case == "bgnbd_days" else [])
         for cand, weighted in runs:
+            if args.only and cand != args.only:
+                continue
             load = os.getloadavg()
             r = spawn(cand, case, n, weighted)
             r["load_before"] = [round(v, 2) for v in load]
             r["load_after"] = [round(v, 2) for v in os.getloadavg()]
             results.append(r)
             print(json.dumps(r), flush=True)
-    out = ROOT / "benchmarks" / "results" / "fit_api.json"
+    out = ROOT / "benchmarks" / "results" / args.out
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
 
