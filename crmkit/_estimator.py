@@ -386,6 +386,10 @@ def _encode(value: Any) -> Any:
 def _decode(value: Any) -> Any:
     if isinstance(value, str):
         return _NONFINITE.get(value, value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"The model envelope holds a bare non-finite number ({value!r}); "
+                         "JSON has none, and crmkit writes them as the strings 'inf', '-inf', "
+                         "'nan'. The file was not written by crmkit's save; refit and save it.")
     if isinstance(value, list):
         return [_decode(v) for v in value]
     if isinstance(value, dict):

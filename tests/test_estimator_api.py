@@ -222,6 +222,15 @@ def test_envelope_is_strict_json_with_non_finite_numbers_as_strings(surv, tmp_pa
     np.testing.assert_allclose(back.predict(surv[0]), cox.predict(surv[0]))
 
 
+def test_a_bare_nan_in_an_envelope_is_refused(surv, tmp_path):
+    env = to_envelope(CoxPH(unit="days").fit(*surv))
+    env["metrics"] = {"ibs": float("nan")}  # as json.dumps(allow_nan=True) would write it
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(env))
+    with pytest.raises(ValueError, match="bare non-finite number"):
+        crmkit.load_model(path)
+
+
 def test_load_model_refuses_what_it_does_not_know(tmp_path):
     with pytest.raises(ValueError, match="Not a crmkit model envelope"):
         crmkit.load_model({"format": "pickle"})
