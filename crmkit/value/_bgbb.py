@@ -53,7 +53,7 @@ class BetaGeoBetaBinom(CLVModel):
     >>> d = pl.DataFrame({"frequency": [0, 1, 2, 3, 6, 2], "recency": [0, 1, 5, 6, 6, 3],
     ...                   "n_periods": [6] * 6, "count": [50, 20, 10, 8, 5, 7]})
     >>> m = BetaGeoBetaBinom().fit(d, weight_col="count")
-    >>> m.expected_purchases(d, horizon=5).shape
+    >>> m.expected_purchases(d, 5).shape
     (6, 1)
     """
 
@@ -145,9 +145,19 @@ class BetaGeoBetaBinom(CLVModel):
               - self._ll(x, t_x, n))
         return self._out(ids, {"p_alive": np.exp(lp)}, output)
 
-    def expected_purchases(self, data: Any, *, horizon: int, output: Output | None = None):
-        """Expected transactions in the next ``horizon`` periods (FHS 2010 eq. 13)."""
-        h = self._check_periods(horizon, f"{self._name}.expected_purchases")
+    def expected_purchases(self, data: Any, horizons: int | None = None, *,
+                           output: Output | None = None, horizon: int | None = None):
+        """Expected transactions in the next ``horizons`` periods (FHS 2010 eq. 13).
+
+        ``horizons`` is a number of future periods; ``horizon`` is its deprecated name.
+        """
+        if horizon is not None:
+            from crmkit._estimator import deprecated_alias
+            deprecated_alias(f"{self._name}.expected_purchases", "horizon", "horizons")
+            horizons = horizon if horizons is None else horizons
+        if horizons is None:
+            raise TypeError(f"{self._name}.expected_purchases needs horizons= (future periods).")
+        h = self._check_periods(horizons, f"{self._name}.expected_purchases")
         ids, x, t_x, n = self._pred_inputs(data)
         a, b, g, d = self._param_array()
         lead = np.exp(betaln(a + x + 1.0, b + n - x) - betaln(a, b) - self._ll(x, t_x, n))

@@ -100,7 +100,8 @@ def plot_calibration_holdout(model, split: Any, *, max_frequency: int = 7, ax=No
                        pl.col(f"recency_cal_{u}").alias(f"recency_{u}"),
                        pl.col(f"T_cal_{u}").alias(f"T_{u}"))
     horizon = float(frame[f"duration_holdout_{u}"][0])
-    pred = model.expected_purchases(rfm, horizon=horizon)["expected_purchases"].to_numpy()
+    pred = model.expected_purchases(rfm, horizons=horizon, output="polars")[
+        "expected_purchases"].to_numpy()
     actual = frame["frequency_holdout"].to_numpy().astype(float)
     table = _by_frequency(frame["frequency_cal"].to_numpy(), actual, pred, max_frequency)
     metrics = {"mae": float(np.mean(np.abs(pred - actual))),

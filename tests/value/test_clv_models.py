@@ -155,7 +155,7 @@ def test_unit_is_explicit(rfm):
     days = rfm.with_columns(pl.col("recency_weeks") * 7, pl.col("T_weeks") * 7).rename(
         {"recency_weeks": "recency_days", "T_weeks": "T_days"})
     with pytest.raises(SchemaError, match="fitted on durations in 'weeks'"):
-        ref.expected_purchases(days, horizon=52)
+        ref.expected_purchases(days, horizons=52)
     with pytest.raises(SchemaError, match="unit='days' was given"):
         BetaGeo().fit(rfm, unit="days")
 
@@ -206,7 +206,7 @@ EXTREMES = pl.DataFrame({
 def test_extreme_customers_get_finite_predictions(fitted, name):
     m = fitted[name]
     pa = m.probability_alive(EXTREMES)["p_alive"].to_numpy()
-    e = m.expected_purchases(EXTREMES, horizon=52)["expected_purchases"].to_numpy()
+    e = m.expected_purchases(EXTREMES, horizons=52)["expected_purchases"].to_numpy()
     pk = m.probability_of_purchases(EXTREMES, k=[0, 1, 5], horizon=52).drop().to_numpy()
     assert np.isfinite(pa).all() and np.isfinite(e).all() and np.isfinite(pk).all()
     assert ((pa >= 0) & (pa <= 1)).all() and (e >= 0).all()
@@ -222,7 +222,7 @@ def test_conditional_pmf_is_consistent_with_expectation(fitted, name, rfm):
     pmf = m.probability_of_purchases(rows, k=ks, horizon=20).drop("customer_id").to_numpy()
     np.testing.assert_allclose(pmf.sum(axis=1), 1.0, atol=2e-4)
     mean = pmf @ np.array(ks)
-    e = m.expected_purchases(rows, horizon=20)["expected_purchases"].to_numpy()
+    e = m.expected_purchases(rows, horizons=20)["expected_purchases"].to_numpy()
     np.testing.assert_allclose(mean, e, rtol=2e-3, atol=2e-4)
 
 
@@ -253,7 +253,7 @@ def test_bgnbd_conditional_expectation_formula_by_simulation():
     alive_w = (1 - p) ** x * lam**x * np.exp(-lam * T)
     future = (1 - np.exp(-lam * p * 39)) / p  # E[X(t) | lam, p, alive]
     mc = np.sum(alive_w * future) / np.sum(lik)
-    got = m.expected_purchases(row, horizon=39)["expected_purchases"][0]
+    got = m.expected_purchases(row, horizons=39)["expected_purchases"][0]
     assert got == pytest.approx(mc, rel=0.02)
     assert got == pytest.approx(1.226, abs=1e-3)
 
@@ -314,8 +314,8 @@ def test_json_round_trip(fitted, rfm, tmp_path, name):
     loaded = type(m).from_json(path)
     assert loaded.params_ == m.params_ and loaded.unit_ == "weeks"
     assert loaded.summary.equals(m.summary)
-    a = m.expected_purchases(rfm, horizon=26)
-    assert loaded.expected_purchases(rfm, horizon=26).equals(a)
+    a = m.expected_purchases(rfm, horizons=26)
+    assert loaded.expected_purchases(rfm, horizons=26).equals(a)
     assert type(load_clv_model(path)) is type(m)
     assert type(CLVModel.from_json(path.read_text())) is type(m)
     other = GammaGamma if name != "GammaGamma" else BetaGeo
@@ -345,7 +345,7 @@ def test_customer_lifetime_value(fitted, rfm):
     bg = fitted["BetaGeo"]
     gg = GammaGamma().fit(rfm)
     flat = customer_lifetime_value(bg, gg, rfm, horizons=52, annual_discount_rate=0.0, step=52)
-    e = bg.expected_purchases(rfm, horizon=52)["expected_purchases"]
+    e = bg.expected_purchases(rfm, horizons=52)["expected_purchases"]
     s = gg.expected_spend(rfm)["expected_spend"]
     np.testing.assert_allclose(flat["clv"].to_numpy(), (e * s).to_numpy(), rtol=1e-10)
     disc = customer_lifetime_value(bg, gg, rfm, horizons=52, annual_discount_rate=0.1, step=4,
@@ -378,7 +378,7 @@ def test_bgbb_pmf_and_expectation(bgbb):
     pmf = np.column_stack([m.probability_of_purchases(d, k=k, horizon=5)[f"p_purchases_{k}"]
                            for k in range(6)])
     np.testing.assert_allclose(pmf.sum(axis=1), 1.0, atol=1e-10)
-    e = m.expected_purchases(d, horizon=5)["expected_purchases"].to_numpy()
+    e = m.expected_purchases(d, horizons=5)["expected_purchases"].to_numpy()
     np.testing.assert_allclose(pmf @ np.arange(6), e, rtol=1e-8)
     new = [m.probability_of_purchases_new_customer(k, 6) for k in range(7)]
     assert sum(new) == pytest.approx(1.0, abs=1e-10)
@@ -479,7 +479,7 @@ def test_rfm_summary_feeds_the_models():
         warnings.simplefilter("ignore")
         m = BetaGeo(penalizer=0.001).fit(summary)
     assert m.unit_ == "days"
-    assert m.expected_purchases(summary, horizon=365).height == summary.height
+    assert m.expected_purchases(summary, horizons=365).height == summary.height
 
 
 def test_expected_purchases_continuous_at_a_equal_one():
