@@ -12,6 +12,7 @@ __all__ = [
     "CrmkitWarning",
     "DataWarning",
     "NotFittedError",
+    "RunLockedError",
     "SchemaError",
 ]
 
@@ -64,3 +65,7 @@ class ConvergenceWarning(CrmkitWarning):
 
 class DataWarning(CrmkitWarning):
     """Input data were usable but something in them deserves attention."""
+
+
+class RunLockedError(CrmkitError, RuntimeError):
+    """Another run for the same date holds its lock (the CLI's exit code 4)."""

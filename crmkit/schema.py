@@ -470,7 +470,9 @@ def _validate_table(
     if missing:
         return None, None, problems
 
-    original = frame.with_row_index(_ROW)
+    # a caller that split one input into parts passes each row's number in the input
+    original = (frame.with_columns(pl.col(_ROW).cast(pl.Int64)) if _ROW in frame.columns
+                else frame.with_row_index(_ROW).with_columns(pl.col(_ROW).cast(pl.Int64)))
     cast_exprs = []
     for col in spec.columns:
         if col.name not in present:
@@ -490,7 +492,7 @@ def _validate_table(
     if any(p.structural for p in problems):
         return None, None, problems
 
-    extra = [c for c in frame.columns if c not in spec.column_names]
+    extra = [c for c in frame.columns if c not in spec.column_names and c != _ROW]
     typed = original.select([pl.col(_ROW), *cast_exprs, *[pl.col(c) for c in extra]])
 
     # Each check yields (column, description, boolean expression marking bad rows).
@@ -572,7 +574,7 @@ def _marker(series: pl.Series) -> pl.Expr:
 
 
 def _example(original: pl.DataFrame, row: int, spec: Table, col_name: str) -> str:
-    record = original.row(row, named=True)
+    record = original.row(by_predicate=pl.col(_ROW) == row, named=True)
     names = [k for k in spec.key if k in record] + col_name.split(",")
     shown = [f"{name}={_show(record[name])}" for name in dict.fromkeys(names) if name in record]
     return f"row {row}: " + ", ".join(shown)
