@@ -16,8 +16,7 @@ True
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import importlib as _importlib
 
 from crmkit.exceptions import (
     ConfigError,
@@ -50,24 +49,26 @@ _LAZY = {
     "KaplanMeierBaseline": "crmkit.churn",
     "PropensityModel": "crmkit.propensity",
     "run_pipeline": "crmkit.pipeline",
+    "load_model": "crmkit._estimator",
 }
 _SUBPACKAGES = ("churn", "datasets", "features", "io", "lifecycle", "pipeline", "propensity",
                 "report",
                 "schema", "value")
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str):
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     if name in _SUBPACKAGES:
-        return importlib.import_module(f"crmkit.{name}")
+        return _importlib.import_module(f"crmkit.{name}")
     raise AttributeError(f"module 'crmkit' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
+    """The public names only (no ``annotations``, ``importlib``, ...)."""
+    return sorted(set(__all__) | set(_SUBPACKAGES))
 
 
 __all__ = sorted([

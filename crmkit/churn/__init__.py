@@ -39,6 +39,7 @@ from crmkit.churn._risk_model import (
 )
 from crmkit.churn._thresholds import call_list, capacity_threshold
 from crmkit.churn._risk_set import RISK_STATUSES, apply_risk_set, risk_status, silence_days_of
+from crmkit.churn._metrics import concordance, integrated_brier
 from crmkit.churn._plots import plot_calibration, plot_reason_codes, plot_survival_by_group
 from crmkit.churn._prepare import DEFAULT_COVARIATES, prepare_covariates
 from crmkit.churn._scoring import score_customers
@@ -56,7 +57,9 @@ __all__ = sorted([
     "build_backtest_data",
     "build_survival_data",
     "find_separation",
+    "concordance",
     "frame_to_xy",
+    "integrated_brier",
     "load_model",
     "make_y",
     "metrics",

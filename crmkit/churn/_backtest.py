@@ -52,8 +52,9 @@ def evaluate(model: Any, X_test: Any, y_test: Any, *, horizons_days: Any = None,
     tr = split_y(y_train, "evaluate") if y_train is not None else None
     trd, tre = (tr[0], tr[1]) if tr else (None, None)
     ud = model._unit_days
-    hz = model._horizons(horizons_days)
-    h_units = np.asarray(hz) / ud
+    h_units = np.asarray([h for h, _ in model._horizons()] if horizons_days is None
+                         else np.asarray(horizons_days, dtype=float).ravel() / ud, dtype=float)
+    hz = list(h_units * ud)
     risk = model.predict(X_test)
     out: dict = {
         "n": int(d.size), "n_events": int(e.sum()),
@@ -160,7 +161,8 @@ def backtest_on(model: Any, train: Any, test: Any, *, horizon_days: float = 90,
     Xtr, ytr = frame_to_xy(train.select([dur, "event", *numeric]), dur, "event")
     Xte, yte = frame_to_xy(test.select([dur, "event", *numeric]), dur, "event")
     fitted = clone(model).fit(Xtr, ytr)
-    prob = fitted.predict_churn(Xte, horizons_days=(h,), lifetime=False).to_series(0).to_numpy()
+    prob = fitted.predict_churn(Xte, (h / fitted._unit_days,), lifetime=False,
+                                output="polars").to_series(0).to_numpy()
     label = test["churned_in_horizon"].to_numpy()
     res = evaluate(fitted, Xte, yte, horizons_days=(h,), y_train=ytr) if label.any() else {}
     res.update({

@@ -23,9 +23,16 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from crmkit._estimator import (
+    HORIZONS,
+    NONE,
+    CrmkitEstimator,
+    Interval,
+    Options,
+    deprecated_alias,
+)
 from crmkit._frames import Output, to_output, to_polars
 from crmkit._params import check_choice, check_positive
 from crmkit.churn._data import TIME_UNITS, split_y
@@ -34,6 +41,29 @@ from crmkit.features._units import UNIT_DAYS
 from crmkit._persist import json_text_from, save_json_text
 
 __all__ = ["SurvivalModel", "load_model"]
+
+DEFAULT_HORIZONS = {"days": (30, 90, 180, 365), "weeks": (4, 13, 26, 52),
+                    "mean_months": (1, 3, 6, 12)}
+"""Default horizons of ``predict_churn`` in each unit (one month, a quarter, half a year, a year)."""
+DEFAULT_RMST = {"days": 365.0, "weeks": 52.0, "mean_months": 12.0}
+UNIT_SUFFIX = {"days": "d", "weeks": "w", "mean_months": "m"}
+"""Suffix of ``churn_prob_<h><suffix>`` columns: the horizon's unit."""
+
+# declared once, checked when fit starts (every survival estimator shares these)
+_TIME_CONSTRAINTS = {
+    "unit": [NONE, Options(TIME_UNITS)],
+    "horizons": [NONE, HORIZONS],
+    "rmst_horizon": [NONE, Interval(float, 0, None, "neither")],
+    "time_unit": [NONE, Options(TIME_UNITS)],
+    "horizons_days": [NONE, HORIZONS],
+    "rmst_horizon_days": [NONE, Interval(float, 0, None, "neither")],
+}
+_PENALTY_CONSTRAINTS = {
+    "penalizer": [Interval(float, 0, None, "left")],
+    "l1_ratio": [Interval(float, 0, 1, "both")],
+    "on_separation": [Options(("penalize", "drop", "raise"))],
+    "separation_penalizer": [Interval(float, 0, None, "neither")],
+}
 
 _FORMAT = "crmkit.churn/1"
 _REGISTRY: dict[str, type] = {}
@@ -58,7 +88,7 @@ def _versions() -> dict:
     return out
 
 
-class SurvivalModel(BaseEstimator):
+class SurvivalModel(CrmkitEstimator):
     """Base class: prediction from stored proportional-hazards arrays.
 
     Subclasses implement ``fit`` and set the learned attributes listed in
@@ -70,13 +100,16 @@ class SurvivalModel(BaseEstimator):
     _STATE = ("covariates_", "coef_", "means_", "strata_keys_", "baseline_kind_",
               "baseline_times_", "baseline_cumhaz_", "weibull_rho_", "weibull_scale0_",
               "max_duration_", "n_features_in_", "feature_names_in_", "strata_columns_",
-              "input_columns_")
+              "input_columns_", "unit_", "horizons_", "rmst_horizon_", "legacy_days_")
 
     _USES_COVARIATES = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "coef_")
 
     # ------------------------------------------------------------------ sklearn glue
     def __sklearn_tags__(self):
@@ -87,19 +120,66 @@ class SurvivalModel(BaseEstimator):
         return tags
 
     def _check_common_params(self) -> None:
+        self._validate_params()
+        self._resolve_time()
+
+    def _resolve_time(self, *, warn: bool = True) -> None:
+        """Set ``unit_``, ``horizons_`` and ``rmst_horizon_`` from the parameters.
+
+        ``unit`` is never defaulted silently: without it (or the deprecated
+        ``time_unit``) the fit warns that it takes the durations as days.
+        """
         name = type(self).__name__
-        check_choice(self.time_unit, TIME_UNITS, "time_unit", name)
-        hz = self.horizons_days
-        if not isinstance(hz, (list, tuple)) or not hz:
-            raise ValueError(f"The 'horizons_days' parameter of {name} must be a non-empty "
-                             f"tuple of positive numbers. Got {hz!r} instead.")
-        for h in hz:
-            check_positive(h, "horizons_days", name)
-        check_positive(self.rmst_horizon_days, "rmst_horizon_days", name)
+        unit = self.unit
+        legacy = any(getattr(self, p, None) is not None
+                     for p in ("time_unit", "horizons_days", "rmst_horizon_days"))
+        if self.time_unit is not None:
+            if warn:
+                deprecated_alias(name, "time_unit", "unit")
+            if unit is not None and unit != self.time_unit:
+                raise ValueError(f"{name}: unit={unit!r} and the deprecated "
+                                 f"time_unit={self.time_unit!r} disagree; pass unit= only.")
+            unit = self.time_unit
+        if unit is None:
+            if warn:
+                warnings.warn(
+                    f"{name} was fitted without unit=, so the durations of y are taken as "
+                    "days. Say what they are: unit='days', 'weeks' or 'mean_months' (horizons "
+                    "are in the same unit).", DataWarning, stacklevel=5)
+            unit = "days"
+        ud = UNIT_DAYS[unit]
+        legacy_days = legacy and self.unit is None
+        if self.horizons_days is not None or (legacy_days and self.horizons is None):
+            if warn and self.horizons_days is not None:
+                deprecated_alias(name, "horizons_days", "horizons",
+                                 note=f" (in the estimator's unit, {unit!r})")
+            if self.horizons is not None:
+                raise ValueError(f"{name}: pass horizons= or the deprecated horizons_days=, "
+                                 "not both.")
+            days = DEFAULT_HORIZONS["days"] if self.horizons_days is None else self.horizons_days
+            hz = [(float(h) / ud, f"{_fmt(h)}d") for h in _as_floats(days)]
+        else:
+            given = DEFAULT_HORIZONS[unit] if self.horizons is None else self.horizons
+            hz = [(float(h), f"{_fmt(h)}{UNIT_SUFFIX[unit]}") for h in _as_floats(given)]
+        if self.rmst_horizon_days is not None:
+            if warn:
+                deprecated_alias(name, "rmst_horizon_days", "rmst_horizon")
+            rmst = float(self.rmst_horizon_days) / ud
+        elif self.rmst_horizon is not None:
+            rmst = float(self.rmst_horizon)
+        elif legacy_days:
+            rmst = DEFAULT_RMST["days"] / ud
+        else:
+            rmst = DEFAULT_RMST[unit]
+        self.unit_ = unit
+        self.horizons_ = [list(h) for h in hz]
+        self.rmst_horizon_ = rmst
+        # the deprecated day-based names keep their day-based output columns
+        self.legacy_days_ = bool(legacy_days)
 
     @property
     def _unit_days(self) -> float:
-        return UNIT_DAYS[self.time_unit]
+        return UNIT_DAYS[self.unit_]
 
     # ------------------------------------------------------------------ inputs
     def _as_frame(self, X: Any, fitting: bool) -> pl.DataFrame:
@@ -233,26 +313,45 @@ class SurvivalModel(BaseEstimator):
             raise ValueError("elapsed times must be finite and non-negative.")
         return a
 
-    def _horizons(self, horizons_days: Any) -> list[float]:
-        hz = self.horizons_days if horizons_days is None else horizons_days
-        hz = [hz] if isinstance(hz, (int, float)) else list(hz)
-        return [check_positive(h, "horizons_days", type(self).__name__) for h in hz]
+    def _horizons(self, horizons: Any = None, horizons_days: Any = None) -> list:
+        """[(horizon in the model unit, column label)] for a prediction call."""
+        name = type(self).__name__
+        if horizons_days is not None:
+            deprecated_alias(name, "horizons_days", "horizons",
+                             note=f" (in the model's unit, {self.unit_!r})")
+            if horizons is not None:
+                raise ValueError(f"{name}: pass horizons= or the deprecated horizons_days=, "
+                                 "not both.")
+            return [(check_positive(h, "horizons_days", name) / self._unit_days, f"{_fmt(h)}d")
+                    for h in _as_floats(horizons_days)]
+        if horizons is None:
+            return [(float(h), lab) for h, lab in self.horizons_]
+        return [(check_positive(h, "horizons", name), f"{_fmt(h)}{UNIT_SUFFIX[self.unit_]}")
+                for h in _as_floats(horizons)]
 
     def _warn_extrapolation(self, a: np.ndarray, reach: float) -> None:
         if self.baseline_kind_ == "step" and a.size and float(a.max()) + reach > self.max_duration_:
             n = int((a + reach > self.max_duration_).sum())
             warnings.warn(
                 f"{n} predictions look beyond the longest duration seen in fit "
-                f"({self.max_duration_:g} {self.time_unit}); the step baseline is flat there, "
+                f"({self.max_duration_:g} {self.unit_}); the step baseline is flat there, "
                 "so churn probabilities past it are too low. Fit on a longer history or use "
                 "WeibullAFT to extrapolate.", DataWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ predictions
-    def predict(self, X: Any) -> np.ndarray:
-        """Risk score: higher means churn sooner (log relative hazard vs the mean customer).
+    def predict(self, X: Any, horizons: Any = None, **churn_params: Any):
+        """Risk score, or churn probabilities when ``horizons`` is given.
 
-        This is the score that :meth:`score` and the concordance metrics rank by.
+        Without ``horizons``: the risk score, higher means churn sooner (log
+        relative hazard vs the mean customer), the score :meth:`score` and the
+        concordance metrics rank by. With ``horizons`` (in the model's unit):
+        :meth:`predict_churn` ``(X, horizons, lifetime=False, **churn_params)``, so
+        the churn outputs come through a scikit-learn ``Pipeline`` too:
+        ``make_pipeline(StandardScaler(), CoxPH(unit="weeks")).predict(X, horizons=[13])``.
         """
+        if horizons is not None or churn_params:
+            churn_params.setdefault("lifetime", False)
+            return self.predict_churn(X, horizons, **churn_params)
         lp, sidx = self._prepare_predict(X)
         return lp
 
@@ -265,6 +364,19 @@ class SurvivalModel(BaseEstimator):
         from crmkit.churn._metrics import concordance_index_harrell
         duration, event, _ = split_y(y, f"{type(self).__name__}.score")
         return concordance_index_harrell(duration, event, self.predict(X))
+
+    def predict_survival_function(self, X: Any, times: Any = None):
+        """lifelines' name: survival curves as a pandas frame (rows: times, columns:
+        customers), as ``CoxPHFitter.predict_survival_function`` returns them.
+
+        ``times`` default to the model's horizons. For many customers prefer
+        :meth:`predict_churn`, which never builds a (times x customers) matrix.
+        """
+        import pandas as pd
+        ts = np.asarray([h for h, _ in self.horizons_] if times is None else
+                        np.atleast_1d(times), dtype=float)
+        S = self.predict_survival(X, ts)
+        return pd.DataFrame(S.T, index=pd.Index(ts, name="timeline"))
 
     def predict_survival(self, X: Any, times: Any, elapsed: Any = None) -> np.ndarray:
         """Survival probabilities ``S(t | x)`` at ``times`` (model time unit), one row per
@@ -282,12 +394,13 @@ class SurvivalModel(BaseEstimator):
     def predict_churn(
         self,
         X: Any,
-        horizons_days: Any = None,
+        horizons: Any = None,
         *,
         elapsed: Any = None,
         lifetime: bool = True,
         ids: Any = None,
-        output: Output = "polars",
+        output: Output | None = None,
+        horizons_days: Any = None,
     ):
         """Churn probability within each horizon, and remaining lifetime.
 
@@ -295,53 +408,58 @@ class SurvivalModel(BaseEstimator):
         ----------
         X : table or array
             Covariates (and strata columns) as in fit.
-        horizons_days : float or sequence of float, optional
-            Horizons in days (default: the estimator's ``horizons_days``).
+        horizons : float or sequence of float, optional
+            Horizons in the model's ``unit`` (default: the estimator's ``horizons``).
+            Columns ``churn_prob_<h><u>`` with ``u`` = ``d``, ``w`` or ``m``.
         elapsed : array-like or str, optional
             Time each customer has already stayed, in the model's time unit (or the
             name of a column of X holding it). Probabilities are then conditional
             on the customer having stayed until today:
             ``P(churn in (a, a + h] | alive at a) = 1 - S(a + h) / S(a)``.
         lifetime : bool
-            Also return ``restricted_mean_days`` (expected days active within the
-            next ``rmst_horizon_days``) and ``median_remaining_days`` (null when the
+            Also return ``restricted_mean_<unit>`` (expected time active within the
+            next ``rmst_horizon``) and ``median_remaining_<unit>`` (null when the
             survival curve does not fall to one half within the fitted time range).
         ids : array-like, optional
-            Customer ids, returned as a first column ``customer_id``.
-        output : {"polars", "pandas"}
+            Customer ids, returned as a first column ``customer_id`` (the index of
+            pandas output).
+        output : {"polars", "pandas"}, optional
+            Default: ``set_output`` or polars.
+        horizons_days : sequence of float
+            Deprecated: horizons in days (columns ``churn_prob_<h>d``).
 
         Returns
         -------
         DataFrame
-            ``churn_prob_<h>d`` per horizon (plus the lifetime columns).
         """
         lp, sidx = self._prepare_predict(X)
         a = self._elapsed(X, elapsed, lp.size)
-        cols = self._churn_arrays(lp, sidx, a, self._horizons(horizons_days), lifetime)
+        cols = self._churn_arrays(lp, sidx, a, self._horizons(horizons, horizons_days), lifetime)
         frame = _as_table(cols)
         if ids is not None:
             frame = frame.insert_column(0, pl.Series("customer_id", np.asarray(ids)).cast(pl.String))
-        return to_output(frame, output)
+        return self._to_output(frame, output)
 
-    def _churn_arrays(self, lp, sidx, a, horizons_days, lifetime, warn=True) -> dict:
-        ud = self._unit_days
+    def _churn_arrays(self, lp, sidx, a, horizons, lifetime, warn=True) -> dict:
+        """Churn columns; ``horizons`` is [(horizon in the model unit, label)]."""
         risk = np.exp(lp)
         Ha = self._baseline_cumhaz(a, sidx)
         if warn:
-            self._warn_extrapolation(a, max(horizons_days) / ud)
+            self._warn_extrapolation(a, max(h for h, _ in horizons))
         out: dict[str, np.ndarray] = {}
-        for h in horizons_days:
-            dH = self._baseline_cumhaz(a + h / ud, sidx) - Ha
-            out[f"churn_prob_{_fmt(h)}d"] = -np.expm1(-np.maximum(dH, 0.0) * risk)
+        for h, label in horizons:
+            dH = self._baseline_cumhaz(a + h, sidx) - Ha
+            out[f"churn_prob_{label}"] = -np.expm1(-np.maximum(dH, 0.0) * risk)
         if lifetime:
-            out["restricted_mean_days"] = self._restricted_mean(lp, sidx, a, Ha) * ud
-            med = self._median_remaining(lp, sidx, a, Ha) * ud
-            out["median_remaining_days"] = med
+            legacy = getattr(self, "legacy_days_", False)
+            mult, unit = (self._unit_days, "days") if legacy else (1.0, self.unit_)
+            out[f"restricted_mean_{unit}"] = self._restricted_mean(lp, sidx, a, Ha) * mult
+            out[f"median_remaining_{unit}"] = self._median_remaining(lp, sidx, a, Ha) * mult
         return out
 
     def _restricted_mean(self, lp, sidx, a, Ha) -> np.ndarray:
-        """Expected time alive in (a, a + tau], tau = rmst_horizon_days, model unit."""
-        tau = self.rmst_horizon_days / self._unit_days
+        """Expected time alive in (a, a + tau], tau = rmst_horizon_, model unit."""
+        tau = self.rmst_horizon_
         risk = np.exp(lp)
         if self.baseline_kind_ == "weibull":
             # smooth integrand: 64-point Gauss-Legendre on [a, a + tau] is exact to ~1e-12
@@ -378,7 +496,8 @@ class SurvivalModel(BaseEstimator):
             out[rows[ok]] = self.baseline_times_[pos[ok]] - a[rows[ok]]
         return np.maximum(out, 0.0)
 
-    def reason_codes(self, X: Any, top: int = 3, *, ids: Any = None, output: Output = "polars"):
+    def reason_codes(self, X: Any, top: int = 3, *, ids: Any = None,
+                     output: Output | None = None):
         """The covariates that raise each customer's churn risk most.
 
         A covariate's contribution is ``coef_j * (x_j - mean_j)``: how much it moves
@@ -400,7 +519,7 @@ class SurvivalModel(BaseEstimator):
         schema = {key[0]: key[1], "rank": pl.Int64, "covariate": pl.String, "value": pl.Float64,
                   "contribution": pl.Float64, "hazard_ratio": pl.Float64}
         if not self.covariates_ or n == 0:
-            return to_output(pl.DataFrame(schema=schema), output)
+            return self._to_output(pl.DataFrame(schema=schema), output)
         Xc = frame.select(self.covariates_).cast(pl.Float64).to_numpy()
         contrib = (Xc - self.means_) * self.coef_
         k = min(top, contrib.shape[1])
@@ -417,21 +536,50 @@ class SurvivalModel(BaseEstimator):
             "covariate": pl.Series(names.tolist(), dtype=pl.String),
             "value": v[keep], "contribution": c[keep], "hazard_ratio": np.exp(c[keep]),
         }, schema=schema)
-        return to_output(out, output)
+        return self._to_output(out, output)
 
-    def print_summary(self) -> None:
-        """Print the fit statistics and the coefficient table (``summary_``)."""
+    def print_summary(self, decimals: int = 3, *, width: int = 100) -> None:
+        """Print the fit statistics and the coefficient table (``summary_``).
+
+        The table is plain fixed-width text: numbers never break across lines
+        (columns that do not fit ``width`` go into a second block).
+        """
         check_is_fitted(self, "coef_")
         parts = [f"{type(self).__name__}: {getattr(self, 'n_samples_', '?')} customers, "
-                 f"{getattr(self, 'n_events_', '?')} churned"]
+                 f"{getattr(self, 'n_events_', '?')} churned, durations in {self.unit_}"]
         if hasattr(self, "log_likelihood_"):
             parts.append(f"log-likelihood {self.log_likelihood_:.2f}")
         if hasattr(self, "concordance_index_"):
             parts.append(f"concordance {self.concordance_index_:.3f}")
         print("; ".join(parts))
-        if hasattr(self, "summary_"):
-            with pl.Config(tbl_rows=100, tbl_cols=20):
-                print(self.summary_)
+        summary = getattr(self, "summary_", None)
+        if isinstance(summary, pl.DataFrame) and summary.height:
+            from crmkit._estimator import format_table
+            keep = [c for c in summary.columns if not c.startswith("-log2")]
+            print(format_table(summary.select(keep), decimals=decimals, width=width))
+
+    @property
+    def params_(self) -> dict:
+        """Fitted coefficients keyed by covariate (log hazard ratios)."""
+        check_is_fitted(self, "coef_")
+        return {str(k): float(v) for k, v in zip(self.covariates_, self.coef_)}
+
+    def _get_state(self) -> dict:
+        check_is_fitted(self, "coef_")
+        state = {a: getattr(self, a) for a in self._STATE + tuple(getattr(self, "_EXTRA_STATE", ()))
+                 if hasattr(self, a)}
+        state["_numpy_input"] = bool(getattr(self, "_numpy_input", False))
+        return state
+
+    def _set_state(self, state: dict) -> None:
+        state = dict(state)
+        numpy_input = state.pop("_numpy_input", None)
+        for attr, val in state.items():
+            setattr(self, attr, val)
+        if "summary_" in state and isinstance(state["summary_"], pl.DataFrame):
+            pass
+        self._numpy_input = (not hasattr(self, "feature_names_in_")) if numpy_input is None \
+            else numpy_input
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict:
@@ -452,13 +600,18 @@ class SurvivalModel(BaseEstimator):
         return state
 
     def to_json(self, path: str | Path | None = None) -> str:
-        """Serialise the fitted model as JSON data (never a pickle).
+        """Deprecated: use :meth:`save` and :func:`crmkit.load_model`.
+
+        Serialise the fitted model as JSON data (never a pickle), in the previous
+        ``crmkit.churn/1`` format.
 
         The document holds the hyperparameters, the learned arrays (coefficients,
         centring means, baseline cumulative hazard on its time grid or the Weibull
         shape/scale), covariate names, library versions and a SHA-256 fingerprint of
         the content. Returns the JSON text; also writes it when ``path`` is given.
         """
+        deprecated_alias(type(self).__name__, "to_json", "save",
+                         note=" (read with crmkit.load_model)")
         params = {k: (list(v) if isinstance(v, tuple) else v)
                   for k, v in self.get_params(deep=False).items()}
         body = {"format": _FORMAT, "model": type(self).__name__, "params": params,
@@ -475,11 +628,13 @@ class SurvivalModel(BaseEstimator):
 
         Checks the fingerprint, so a file edited by hand is refused.
         """
-        return load_model(source, expected=cls)
+        return _load_legacy(json.loads(json_text_from(source)), expected=cls)
 
 
 def load_model(source: str | Path, expected: type | None = None) -> SurvivalModel:
-    """Load a survival model written by ``to_json`` (a path or the JSON text).
+    """Deprecated: use :func:`crmkit.load_model`, which reads every crmkit model.
+
+    Loads a survival model written by ``to_json`` (a path or the JSON text).
 
     Examples
     --------
@@ -487,12 +642,20 @@ def load_model(source: str | Path, expected: type | None = None) -> SurvivalMode
     >>> from crmkit.churn import CoxPH, make_y
     >>> rng = np.random.default_rng(1)
     >>> X = rng.normal(size=(80, 2)); y = make_y(rng.exponential(10, 80) + 0.1, rng.random(80) < .7)
-    >>> m = CoxPH().fit(X, y)
-    >>> np.allclose(load_model(m.to_json()).predict(X), m.predict(X))
+    >>> m = CoxPH(unit="days").fit(X, y)
+    >>> import crmkit, tempfile, pathlib
+    >>> path = m.save(pathlib.Path(tempfile.mkdtemp()) / "cox.json")
+    >>> np.allclose(crmkit.load_model(path).predict(X), m.predict(X))
     True
     """
+    warnings.warn("crmkit.churn.load_model is deprecated and will be removed in crmkit 0.3; "
+                  "use crmkit.load_model instead.", FutureWarning, stacklevel=2)
     text = json_text_from(source)
-    doc = json.loads(text)
+    return _load_legacy(json.loads(text), expected=expected)
+
+
+def _load_legacy(doc: dict, expected: type | None = None) -> SurvivalModel:
+    """Read the previous ``crmkit.churn/1`` document (fingerprint checked)."""
     if doc.get("format") != _FORMAT:
         raise ValueError(f"Not a crmkit churn model document (format {doc.get('format')!r}).")
     body = {k: doc[k] for k in ("format", "model", "params", "state")}
@@ -504,7 +667,7 @@ def load_model(source: str | Path, expected: type | None = None) -> SurvivalMode
         raise ValueError(f"Unknown model class {doc['model']!r} in the document.")
     if expected is not None and not issubclass(cls, expected):
         raise ValueError(f"The document holds a {doc['model']}, not a {expected.__name__}.")
-    params = {k: (tuple(v) if isinstance(v, list) and k == "horizons_days" else v)
+    params = {k: (tuple(v) if isinstance(v, list) and k in ("horizons_days", "horizons") else v)
               for k, v in doc["params"].items()}
     model = cls(**params)
     for attr, val in doc["state"].items():
@@ -515,15 +678,22 @@ def load_model(source: str | Path, expected: type | None = None) -> SurvivalMode
             val = pl.DataFrame(val["__frame__"])
         setattr(model, attr, val)
     model._numpy_input = not hasattr(model, "feature_names_in_")
+    if not hasattr(model, "unit_"):  # written before unit_ existed: derive it quietly
+        model._resolve_time(warn=False)
     return model
 
 
 def _as_table(cols: dict) -> pl.DataFrame:
     """Churn arrays as a frame; a median that is never reached becomes null."""
     frame = pl.DataFrame(cols)
-    if "median_remaining_days" in frame.columns:
-        frame = frame.with_columns(pl.col("median_remaining_days").fill_nan(None))
+    med = [c for c in frame.columns if c.startswith("median_remaining_")]
+    if med:
+        frame = frame.with_columns(pl.col(med).fill_nan(None))
     return frame
+
+
+def _as_floats(v: Any) -> list[float]:
+    return [v] if isinstance(v, (int, float, np.integer, np.floating)) else list(v)
 
 
 def _is_array_like(X: Any) -> bool:

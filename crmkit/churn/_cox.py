@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from crmkit._params import check_choice, check_positive
-from crmkit.churn._base import SurvivalModel
+from crmkit._estimator import NONE, STR_LIST, STRING
+from crmkit.churn._base import _PENALTY_CONSTRAINTS, _TIME_CONSTRAINTS, SurvivalModel
 from crmkit.churn._checks import screen_covariates
 from crmkit.exceptions import ConvergenceWarning, CrmkitError
 
@@ -130,12 +130,18 @@ class CoxPH(SurvivalModel):
     strata : str or list of str, optional
         Columns of X that define strata, each with its own baseline hazard and the
         coefficients shared (they are not covariates).
-    time_unit : {"days", "weeks", "mean_months"}
-        Unit of the durations in ``y``; horizons are always given in days.
-    horizons_days : tuple of float
-        Default horizons of :meth:`predict_churn`.
-    rmst_horizon_days : float
-        Restriction of the expected remaining lifetime.
+    unit : {"days", "weeks", "mean_months"}
+        Unit of the durations in ``y``, of the horizons and of every time the
+        model returns. Required in practice: fitting without it warns and takes
+        days.
+    horizons : float or tuple of float, optional
+        Default horizons of :meth:`predict_churn`, in ``unit`` (default: a month,
+        a quarter, half a year and a year: (30, 90, 180, 365) days, (4, 13, 26, 52)
+        weeks or (1, 3, 6, 12) months).
+    rmst_horizon : float, optional
+        Restriction of the expected remaining lifetime, in ``unit`` (default a year).
+    time_unit, horizons_days, rmst_horizon_days
+        Deprecated names (warn): ``unit``, horizons in days, and the restriction in days.
     on_separation : {"penalize", "drop", "raise"}
         What to do with a covariate that perfectly orders the events.
     separation_penalizer : float
@@ -165,25 +171,32 @@ class CoxPH(SurvivalModel):
     ...                   "assets": rng.normal(size=300)})
     >>> t = rng.exponential(200 / np.exp(0.5 * X["complaints"].to_numpy()))
     >>> y = make_y(np.minimum(t, 365) + 1, t < 365)
-    >>> model = CoxPH().fit(X, y)
+    >>> model = CoxPH(unit="days").fit(X, y)
     >>> round(float(model.coef_[0]), 1)
     0.5
-    >>> model.predict_churn(X[:2], horizons_days=(30, 90), lifetime=False).columns
+    >>> model.predict_churn(X[:2], (30, 90), lifetime=False).columns
     ['churn_prob_30d', 'churn_prob_90d']
     """
 
-    def __init__(self, penalizer: float = 0.0, l1_ratio: float = 0.0, strata: Any = None,
-                 time_unit: str = "days", horizons_days: tuple = (30, 90, 180, 365),
-                 rmst_horizon_days: float = 365, on_separation: str = "penalize",
-                 separation_penalizer: float = 0.1):
+    _parameter_constraints = {**_TIME_CONSTRAINTS, **_PENALTY_CONSTRAINTS,
+                              "strata": [NONE, STRING, STR_LIST]}
+
+    def __init__(self, *, unit: str | None = None, horizons: Any = None,
+                 penalizer: float = 0.0, l1_ratio: float = 0.0, strata: Any = None,
+                 rmst_horizon: float | None = None, on_separation: str = "penalize",
+                 separation_penalizer: float = 0.1, time_unit: str | None = None,
+                 horizons_days: Any = None, rmst_horizon_days: float | None = None):
+        self.unit = unit
+        self.horizons = horizons
         self.penalizer = penalizer
         self.l1_ratio = l1_ratio
         self.strata = strata
+        self.rmst_horizon = rmst_horizon
+        self.on_separation = on_separation
+        self.separation_penalizer = separation_penalizer
         self.time_unit = time_unit
         self.horizons_days = horizons_days
         self.rmst_horizon_days = rmst_horizon_days
-        self.on_separation = on_separation
-        self.separation_penalizer = separation_penalizer
 
     _EXTRA_STATE = ("summary_", "log_likelihood_", "concordance_index_", "screening_report_",
                     "n_events_", "n_samples_")
@@ -196,12 +209,6 @@ class CoxPH(SurvivalModel):
         self
         """
         name = type(self).__name__
-        check_positive(self.penalizer, "penalizer", name, allow_zero=True)
-        if not (0.0 <= float(self.l1_ratio) <= 1.0):
-            raise ValueError(f"The 'l1_ratio' parameter of {name} must be a number between 0 "
-                             f"and 1. Got {self.l1_ratio!r} instead.")
-        check_choice(self.on_separation, ("penalize", "drop", "raise"), "on_separation", name)
-        check_positive(self.separation_penalizer, "separation_penalizer", name)
         fit_in = _screened_frame(self, X, y, self.strata, name)
         M, duration, event, entry, keys = (fit_in.M, fit_in.duration, fit_in.event, fit_in.entry,
                                            fit_in.keys)

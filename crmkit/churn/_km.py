@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmkit.churn._base import SurvivalModel
+from crmkit._estimator import NONE, STR_LIST, STRING
+from crmkit.churn._base import _TIME_CONSTRAINTS, SurvivalModel
 
 __all__ = ["KaplanMeierBaseline"]
 
@@ -27,8 +28,9 @@ class KaplanMeierBaseline(SurvivalModel):
     segments : str or list of str, optional
         Columns of X defining the segments; None for one pooled curve. All other
         columns of X are ignored.
-    time_unit, horizons_days, rmst_horizon_days
-        As in :class:`CoxPH`.
+    unit, horizons, rmst_horizon
+        As in :class:`CoxPH` (``time_unit``, ``horizons_days``, ``rmst_horizon_days``:
+        deprecated names).
 
     Examples
     --------
@@ -36,14 +38,20 @@ class KaplanMeierBaseline(SurvivalModel):
     >>> from crmkit.churn import KaplanMeierBaseline, make_y
     >>> X = pl.DataFrame({"tier": ["gold", "gold", "gold", "base", "base", "base"]})
     >>> y = make_y([10, 20, 30, 5, 6, 40], [1, 1, 0, 1, 1, 0])
-    >>> km = KaplanMeierBaseline(segments="tier").fit(X, y)
+    >>> km = KaplanMeierBaseline(unit="days", segments="tier").fit(X, y)
     >>> km.predict_survival(pl.DataFrame({"tier": ["gold", "base"]}), [15]).round(3).tolist()
     [[0.667], [0.333]]
     """
 
-    def __init__(self, segments: Any = None, time_unit: str = "days",
-                 horizons_days: tuple = (30, 90, 180, 365), rmst_horizon_days: float = 365):
+    _parameter_constraints = {**_TIME_CONSTRAINTS, "segments": [NONE, STRING, STR_LIST]}
+
+    def __init__(self, *, unit: str | None = None, horizons: Any = None, segments: Any = None,
+                 rmst_horizon: float | None = None, time_unit: str | None = None,
+                 horizons_days: Any = None, rmst_horizon_days: float | None = None):
+        self.unit = unit
+        self.horizons = horizons
         self.segments = segments
+        self.rmst_horizon = rmst_horizon
         self.time_unit = time_unit
         self.horizons_days = horizons_days
         self.rmst_horizon_days = rmst_horizon_days
@@ -86,5 +94,5 @@ class KaplanMeierBaseline(SurvivalModel):
         """Risk score: cumulative hazard of the customer's segment at the longest
         default horizon (higher = churns sooner)."""
         lp, sidx = self._prepare_predict(X)
-        t = np.full(lp.size, max(self.horizons_days) / self._unit_days)
+        t = np.full(lp.size, max(h for h, _ in self.horizons_))
         return self._baseline_cumhaz(t, sidx)

@@ -33,13 +33,14 @@ def _km_curve(duration: np.ndarray, event: np.ndarray, with_variance: bool = Fal
 
 def _axes(ax):
     if ax is None:
-        import matplotlib.pyplot as plt
-        _, ax = plt.subplots(figsize=(6, 4))
+        from crmkit._estimator import new_axes
+        ax = new_axes(figsize=(6, 4))
     return ax
 
 
 def plot_survival_by_group(duration: Any, event: Any, groups: Any, *, ax=None,
-                           time_unit: str = "days"):
+                           unit: str | None = None, name: str | None = None,
+                           ci: float | None = 0.95, time_unit: str | None = None):
     """Kaplan-Meier retention curves, one per group (tier, lifecycle stage, ...).
 
     Parameters
@@ -47,8 +48,16 @@ def plot_survival_by_group(duration: Any, event: Any, groups: Any, *, ax=None,
     duration, event : array-like
         Survival data (e.g. from :func:`build_survival_data`).
     groups : array-like
-        Group label of each customer.
+        Group label of each customer; a named series (polars or pandas) gives the
+        legend its title (``fin = 0 (n=216)``).
     ax : matplotlib Axes, optional
+    unit : str, optional
+        Unit of ``duration``, for the axis label (``time_unit``: deprecated name).
+    name : str, optional
+        The grouping variable's name in the legend (default: the series name).
+    ci : float or None
+        Pointwise confidence band (Greenwood's variance on the log(-log S)
+        scale, as lifelines draws it); None for none.
 
     Returns
     -------
@@ -57,23 +66,50 @@ def plot_survival_by_group(duration: Any, event: Any, groups: Any, *, ax=None,
     Examples
     --------
     >>> import matplotlib; matplotlib.use("Agg")
-    >>> ax = plot_survival_by_group([1, 2, 3, 4], [1, 0, 1, 1], ["a", "a", "b", "b"])
-    >>> len(ax.get_lines())
-    2
+    >>> import matplotlib.pyplot as plt, polars as pl
+    >>> open_before = len(plt.get_fignums())
+    >>> ax = plot_survival_by_group([1, 2, 3, 4], [1, 0, 1, 1],
+    ...                             pl.Series("tier", ["a", "a", "b", "b"]))
+    >>> len(ax.get_lines()), ax.get_legend().get_texts()[0].get_text()
+    (2, 'tier = a (n=2)')
+    >>> len(plt.get_fignums()) == open_before  # no figure left open in pyplot (batch backend)
+    True
     """
+    from scipy.stats import norm
+
     ax = _axes(ax)
+    if name is None:
+        name = getattr(groups, "name", None)
     d = np.asarray(duration, dtype=float)
     e = np.asarray(event).astype(bool)
     g = np.asarray(groups, dtype=object)
+    z = norm.ppf(0.5 + ci / 2) if ci else None
     for label in sorted(set(g.tolist()), key=str):
         m = g == label
-        t, s = _km_curve(d[m], e[m])
-        ax.step(np.concatenate([[0.0], t]), np.concatenate([[1.0], s]), where="post",
-                label=f"{label} (n={int(m.sum())})")
-    ax.set_xlabel(f"time ({time_unit})")
+        t, s, v = _km_curve(d[m], e[m], with_variance=True)
+        tt = np.concatenate([[0.0], t])
+        text = f"{name} = {label}" if name else f"{label}"
+        line, = ax.step(tt, np.concatenate([[1.0], s]), where="post",
+                        label=f"{text} (n={int(m.sum())})")
+        if z is not None and t.size:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ls = np.log(-np.log(s))
+                half = z * np.sqrt(v) / np.abs(np.log(s))
+                lo = np.exp(-np.exp(ls + half))
+                hi = np.exp(-np.exp(ls - half))
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            ax.fill_between(tt, np.concatenate([[1.0], np.where(ok, lo, s)]),
+                            np.concatenate([[1.0], np.where(ok, hi, s)]), step="post",
+                            alpha=0.2, color=line.get_color(), linewidth=0)
+    if time_unit is not None:
+        from crmkit._estimator import deprecated_alias
+        deprecated_alias("plot_survival_by_group", "time_unit", "unit")
+        unit = unit or time_unit
+    ax.set_xlabel(f"time ({unit})" if unit else "time")
     ax.set_ylabel("share still a customer")
     ax.set_ylim(0, 1.02)
-    ax.legend(loc="lower left", fontsize="small")
+    title = f"{name}" + (f", {int(round(ci * 100))}% band" if ci else "") if name else None
+    ax.legend(loc="lower left", fontsize="small", title=title)
     return ax
 
 

@@ -37,6 +37,7 @@ def score_customers(
     model: Any,
     source: Any,
     *,
+    horizons: Any = None,
     horizons_days: Any = None,
     elapsed_col: str | None = None,
     id_col: str = "customer_id",
@@ -60,14 +61,16 @@ def score_customers(
     source : table, LazyFrame or path to a Parquet file
         Covariates (the columns used in fit), ``id_col`` and, optionally,
         ``elapsed_col``. A Parquet file is streamed in record batches.
+    horizons : sequence of float, optional
+        In the model's unit. Default: the model's ``horizons``.
     horizons_days : sequence of float, optional
-        Default: the model's ``horizons_days``.
+        Deprecated: horizons in days (columns ``churn_prob_<h>d``).
     elapsed_col : str, optional
         Column with the time each customer has already stayed (model time unit);
         probabilities are then conditional on having stayed until today.
     id_col : str
     lifetime : bool
-        Add ``restricted_mean_days`` and ``median_remaining_days``.
+        Add ``restricted_mean_<unit>`` and ``median_remaining_<unit>``.
     reasons : int
         Number of reason codes per customer, as columns ``reason_<k>`` and
         ``reason_<k>_contribution`` (0: none).
@@ -83,9 +86,9 @@ def score_customers(
     >>> from crmkit.churn import CoxPH, make_y
     >>> rng = np.random.default_rng(0)
     >>> X = pl.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
-    >>> m = CoxPH().fit(X, make_y(rng.exponential(100, 200) + 1, rng.random(200) < .8))
+    >>> m = CoxPH(unit="days").fit(X, make_y(rng.exponential(100, 200) + 1, rng.random(200) < .8))
     >>> out = score_customers(m, X.with_columns(customer_id=pl.int_range(200).cast(pl.String)),
-    ...                       horizons_days=(30, 90), chunk_rows=64)
+    ...                       horizons=(30, 90), chunk_rows=64)
     >>> out.columns, out.height
     (['customer_id', 'churn_prob_30d', 'churn_prob_90d'], 200)
     """
@@ -95,7 +98,7 @@ def score_customers(
     if chunk_rows < 1:
         raise ValueError(f"The 'chunk_rows' parameter of score_customers must be a positive "
                          f"integer. Got {chunk_rows!r} instead.")
-    hz = model._horizons(horizons_days)
+    hz = model._horizons(horizons, horizons_days)
     needed = [id_col, *model.input_columns_, *([elapsed_col] if elapsed_col else [])]
     writer = None
     parts = []
@@ -127,8 +130,7 @@ def score_customers(
     if sink is not None:
         return Path(sink)
     if not parts:
-        from crmkit.churn._base import _fmt
-        schema = {"customer_id": pl.String, **{f"churn_prob_{_fmt(h)}d": pl.Float64 for h in hz}}
+        schema = {"customer_id": pl.String, **{f"churn_prob_{lab}": pl.Float64 for _, lab in hz}}
         return to_output(pl.DataFrame(schema=schema), output)
     return to_output(pl.concat(parts), output)
 

@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from crmkit._params import check_choice, check_positive
-from crmkit.churn._base import SurvivalModel
+from crmkit.churn._base import _PENALTY_CONSTRAINTS, _TIME_CONSTRAINTS, SurvivalModel
 from crmkit.churn._cox import _fit_lifelines, _screened_frame
 
 __all__ = ["WeibullAFT"]
@@ -28,8 +27,9 @@ class WeibullAFT(SurvivalModel):
     ----------
     penalizer, l1_ratio : float
         Elastic-net penalty (lifelines' convention; the intercepts are not penalised).
-    time_unit, horizons_days, rmst_horizon_days, on_separation, separation_penalizer
-        As in :class:`CoxPH`.
+    unit, horizons, rmst_horizon, on_separation, separation_penalizer
+        As in :class:`CoxPH` (``time_unit``, ``horizons_days``, ``rmst_horizon_days``:
+        deprecated names).
 
     Attributes
     ----------
@@ -51,21 +51,28 @@ class WeibullAFT(SurvivalModel):
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(400, 1))
     >>> t = np.exp(3 + 0.5 * x[:, 0]) * rng.weibull(2.0, 400)
-    >>> m = WeibullAFT().fit(x, make_y(t, np.ones(400, bool)))
+    >>> m = WeibullAFT(unit="weeks").fit(x, make_y(t, np.ones(400, bool)))
     >>> round(float(m.aft_coef_[0]), 1), round(float(np.exp(-m.log_scale_)), 0)
     (0.5, 2.0)
     """
 
-    def __init__(self, penalizer: float = 0.0, l1_ratio: float = 0.0, time_unit: str = "days",
-                 horizons_days: tuple = (30, 90, 180, 365), rmst_horizon_days: float = 365,
-                 on_separation: str = "penalize", separation_penalizer: float = 0.1):
+    _parameter_constraints = {**_TIME_CONSTRAINTS, **_PENALTY_CONSTRAINTS}
+
+    def __init__(self, *, unit: str | None = None, horizons: Any = None,
+                 penalizer: float = 0.0, l1_ratio: float = 0.0,
+                 rmst_horizon: float | None = None, on_separation: str = "penalize",
+                 separation_penalizer: float = 0.1, time_unit: str | None = None,
+                 horizons_days: Any = None, rmst_horizon_days: float | None = None):
+        self.unit = unit
+        self.horizons = horizons
         self.penalizer = penalizer
         self.l1_ratio = l1_ratio
+        self.rmst_horizon = rmst_horizon
+        self.on_separation = on_separation
+        self.separation_penalizer = separation_penalizer
         self.time_unit = time_unit
         self.horizons_days = horizons_days
         self.rmst_horizon_days = rmst_horizon_days
-        self.on_separation = on_separation
-        self.separation_penalizer = separation_penalizer
 
     _EXTRA_STATE = ("summary_", "log_likelihood_", "screening_report_", "aft_coef_",
                     "intercept_", "log_scale_", "n_events_", "n_samples_")
@@ -73,8 +80,6 @@ class WeibullAFT(SurvivalModel):
     def fit(self, X: Any, y: Any) -> WeibullAFT:
         """Fit on covariates ``X`` and survival target ``y``; returns self."""
         name = type(self).__name__
-        check_positive(self.penalizer, "penalizer", name, allow_zero=True)
-        check_choice(self.on_separation, ("penalize", "drop", "raise"), "on_separation", name)
         fit_in = _screened_frame(self, X, y, None, name)
         M, screen, kept, df, kwargs = fit_in.M, fit_in.screen, fit_in.kept, fit_in.df, fit_in.kwargs
         cnames = [f"c{i}" for i in range(len(kept))]

@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from crmkit._exprs import exact_sum
-from crmkit._frames import Output, to_lazy, to_output
+from crmkit._frames import Output, check_table, parse_dates, to_lazy, to_output
 from crmkit._params import check_choice, check_date
 from crmkit.exceptions import SchemaError
 from crmkit.features._units import PERIODS, UNIT_DAYS, UNITS, period_start
@@ -50,6 +50,10 @@ def _prepare(transactions: Any, customer_col: str, time_col: str, value_col: str
             f"{owner}: the transactions table has no column {', '.join(map(repr, missing))}; "
             f"it has {', '.join(names)}. Name the columns with customer_col=, time_col=, value_col=."
         )
+    # the data contract: ISO date strings parsed, no null id or date, finite amounts
+    lf = parse_dates(lf.select(needed), {time_col: pl.Datetime("us")}, owner)
+    check_table(lf, owner, ids=(customer_col,), dates=(time_col,),
+                numbers=(value_col,) if value_col else ())
     cols = [pl.col(customer_col), pl.col(time_col)]
     if value_col:
         cols.append(pl.col(value_col).cast(pl.Float64))

@@ -18,6 +18,7 @@ from crmkit.value._measures import (
     plot_value_measures,
 )
 from crmkit.value._mbgnbd import ModifiedBetaGeo
+from crmkit.value._nbd import NBD
 from crmkit.value._paretonbd import ParetoNBD
 from crmkit.value._sbg import ShiftedBetaGeometric
 from crmkit.value._rfm_segments import DEFAULT_SEGMENTS, RFMScorer, SegmentRule, rfm_segments
@@ -38,6 +39,7 @@ __all__ = sorted([
     "DEFAULT_SEGMENTS",
     "GammaGamma",
     "ModifiedBetaGeo",
+    "NBD",
     "ParetoNBD",
     "RFMScorer",
     "SegmentRule",

@@ -26,14 +26,26 @@ class BacktestResult:
     model : fitted model (on the calibration period)
     predictions : polars.DataFrame
         One row per customer: calibration ``frequency_cal``, ``recency_cal_<unit>``,
-        ``T_cal_<unit>``, actual ``frequency_holdout``, ``predicted_holdout``, ``p_alive``.
+        ``T_cal_<unit>``, actual ``frequency_holdout``, ``predicted_holdout``, ``p_alive``
+        and ``baseline_holdout`` (the naive forecast, below).
     metrics : dict
         ``n_customers``, ``holdout_<unit>``, ``mae``, ``rmse``, ``actual_total``,
         ``predicted_total``, ``total_error_pct`` (100 * (predicted - actual) / actual),
-        ``correlation`` (Pearson, per customer).
+        ``correlation`` (Pearson, per customer); the same for the naive baseline
+        (``baseline_mae``, ``baseline_rmse``, ``baseline_total``,
+        ``baseline_total_error_pct``, ``baseline_correlation``) and the model's gain
+        over it, ``mae_gain_pct`` and ``rmse_gain_pct`` (100 * (baseline - model) /
+        baseline: positive when the model is better), ``beats_baseline``.
     by_frequency : polars.DataFrame
-        Mean actual and predicted holdout purchases per calibration frequency
-        (the last row pools ``max_frequency`` and above).
+        Mean actual, predicted and baseline holdout purchases per calibration
+        frequency (the last row pools ``max_frequency`` and above).
+
+    Notes
+    -----
+    The naive baseline predicts each customer's calibration purchase rate times
+    the holdout length: ``frequency_cal / T_cal * holdout`` (lifetimes #299: a
+    model that does not beat it does not earn its keep). When the model's MAE is
+    not below the baseline's, :func:`backtest_clv` warns.
     """
 
     model: Any
@@ -50,13 +62,15 @@ class BacktestResult:
 
 
 def _by_frequency(freq: np.ndarray, actual: np.ndarray, pred: np.ndarray,
-                  max_frequency: int) -> pl.DataFrame:
+                  max_frequency: int, baseline: np.ndarray | None = None) -> pl.DataFrame:
     capped = np.minimum(freq, max_frequency).astype(np.int64)
     frame = pl.DataFrame({"frequency_cal": capped, "actual": actual.astype(float),
-                          "predicted": pred})
+                          "predicted": pred,
+                          "baseline": pred * np.nan if baseline is None else baseline})
     out = (frame.group_by("frequency_cal")
            .agg(pl.len().alias("n_customers"), pl.col("actual").mean().alias("actual_mean"),
-                pl.col("predicted").mean().alias("predicted_mean"))
+                pl.col("predicted").mean().alias("predicted_mean"),
+                pl.col("baseline").mean().alias("baseline_mean"))
            .sort("frequency_cal"))
     return out.with_columns(pl.col("n_customers").cast(pl.Int64),
                             pl.col("frequency_cal").cast(pl.String).alias("frequency_cal")
@@ -127,13 +141,17 @@ def backtest_clv(
                        pl.col(rec).alias(f"recency_{unit}"), pl.col(Tc).alias(f"T_{unit}"))
     fitted = clone(template).fit(rfm)
     horizon = float(split[dur][0])
-    pred = fitted.expected_purchases(rfm, horizon=horizon)["expected_purchases"].to_numpy()
-    palive = fitted.probability_alive(rfm)["p_alive"].to_numpy()
+    pred = fitted.expected_purchases(rfm, horizons=horizon, output="polars")[
+        "expected_purchases"].to_numpy()
+    palive = fitted.probability_alive(rfm, output="polars")["p_alive"].to_numpy()
+    base = (split["frequency_cal"].cast(pl.Float64) / split[Tc]).to_numpy() * horizon
     actual = split["frequency_holdout"].to_numpy().astype(float)
     predictions = split.select(customer_col, "frequency_cal", rec, Tc, "frequency_holdout"
                                ).with_columns(pl.Series("predicted_holdout", pred),
-                                              pl.Series("p_alive", palive))
+                                              pl.Series("p_alive", palive),
+                                              pl.Series("baseline_holdout", base))
     err = pred - actual
+    berr = base - actual
     metrics = {
         "n_customers": int(len(actual)),
         f"holdout_{unit}": horizon,
@@ -142,8 +160,34 @@ def backtest_clv(
         "actual_total": float(actual.sum()),
         "predicted_total": float(pred.sum()),
         "total_error_pct": float(100 * (pred.sum() - actual.sum()) / max(actual.sum(), 1e-12)),
-        "correlation": float(np.corrcoef(pred, actual)[0, 1]) if len(actual) > 1 else float("nan"),
+        "correlation": _corr(pred, actual),
+        "baseline_mae": float(np.mean(np.abs(berr))),
+        "baseline_rmse": float(np.sqrt(np.mean(berr**2))),
+        "baseline_total": float(base.sum()),
+        "baseline_total_error_pct": float(100 * (base.sum() - actual.sum())
+                                          / max(actual.sum(), 1e-12)),
+        "baseline_correlation": _corr(base, actual),
     }
-    table = _by_frequency(split["frequency_cal"].to_numpy(), actual, pred, max_frequency)
+    metrics["mae_gain_pct"] = float(100 * (metrics["baseline_mae"] - metrics["mae"])
+                                    / max(metrics["baseline_mae"], 1e-12))
+    metrics["rmse_gain_pct"] = float(100 * (metrics["baseline_rmse"] - metrics["rmse"])
+                                     / max(metrics["baseline_rmse"], 1e-12))
+    metrics["beats_baseline"] = bool(metrics["mae"] < metrics["baseline_mae"])
+    if not metrics["beats_baseline"]:
+        import warnings
+
+        from crmkit.exceptions import DataWarning
+        warnings.warn(
+            f"backtest_clv: {type(fitted).__name__} does not beat the naive baseline (each "
+            f"customer's calibration purchase rate times the holdout length): MAE "
+            f"{metrics['mae']:.4g} vs {metrics['baseline_mae']:.4g}. Check the calibration "
+            "length and the model's fit before using its forecasts.", DataWarning, stacklevel=2)
+    table = _by_frequency(split["frequency_cal"].to_numpy(), actual, pred, max_frequency, base)
     return BacktestResult(model=fitted, predictions=predictions, metrics=metrics,
                           by_frequency=table, unit=unit)
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])

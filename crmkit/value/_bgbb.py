@@ -16,9 +16,15 @@ import numpy as np
 import polars as pl
 from scipy.special import betaln, gammaln, logsumexp
 
-from crmkit._frames import Output, to_output, to_polars
+from crmkit._frames import Output, to_polars
 from crmkit.exceptions import SchemaError
-from crmkit.value._clv_base import CLVModel, RFMModel, _fingerprint, _register
+from crmkit.value._clv_base import (
+    CLVModel,
+    RFMModel,
+    _fingerprint,
+    _refuse_unused_weights,
+    _register,
+)
 
 __all__ = ["BetaGeoBetaBinom"]
 
@@ -47,7 +53,7 @@ class BetaGeoBetaBinom(CLVModel):
     >>> d = pl.DataFrame({"frequency": [0, 1, 2, 3, 6, 2], "recency": [0, 1, 5, 6, 6, 3],
     ...                   "n_periods": [6] * 6, "count": [50, 20, 10, 8, 5, 7]})
     >>> m = BetaGeoBetaBinom().fit(d, weight_col="count")
-    >>> m.expected_purchases(d, horizon=5).shape
+    >>> m.expected_purchases(d, 5).shape
     (6, 1)
     """
 
@@ -88,6 +94,8 @@ class BetaGeoBetaBinom(CLVModel):
 
     def fit(self, data: Any, y: Any = None, *, weight_col: str | None = None):
         """Fit by maximum likelihood on the distinct (frequency, recency, n_periods) rows."""
+        if weight_col is None:
+            _refuse_unused_weights(to_polars(data, "data"), None, self._name)
         _, x, t_x, n, w = self._read(data, weight_col)
         (xu, tu, nu), wu = RFMModel._compress(x, t_x, n, weights=w)
         keep = wu > 0
@@ -117,7 +125,7 @@ class BetaGeoBetaBinom(CLVModel):
 
     def _out(self, ids, cols, output):
         d = ({"customer_id": ids} if ids is not None else {}) | cols
-        return to_output(pl.DataFrame(d), output)
+        return self._to_output(pl.DataFrame(d), output)
 
     @staticmethod
     def _check_periods(h, owner):
@@ -129,7 +137,7 @@ class BetaGeoBetaBinom(CLVModel):
     def _ll(self, x, t_x, n):
         return self._loglik(self._param_array(), {"x": x, "t_x": t_x, "n": n})
 
-    def probability_alive(self, data: Any, *, output: Output = "polars"):
+    def probability_alive(self, data: Any, *, output: Output | None = None):
         """P(alive in period n+1 | x, t_x, n) (FHS 2010 eq. 11): column ``p_alive``."""
         ids, x, t_x, n = self._pred_inputs(data)
         a, b, g, d = self._param_array()
@@ -137,9 +145,19 @@ class BetaGeoBetaBinom(CLVModel):
               - self._ll(x, t_x, n))
         return self._out(ids, {"p_alive": np.exp(lp)}, output)
 
-    def expected_purchases(self, data: Any, *, horizon: int, output: Output = "polars"):
-        """Expected transactions in the next ``horizon`` periods (FHS 2010 eq. 13)."""
-        h = self._check_periods(horizon, f"{self._name}.expected_purchases")
+    def expected_purchases(self, data: Any, horizons: int | None = None, *,
+                           output: Output | None = None, horizon: int | None = None):
+        """Expected transactions in the next ``horizons`` periods (FHS 2010 eq. 13).
+
+        ``horizons`` is a number of future periods; ``horizon`` is its deprecated name.
+        """
+        if horizon is not None:
+            from crmkit._estimator import deprecated_alias
+            deprecated_alias(f"{self._name}.expected_purchases", "horizon", "horizons")
+            horizons = horizon if horizons is None else horizons
+        if horizons is None:
+            raise TypeError(f"{self._name}.expected_purchases needs horizons= (future periods).")
+        h = self._check_periods(horizons, f"{self._name}.expected_purchases")
         ids, x, t_x, n = self._pred_inputs(data)
         a, b, g, d = self._param_array()
         lead = np.exp(betaln(a + x + 1.0, b + n - x) - betaln(a, b) - self._ll(x, t_x, n))
@@ -154,7 +172,7 @@ class BetaGeoBetaBinom(CLVModel):
         return self._out(ids, {"expected_purchases": e}, output)
 
     def probability_of_purchases(self, data: Any, *, k: int, horizon: int,
-                                 output: Output = "polars"):
+                                 output: Output | None = None):
         """P(exactly ``k`` transactions in the next ``horizon`` periods | history).
 
         Sum over the number J of future periods alive: the joint probability of

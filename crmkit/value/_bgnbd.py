@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
 
-from crmkit.value._clv_base import RFMModel, _dot, _register
+from crmkit.value._clv_base import RFMModel, _dot, _no_dropout_message, _register
 
 __all__ = ["BetaGeo", "bg_expected", "bg_pmf"]
 
@@ -62,9 +62,10 @@ class BetaGeo(RFMModel):
 
     Parameters
     ----------
-    penalizer_coef : float, default 0
-        L2 penalty on the parameters (lifetimes' convention: added to the mean
-        negative log-likelihood); 0 is plain maximum likelihood.
+    penalizer : float, default 0
+        L2 penalty ``penalizer * (r^2 + (alpha/max T)^2 + a^2 + b^2)`` added to the
+        mean negative log-likelihood: lifetimes' ``penalizer_coef``, on its scale
+        (alpha in time divided by the longest T); 0 is plain maximum likelihood.
     initial_params : dict, optional
         Starting values ``{"r", "alpha", "a", "b"}``; by default derived from the data.
     max_iter : int, default 500
@@ -77,7 +78,9 @@ class BetaGeo(RFMModel):
     unit_ : str
         Time unit of recency and T at fit; predictions require the same unit.
     log_likelihood_, n_customers_, n_patterns_, converged_, covariance_log_,
-    fingerprint_ : fit results; see also :attr:`summary`.
+    fingerprint_, at_boundary_ : fit results; see also :attr:`summary_`.
+    penalizer_coef : float, optional
+        Deprecated name of ``penalizer`` (warns).
 
     Examples
     --------
@@ -86,61 +89,36 @@ class BetaGeo(RFMModel):
     >>> rfm = pl.DataFrame({"customer_id": ["a", "b", "c", "d", "e"],
     ...                     "frequency": [0, 2, 5, 1, 0], "recency_weeks": [0., 20, 30, 3, 0],
     ...                     "T_weeks": [40., 38, 35, 30, 20]})
-    >>> m = BetaGeo(penalizer_coef=0.01).fit(rfm)
+    >>> m = BetaGeo(penalizer=0.01).fit(rfm)
     >>> m.unit_
     'weeks'
     >>> m.probability_alive(rfm)["p_alive"].round(3).to_list()
-    [1.0, 0.695, 0.929, 0.192, 1.0]
+    [1.0, 0.852, 0.972, 0.412, 1.0]
     >>> m.expected_purchases(rfm, horizon=52).shape
     (5, 2)
     """
 
     _param_names = ("r", "alpha", "a", "b")
+    _scale_params = ("alpha",)
+
+    def _boundary_message(self, data, weights):
+        """The no-dropout boundary: a -> 0 or b -> inf (dropout probability -> 0),
+        confirmed by a likelihood no better than the NBD's."""
+        a, b = self.params_["a"], self.params_["b"]
+        q = a / (a + b)  # mean dropout probability after a purchase
+        if a < 0.05 or b > 1e3 or q < 1e-3:
+            gain = self._nbd_gain(data, weights)
+            if gain < 3.0:
+                return _no_dropout_message(self._name, f"a = {a:.3g}, b = {b:.3g}",
+                                           f"mean dropout probability per purchase {q:.2g}",
+                                           gain)
+        return None
     _has_gradient = True
 
     def _init_from_scale(self, alpha):
         return [1.0, alpha, 1.0, 1.0]
 
-    # log-likelihood, FHL 2005 eq. 6, in log-sum-exp form
-    def _terms(self, p, x, t_x, T):
-        r, alpha, a, b = p
-        base = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-        u = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + T)
-        with np.errstate(all="ignore"):
-            v = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1.0, 1e-300))
-                         + betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + t_x),
-                         -np.inf)
-        return base, u, v
-
-    def _loglik(self, p, data):
-        base, u, v = self._terms(p, data["x"], data["t_x"], data["T"])
-        return base + np.logaddexp(u, v)
-
-    def _loglik_grad(self, p, data):
-        r, alpha, a, b = p
-        x, t_x, T = data["x"], data["t_x"], data["T"]
-        base, u, v = self._terms(p, x, t_x, T)
-        ll = base + np.logaddexp(u, v)
-        wv = np.exp(v - np.logaddexp(u, v))  # weight of the second term
-        wu = 1.0 - wv
-        dab = digamma(a + b)
-        dabx = digamma(a + b + x)
-        la_T = np.log(alpha + T)
-        la_tx = np.log(alpha + t_x)
-        g = np.empty((x.size, 4))
-        g[:, 0] = digamma(r + x) - digamma(r) + np.log(alpha) - wu * la_T - wv * la_tx
-        g[:, 1] = r / alpha - wu * (r + x) / (alpha + T) - wv * (r + x) / (alpha + t_x)
-        du_da = dab - dabx
-        dv_da = digamma(a + 1.0) - digamma(a) + dab - dabx
-        g[:, 2] = wu * du_da + wv * dv_da
-        du_db = digamma(b + x) - dabx - digamma(b) + dab
-        with np.errstate(all="ignore"):
-            dv_db = np.where(x > 0, digamma(np.maximum(b + x - 1.0, 1e-300)), 0.0) - dabx \
-                - digamma(b) + dab
-        g[:, 3] = wu * du_db + wv * np.where(x > 0, dv_db, 0.0)
-        return ll, g
-
-    # Fast path for fitting: everything that depends on x alone is computed once per
+    # The log-likelihood (FHL 2005 eq. 6) in log-sum-exp form: everything that depends on x alone is computed once per
     # distinct x, the logs once per distinct T and t_x; per pattern only gathers,
     # one log-sum-exp and weighted sums remain.
     def _prepare_data(self, data, weights):
@@ -167,8 +145,6 @@ class BetaGeo(RFMModel):
         return lT, ltx, rx, lse, v
 
     def _total_loglik(self, p, data, weights):
-        if "x_u" not in data:
-            return super()._total_loglik(p, data, weights)
         r, alpha, a, b = p
         xu = data["x_u"]
         base = gammaln(r + xu) - gammaln(r) + r * np.log(alpha)
@@ -176,8 +152,6 @@ class BetaGeo(RFMModel):
         return float(_dot(data["w_by_x"], base) + _dot(weights, lse))
 
     def _total_loglik_grad(self, p, data, weights):
-        if "x_u" not in data:
-            return super()._total_loglik_grad(p, data, weights)
         r, alpha, a, b = p
         xu, wx = data["x_u"], data["w_by_x"]
         lT, ltx, rx, lse, v = self._fast_parts(p, data)

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 from scipy import optimize
-from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
-from crmkit._frames import Output, to_output, to_polars
+from crmkit._estimator import DICT, NONE, CrmkitEstimator, Interval, deprecated_alias
+from crmkit._frames import Output, to_polars
 from crmkit.exceptions import ConvergenceWarning, DataWarning, NotFittedError, SchemaError
 from crmkit.features import rfm_unit
 from crmkit._persist import json_text_from, save_json_text
@@ -92,43 +92,55 @@ def _hessian(f, grad, x: np.ndarray, analytic: bool) -> np.ndarray:
     return (H + H.T) / 2
 
 
-class CLVModel(BaseEstimator):
+class CLVModel(CrmkitEstimator):
     """Base class: fitting by weighted maximum likelihood, summary, persistence.
 
     Subclasses define ``_param_names``, ``_patterns(frame)`` (distinct data
-    patterns and their weights), ``_loglik(params, data)`` (per-pattern
-    log-likelihood) and optionally ``_loglik_grad(params, data)`` (per-pattern
-    log-likelihood and its gradient with respect to the parameters).
+    patterns and their weights), ``_total_loglik(params, data, weights)`` and,
+    with ``_has_gradient``, ``_total_loglik_grad``.
+
+    The penalty follows lifetimes: ``penalizer * sum(theta_i ** 2)`` added to
+    the mean negative log-likelihood, where the scale parameters (``alpha``,
+    ``beta``) of the continuous-time models enter in lifetimes' rescaled time
+    (durations divided by the longest ``T``), so the same ``penalizer`` gives
+    the same fit as lifetimes.
     """
 
     _param_names: tuple[str, ...] = ()
+    _scale_params: tuple[str, ...] = ()  # penalised on lifetimes' rescaled time
+    _penalty_on_sum = False  # lifetimes' Pareto/NBD adds the penalty to the summed NLL
     _has_gradient = False
 
-    def __init__(self, *, penalizer_coef: float = 0.0, initial_params: dict | None = None,
-                 max_iter: int = 500):
-        self.penalizer_coef = penalizer_coef
+    _parameter_constraints = {
+        "penalizer": [Interval(float, 0, None, "left")],
+        "initial_params": [NONE, DICT],
+        "max_iter": [Interval(int, 1, None, "left")],
+        "penalizer_coef": [NONE, Interval(float, 0, None, "left")],
+    }
+
+    def __init__(self, *, penalizer: float = 0.0, initial_params: dict | None = None,
+                 max_iter: int = 500, penalizer_coef: float | None = None):
+        self.penalizer = penalizer
         self.initial_params = initial_params
         self.max_iter = max_iter
+        self.penalizer_coef = penalizer_coef
 
     # ----------------------------------------------------------------- helpers
     @property
     def _name(self) -> str:
         return type(self).__name__
 
+    def _penalizer(self) -> float:
+        if self.penalizer_coef is not None:
+            deprecated_alias(self._name, "penalizer_coef", "penalizer")
+            return float(self.penalizer_coef)
+        return float(self.penalizer)
+
     def _check_hyper(self) -> None:
-        pen = self.penalizer_coef
-        if not isinstance(pen, (int, float)) or isinstance(pen, bool) or not math.isfinite(pen) \
-                or pen < 0:
-            raise ValueError(f"The 'penalizer_coef' parameter of {self._name} must be a "
-                             f"non-negative number. Got {pen!r} instead.")
-        if not isinstance(self.max_iter, int) or isinstance(self.max_iter, bool) \
-                or self.max_iter < 1:
-            raise ValueError(f"The 'max_iter' parameter of {self._name} must be a positive "
-                             f"integer. Got {self.max_iter!r} instead.")
+        self._validate_params()
         if self.initial_params is not None:
-            if not isinstance(self.initial_params, dict) or \
-                    set(self.initial_params) != set(self._param_names) or \
-                    not all(isinstance(v, (int, float)) and v > 0
+            if set(self.initial_params) != set(self._param_names) or \
+                    not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
                             for v in self.initial_params.values()):
                 raise ValueError(
                     f"The 'initial_params' parameter of {self._name} must be None or a dict of "
@@ -139,7 +151,7 @@ class CLVModel(BaseEstimator):
         if not hasattr(self, "params_"):
             raise NotFittedError(
                 f"This {self._name} instance is not fitted yet. Call 'fit' with appropriate "
-                "data before using this estimator, or load one with from_json.")
+                "data before using this estimator, or load one with crmkit.load_model.")
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "params_")
@@ -150,51 +162,63 @@ class CLVModel(BaseEstimator):
     def _initial_guess(self, data: dict, weights: np.ndarray) -> np.ndarray:
         return np.ones(len(self._param_names))
 
-    def _loglik(self, params: np.ndarray, data: dict) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
-
     def _prepare_data(self, data: dict, weights: np.ndarray) -> dict:
         """Precompute parameter-free quantities once per fit (override for speed)."""
         return data
 
-    def _total_loglik(self, params, data, weights) -> float:
-        return float(_dot(weights, self._loglik(params, data)))
-
-    def _total_loglik_grad(self, params, data, weights):
-        ll, g = self._loglik_grad(params, data)
-        return _dot(weights, ll), _weighted_rows(weights, g)
-
-    def _loglik_grad(self, params: np.ndarray, data: dict):  # pragma: no cover
+    def _loglik(self, params, data) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def _total_loglik(self, params, data, weights) -> float:
+        """Weighted log-likelihood from the per-pattern ``_loglik`` (or overridden)."""
+        return float(_dot(weights, self._loglik(params, data)))
+
+    def _total_loglik_grad(self, params, data, weights):  # pragma: no cover
+        raise NotImplementedError
+
+    def _time_scale(self, data: dict) -> float:
+        """lifetimes' ``1 / max(T)`` (1 for models without a time scale)."""
+        return 1.0
+
+    def _penalty_weights(self, data: dict) -> np.ndarray:
+        s = self._time_scale(data)
+        return np.array([s if n in self._scale_params else 1.0 for n in self._param_names])
+
     # --------------------------------------------------------------------- fit
-    def _fit_patterns(self, data: dict, weights: np.ndarray, fingerprint: str) -> None:
-        self._check_hyper()
-        weights = np.asarray(weights, dtype=float)
-        total = float(weights.sum())
-        if total <= 0:
-            raise ValueError(f"{self._name}.fit: no customers to fit (total weight is 0).")
-        pen = float(self.penalizer_coef)
-
-        data = self._prepare_data(data, weights)
-
+    def _objective(self, data, weights, total, pen, pw):
+        """(objective(logp), fun_and_grad(logp)) of the penalised mean negative LL."""
         def objective(logp: np.ndarray) -> float:
             p = np.exp(logp)
             ll = self._total_loglik(p, data, weights)
-            val = -ll / total + pen * float(np.sum(p**2))
+            val = -ll / total + pen * float(np.sum((p * pw) ** 2))
             return val if math.isfinite(val) else 1e300
 
         def fun_and_grad(logp):
             p = np.exp(logp)
             if self._has_gradient:
                 ll, g = self._total_loglik_grad(p, data, weights)
-                val = -ll / total + pen * float(np.sum(p**2))
-                gp = (-g / total + 2 * pen * p) * p
+                val = -ll / total + pen * float(np.sum((p * pw) ** 2))
+                gp = (-g / total + 2 * pen * p * pw ** 2) * p
                 if not math.isfinite(val) or not np.all(np.isfinite(gp)):
                     return 1e300, np.zeros_like(logp)
                 return val, gp
             val = objective(logp)
             return val, _numeric_gradient(objective, logp)
+
+        return objective, fun_and_grad
+
+    def _fit_patterns(self, data: dict, weights: np.ndarray, fingerprint: str) -> None:
+        self._check_hyper()
+        pen = self._penalizer()
+        weights = np.asarray(weights, dtype=float)
+        total = float(weights.sum())
+        if total <= 0:
+            raise ValueError(f"{self._name}.fit: no customers to fit (total weight is 0).")
+        data = self._prepare_data(data, weights)
+        pw = self._penalty_weights(data)
+        if self._penalty_on_sum:  # same fit as lifetimes: penalty / customers on the mean
+            pen = pen / total
+        objective, fun_and_grad = self._objective(data, weights, total, pen, pw)
 
         def gradient(logp: np.ndarray) -> np.ndarray:
             return fun_and_grad(logp)[1]
@@ -206,40 +230,47 @@ class CLVModel(BaseEstimator):
         # one BLAS thread: the problem is tiny (<= 4 parameters) and BLAS worker
         # threads only add synchronisation stalls, badly so on a busy machine
         with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
+            stopped = []
+
+            def at_boundary(xk):
+                # deep in the no-dropout regime the likelihood is flat along a ray
+                # (lifetimes stops there on its tolerance); following it to the
+                # search-space edge costs hundreds of evaluations and changes nothing
+                if self._deep_in_boundary(np.exp(xk), data):
+                    stopped.append(True)
+                    raise StopIteration
+
             res = optimize.minimize(fun_and_grad, x0, jac=True, method="L-BFGS-B",
-                                    bounds=[(-30.0, 30.0)] * x0.size,
-                                    options={"maxiter": self.max_iter, "ftol": 1e-12,
-                                             "gtol": 1e-8, "maxcor": 20})
+                                    bounds=[(-30.0, 30.0)] * x0.size, callback=at_boundary,
+                                    options={"maxiter": self.max_iter, "ftol": 1e-13,
+                                             "gtol": 1e-9, "maxcor": 20})
             x = res.x
-            # Newton steps polish the optimum (L-BFGS-B may stop on ftol before the
-            # parameters agree to 1e-6 on flat likelihoods). The finite-difference
-            # Hessian is computed once and reused; near the optimum that converges fast.
             fx, g = fun_and_grad(x)
-            H = _hessian(objective, gradient, x, self._has_gradient)
-            x_h = x.copy()
-            for _ in range(8):
-                if np.max(np.abs(g)) < 1e-12:
-                    break
-                try:
-                    step = np.linalg.solve(H, g)
-                except np.linalg.LinAlgError:
-                    break
-                if not np.all(np.isfinite(step)):
-                    break
-                t = 1.0
-                improved = False
-                while t > 1e-3:
-                    cand = np.clip(x - t * step, -30, 30)
-                    fc, gc = fun_and_grad(cand)
-                    if fc <= fx:
-                        improved = fc < fx or np.max(np.abs(gc)) < np.max(np.abs(g))
-                        x, fx, g = cand, fc, gc
-                        break
-                    t /= 2
-                if not improved or np.max(np.abs(t * step)) < 1e-12:
-                    break
-            if np.max(np.abs(x - x_h)) > 1e-3:  # standard errors at the final point
+            # Newton steps polish the optimum only when L-BFGS-B stopped early (flat
+            # likelihoods); the finite-difference Hessian they need is not computed
+            # otherwise (standard errors compute their own, when first asked for).
+            if np.max(np.abs(g)) > 1e-9 and np.all(np.abs(x) < 29.0) and not stopped:
                 H = _hessian(objective, gradient, x, self._has_gradient)
+                for _ in range(8):
+                    try:
+                        step = np.linalg.solve(H, g)
+                    except np.linalg.LinAlgError:
+                        break
+                    if not np.all(np.isfinite(step)):
+                        break
+                    t = 1.0
+                    improved = False
+                    while t > 1e-3:
+                        cand = np.clip(x - t * step, -30, 30)
+                        fc, gc = fun_and_grad(cand)
+                        if fc <= fx:
+                            improved = fc < fx or np.max(np.abs(gc)) < np.max(np.abs(g))
+                            x, fx, g = cand, fc, gc
+                            break
+                        t /= 2
+                    if not improved or np.max(np.abs(t * step)) < 1e-12 \
+                            or np.max(np.abs(g)) < 1e-12:
+                        break
 
         params = np.exp(x)
         self.params_ = {n: float(v) for n, v in zip(self._param_names, params)}
@@ -251,46 +282,103 @@ class CLVModel(BaseEstimator):
         self.fitted_at_ = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         grad_norm = float(np.max(np.abs(g))) if g.size else 0.0
         self.gradient_norm_ = grad_norm
+        # standard errors are computed when first asked for (covariance_log_)
+        self._se_inputs = (data, weights, total, x)
+        self._covariance_log = None
+        self._se_done = False
+        boundary = self._boundary_message(data, weights)
+        self.at_boundary_ = boundary is not None
         problems = []
         if not np.all(np.isfinite(params)):
             problems.append("a parameter is not finite")
-        if np.any(np.abs(x) >= 29.0):
+        if boundary is None and np.any(np.abs(x) >= 29.0):
             at = [n for n, v in zip(self._param_names, x) if abs(v) >= 29.0]
             problems.append(f"parameter(s) {', '.join(at)} ran to the edge of the search space "
                             "(0 or infinity)")
-        if grad_norm > 1e-4:
+        if boundary is None and grad_norm > 1e-4:
             problems.append(f"the gradient at the end is {grad_norm:.2g} (tolerance 1e-4)")
-        if not res.success and grad_norm > 1e-6:
+        if boundary is None and not res.success and grad_norm > 1e-6:
             problems.append(f"the optimiser said: {res.message}")
-        cov_log = None
-        try:
-            Hll = H * total
-            if pen > 0:  # standard errors of the likelihood alone
-                Hll = _hessian(lambda z: objective(z) - pen * float(np.sum(np.exp(z) ** 2)),
-                               lambda z: gradient(z) - 2 * pen * np.exp(2 * z),
-                               x, self._has_gradient) * total
-            cov_log = np.linalg.inv(Hll)
-            if np.any(np.diag(cov_log) < 0):
-                cov_log = None
-                problems.append("the Hessian is not positive definite (standard errors unknown)")
-        except np.linalg.LinAlgError:
-            problems.append("the Hessian is singular (standard errors unknown)")
-        self.covariance_log_ = cov_log.tolist() if cov_log is not None else None
-        self.converged_ = not problems
-        if problems:
+        self.converged_ = not problems and boundary is None
+        if boundary is not None:
+            warnings.warn(boundary, ConvergenceWarning, stacklevel=3)
+        elif problems:
             warnings.warn(
                 f"{self._name} did not converge cleanly: {'; '.join(problems)}. Try: "
                 f"{self._remedies()}.",
                 ConvergenceWarning, stacklevel=3)
 
+    def _boundary_message(self, data: dict, weights: np.ndarray) -> str | None:
+        """A message when the fit ran to the no-dropout boundary (override per model)."""
+        return None
+
+    def _deep_in_boundary(self, params: np.ndarray, data: dict) -> bool:
+        """True when the optimiser may stop: far down the no-dropout ray (per model)."""
+        return False
+
+    def _nbd_gain(self, data: dict, weights: np.ndarray) -> float:
+        """Log-likelihood gained over the no-dropout NBD model on the same patterns.
+
+        The NBD is the limit of BG/NBD and Pareto/NBD without dropout, so a gain
+        under 3 (the 95% point of a likelihood-ratio test with 2 degrees of
+        freedom, halved) means the data do not identify a dropout process.
+        """
+        from crmkit.value._nbd import NBD
+        nbd = NBD()
+        nd = {"x": data["x"], "T": data["T"]}
+        total = float(weights.sum())
+
+        def f(logp):
+            ll, g = nbd._total_loglik_grad(np.exp(logp), nd, weights)
+            return -ll / total, -g * np.exp(logp) / total
+
+        x0 = np.log(self._initial_guess(data, weights)[:2])
+        with np.errstate(all="ignore"):
+            res = optimize.minimize(f, x0, jac=True, method="L-BFGS-B",
+                                    bounds=[(-30.0, 30.0)] * 2)
+        return self.log_likelihood_ - (-res.fun * total)
+
     def _remedies(self) -> str:
-        return ("penalizer_coef=0.001 (a small L2 penalty keeps parameters finite), other "
+        return ("penalizer=0.001 (a small L2 penalty keeps parameters finite), other "
                 "initial_params, a larger max_iter, and check that the input is a per-customer "
                 "summary in a sensible time unit (weeks for weekly buyers; days makes rates tiny)")
 
+    # ----------------------------------------------------------------- standard errors
+    @property
+    def covariance_log_(self):
+        """Covariance of the log-parameters (from the likelihood's Hessian), or None.
+
+        Computed when first asked for (a finite-difference Hessian of the
+        log-likelihood, without the penalty), then kept and saved with the model.
+        """
+        self._check_fitted()
+        if not getattr(self, "_se_done", True):
+            self._covariance_log = self._compute_covariance()
+            self._se_done = True
+            self._se_inputs = None
+        return self._covariance_log
+
+    def _compute_covariance(self):
+        data, weights, total, x = self._se_inputs
+        objective, fun_and_grad = self._objective(data, weights, total, 0.0,
+                                                  np.ones(len(self._param_names)))
+        with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
+            H = _hessian(objective, lambda z: fun_and_grad(z)[1], x, self._has_gradient) * total
+        try:
+            cov = np.linalg.inv(H)
+        except np.linalg.LinAlgError:
+            warnings.warn(f"{self._name}: the Hessian is singular, so the standard errors are "
+                          "unknown (NaN).", ConvergenceWarning, stacklevel=4)
+            return None
+        if not np.all(np.isfinite(cov)) or np.any(np.diag(cov) < 0):
+            warnings.warn(f"{self._name}: the Hessian is not positive definite, so the standard "
+                          "errors are unknown (NaN).", ConvergenceWarning, stacklevel=4)
+            return None
+        return cov.tolist()
+
     # ----------------------------------------------------------------- summary
     @property
-    def summary(self) -> pl.DataFrame:
+    def summary_(self) -> pl.DataFrame:
         """Fitted parameters with standard errors and 95% intervals (polars frame).
 
         Columns ``param, estimate, std_err, lower_95, upper_95``. Standard errors
@@ -299,8 +387,9 @@ class CLVModel(BaseEstimator):
         """
         self._check_fitted()
         est = self._param_array()
-        if self.covariance_log_ is not None:
-            se_log = np.sqrt(np.diag(np.asarray(self.covariance_log_)))
+        cov = self.covariance_log_
+        if cov is not None:
+            se_log = np.sqrt(np.diag(np.asarray(cov)))
         else:
             se_log = np.full(est.size, np.nan)
         return pl.DataFrame({
@@ -312,9 +401,15 @@ class CLVModel(BaseEstimator):
         })
 
     @property
+    def summary(self) -> pl.DataFrame:
+        """Deprecated alias of :attr:`summary_`."""
+        deprecated_alias(self._name, "summary", "summary_")
+        return self.summary_
+
+    @property
     def standard_errors_(self) -> dict:
         """Standard errors of the parameters (delta method), keyed by name."""
-        s = self.summary
+        s = self.summary_
         return dict(zip(s["param"].to_list(), s["std_err"].to_list()))
 
     @property
@@ -330,53 +425,68 @@ class CLVModel(BaseEstimator):
         return len(self._param_names) * math.log(max(float(self.n_customers_), 1.0)) \
             - 2 * self.log_likelihood_
 
-    def print_summary(self, decimals: int = 4) -> None:
-        """Print the fit: model, data size, log-likelihood, convergence, parameter table."""
-        self._check_fitted()
+    def _summary_header(self) -> list[str]:
         unit = getattr(self, "unit_", None)
-        lines = [
+        return [
             f"<crmkit.value.{self._name}>",
             f"  customers: {self.n_customers_}  distinct patterns: {self.n_patterns_}"
             + (f"  time unit: {unit}" if unit else ""),
-            f"  log-likelihood: {self.log_likelihood_:.{decimals}f}  AIC: {self.aic_:.2f}"
+            f"  log-likelihood: {self.log_likelihood_:.4f}  AIC: {self.aic_:.2f}"
             f"  BIC: {self.bic_:.2f}",
-            f"  converged: {self.converged_}  penalizer_coef: {self.penalizer_coef}",
+            f"  converged: {self.converged_}  penalizer: {self.penalizer}",
         ]
-        print("\n".join(lines))
-        s = self.summary
-        header = f"  {'param':<8}{'estimate':>12}{'std_err':>12}{'lower_95':>12}{'upper_95':>12}"
-        print(header)
-        for row in s.iter_rows():
-            print(f"  {row[0]:<8}" + "".join(f"{v:>12.{decimals}f}" for v in row[1:]))
 
-    def __repr__(self) -> str:
-        base = super().__repr__()
-        if hasattr(self, "params_"):
-            ps = ", ".join(f"{k}: {v:.3g}" for k, v in self.params_.items())
-            return f"{base} fitted ({ps})"
-        return base
+    def print_summary(self, decimals: int = 4, *, width: int = 100) -> None:
+        """Print the fit: model, data size, log-likelihood, convergence, parameter table."""
+        self._check_fitted()
+        super().print_summary(decimals, width=width)
 
     # ------------------------------------------------------------- persistence
+    _STATE_ATTRS = ("params_", "unit_", "n_customers_", "n_patterns_", "log_likelihood_",
+                    "converged_", "gradient_norm_", "n_iter_", "fitted_at_", "fingerprint_",
+                    "at_boundary_")
+
     def _extra_state(self) -> dict:
         return {}
 
     def _load_extra_state(self, state: dict) -> None:
         return None
 
-    def to_json(self, path: str | Path | None = None) -> str:
-        """Save the fitted model as JSON data (never a pickle); return the JSON text.
+    def _get_state(self) -> dict:
+        state = super()._get_state()
+        state["covariance_log"] = self.covariance_log_
+        state["extra"] = self._extra_state()
+        return state
 
-        Stored: model name, hyperparameters, parameters, standard-error
-        covariance, time unit, number of customers and patterns, log-likelihood,
-        convergence, crmkit version and a SHA-256 fingerprint of the training
-        patterns (use it to decide whether a refit is needed).
+    def _set_state(self, state: dict) -> None:
+        state = dict(state)
+        cov = state.pop("covariance_log", None)
+        extra = state.pop("extra", {}) or {}
+        super()._set_state(state)
+        self.params_ = {n: float(self.params_[n]) for n in self._param_names}
+        self._covariance_log = cov
+        self._se_done = True
+        self._load_extra_state(extra)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Deprecated: use :meth:`save` and :func:`crmkit.load_model`.
+
+        Returns the previous ``crmkit.clv/1`` JSON text (also written to ``path``).
         """
+        deprecated_alias(self._name, "to_json", "save", note=" (read with crmkit.load_model)")
+        return self._legacy_json(path)
+
+    def _legacy_json(self, path: str | Path | None = None) -> str:
         self._check_fitted()
         state = {
             "format": "crmkit.clv/1",
             "model": self._name,
             "crmkit_version": _crmkit_version(),
-            "hyperparameters": self.get_params(),
+            "hyperparameters": {"penalizer": self.penalizer,
+                                "initial_params": self.initial_params,
+                                "max_iter": self.max_iter,
+                                **({"penalizer_coef": self.penalizer_coef}
+                                   if self.penalizer_coef is not None else {})},
             "params": self.params_,
             "covariance_log": self.covariance_log_,
             "unit": getattr(self, "unit_", None),
@@ -397,14 +507,15 @@ class CLVModel(BaseEstimator):
 
     @classmethod
     def from_json(cls, source: str | Path):
-        """Load a model saved with :meth:`to_json` (a path or the JSON text).
+        """Load a model saved with the deprecated :meth:`to_json` (path or JSON text).
 
-        Loading reads data only; no code from the file is executed. Called on
-        the class that saved it (``BetaGeo.from_json``) or on ``CLVModel``,
-        which dispatches on the stored model name.
+        Prefer :func:`crmkit.load_model`, which reads both formats.
         """
-        text = json_text_from(source)
-        state = json.loads(text)
+        state = json.loads(json_text_from(source))
+        return cls._from_legacy(state)
+
+    @classmethod
+    def _from_legacy(cls, state: dict):
         if state.get("format") != "crmkit.clv/1":
             raise ValueError(f"Not a crmkit CLV model file (format {state.get('format')!r}).")
         target = _REGISTRY.get(state["model"])
@@ -413,10 +524,14 @@ class CLVModel(BaseEstimator):
                              f"{', '.join(sorted(_REGISTRY))}.")
         if cls not in (CLVModel, RFMModel) and target is not cls:
             raise ValueError(f"The file holds a {state['model']}, not a {cls.__name__}; load it "
-                             f"with {state['model']}.from_json or CLVModel.from_json.")
-        model = target(**state["hyperparameters"])
+                             f"with crmkit.load_model.")
+        hyper = dict(state["hyperparameters"])
+        if "penalizer_coef" in hyper and "penalizer" not in hyper:
+            hyper["penalizer"] = hyper.pop("penalizer_coef")
+        model = target(**hyper)
         model.params_ = {n: float(state["params"][n]) for n in target._param_names}
-        model.covariance_log_ = state["covariance_log"]
+        model._covariance_log = state["covariance_log"]
+        model._se_done = True
         if state.get("unit") is not None:
             model.unit_ = state["unit"]
         model.n_customers_ = state["n_customers"]
@@ -441,19 +556,66 @@ def _register(cls):
 
 
 def load_clv_model(path: str | Path) -> CLVModel:
-    """Load any CLV model saved with ``to_json``.
+    """Deprecated: use :func:`crmkit.load_model` (reads every crmkit model).
 
     Examples
     --------
-    >>> from crmkit.value import BetaGeo, load_clv_model
-    >>> import polars as pl
+    >>> import crmkit, polars as pl
+    >>> from crmkit.value import BetaGeo
     >>> rfm = pl.DataFrame({"frequency": [0, 1, 2, 0, 3, 1], "recency_weeks": [0., 5, 20, 0, 30, 2],
     ...                     "T_weeks": [30., 35, 38, 10, 39, 20]})
-    >>> m = BetaGeo(penalizer_coef=0.01).fit(rfm)
-    >>> load_clv_model(m.to_json()).params_ == m.params_
+    >>> m = BetaGeo(penalizer=0.01).fit(rfm)
+    >>> crmkit.load_model(m._legacy_json()).params_ == m.params_
     True
     """
-    return CLVModel.from_json(path)
+    warnings.warn("load_clv_model is deprecated and will be removed in crmkit 0.3; use "
+                  "crmkit.load_model instead.", FutureWarning, stacklevel=2)
+    from crmkit._estimator import load_model
+    return load_model(path)
+
+
+def _no_dropout_message(name: str, where: str, what: str, gain: float) -> str:
+    return (f"{name} ran to the no-dropout boundary ({where}: {what}; its log-likelihood "
+            f"beats the no-dropout NBD model by only {gain:.2f}): in this calibration "
+            "period the customers show no sign of stopping, so the data cannot identify a "
+            "dropout process, and a penalizer does not change that. Use a model without "
+            "dropout (crmkit.value.NBD) or a longer calibration period; predictions of this "
+            "fit treat every customer as alive.")
+
+
+_WEIGHT_NAMES = ("weights", "weight", "count", "counts", "n_customers")
+
+
+def _refuse_unused_weights(frame: pl.DataFrame, weight_col, owner: str) -> None:
+    """A column that looks like customer counts is used only when named: never guessed."""
+    if weight_col is not None:
+        return
+    found = [c for c in frame.columns if c.lower() in _WEIGHT_NAMES]
+    if found:
+        raise SchemaError(
+            f"{owner}: the input has a column {found[0]!r} that looks like the number of "
+            f"customers of each row. Pass weight_col={found[0]!r} to use it (one row per "
+            "pattern), or drop the column when each row is one customer; crmkit does not "
+            "guess.")
+
+
+def _strip_cal(frame: pl.DataFrame) -> pl.DataFrame:
+    """Read :func:`crmkit.features.calibration_holdout_split` output as an RFM summary.
+
+    ``frequency_cal``, ``recency_cal_<unit>``, ``T_cal_<unit>`` and
+    ``monetary_value_cal`` stand for the calibration summary when the plain
+    columns are absent; the holdout columns are ignored.
+    """
+    names = frame.columns
+    if "frequency" in names or "frequency_cal" not in names:
+        return frame
+    ren = {}
+    for c in names:
+        if c in ("frequency_cal", "monetary_value_cal"):
+            ren[c] = c[:-4]
+        elif c.startswith(("recency_cal_", "T_cal_")):
+            ren[c] = c.replace("_cal_", "_", 1)
+    return frame.rename(ren)
 
 
 def _fingerprint(*arrays: np.ndarray) -> str:
@@ -469,7 +631,7 @@ class RFMModel(CLVModel):
 
     # ------------------------------------------------------------ input checks
     def _read_rfm(self, rfm: Any, unit: str | None, weight_col: str | None, *, fitting: bool):
-        frame = to_polars(rfm, "rfm")
+        frame = _strip_cal(to_polars(rfm, "rfm"))
         names = frame.columns
         owner = self._name
         if any(f"recency_{u}" in names for u in ("days", "weeks", "calendar_months",
@@ -661,6 +823,10 @@ class RFMModel(CLVModel):
                            _fingerprint(xu, tu, Tu, wu))
         return self
 
+    def _time_scale(self, data: dict) -> float:
+        T = data["T"]
+        return 1.0 / float(np.max(T)) if len(T) and np.max(T) > 0 else 1.0
+
     def _initial_guess(self, data, weights):
         W = weights.sum()
         mean_T = float(_dot(weights, data["T"]) / W)
@@ -673,46 +839,105 @@ class RFMModel(CLVModel):
 
     # ------------------------------------------------------------- predictions
     @staticmethod
-    def _check_horizon(horizon: Any, owner: str) -> float:
+    def _check_horizon(horizon: Any, owner: str, name: str = "horizons") -> float:
         ok = isinstance(horizon, (int, float, np.integer, np.floating)) and \
             not isinstance(horizon, bool) and math.isfinite(float(horizon)) and horizon >= 0
         if not ok:
-            raise ValueError(f"The 'horizon' parameter of {owner} must be a non-negative number "
+            raise ValueError(f"The {name!r} parameter of {owner} must be a non-negative number "
                              f"(in the model's time unit). Got {horizon!r} instead.")
         return float(horizon)
 
-    def _out(self, ids, columns: dict, output: Output):
+    def _horizon_list(self, horizons: Any, horizon: Any, owner: str) -> tuple[list, bool]:
+        """(horizons as floats, whether one scalar was given)."""
+        if horizon is not None:
+            deprecated_alias(owner, "horizon", "horizons")
+            if horizons is None:
+                horizons = horizon
+        if horizons is None:
+            raise TypeError(f"{owner} needs horizons= (one number or a list, in the model's "
+                            f"time unit {getattr(self, 'unit_', '?')!r}).")
+        if isinstance(horizons, (list, tuple, np.ndarray)):
+            if len(horizons) == 0:
+                raise ValueError(f"The 'horizons' parameter of {owner} must be a non-negative "
+                                 "number or a non-empty list of them. Got [] instead.")
+            return [self._check_horizon(h, owner) for h in horizons], False
+        return [self._check_horizon(horizons, owner)], True
+
+    def _out(self, ids, columns: dict, output: Output | None):
         data = {}
         if ids is not None:
             data["customer_id"] = ids
         data.update({k: np.asarray(v, dtype=float) for k, v in columns.items()})
-        return to_output(pl.DataFrame(data), output)
+        return self._to_output(pl.DataFrame(data), output)
 
     def _predict_inputs(self, rfm, unit=None):
         _, ids, x, t_x, T, _, _ = self._read_rfm(rfm, unit, None, fitting=False)
         return ids, x, t_x, T
 
-    def probability_alive(self, rfm: Any, *, unit: str | None = None, output: Output = "polars"):
+    def probability_alive(self, rfm: Any, *, unit: str | None = None,
+                          output: Output | None = None):
         """P(alive at T | frequency, recency, T): column ``p_alive`` per customer.
 
         Computed in log space (a logistic of a log-odds), so it neither overflows
-        nor returns NaN for heavy buyers with an old last purchase.
+        nor returns NaN for heavy buyers with an old last purchase. lifetimes:
+        ``conditional_probability_alive``.
         """
         ids, x, t_x, T = self._predict_inputs(rfm, unit)
         p = self._p_alive(self._param_array(), x, t_x, T)
         return self._out(ids, {"p_alive": p}, output)
 
-    def expected_purchases(self, rfm: Any, *, horizon: float, unit: str | None = None,
-                           output: Output = "polars"):
-        """Expected number of repeat purchases in ``(T, T + horizon]`` per customer.
+    def expected_purchases(self, rfm: Any, horizons: Any = None, *, unit: str | None = None,
+                           output: Output | None = None, horizon: Any = None):
+        """Expected number of repeat purchases in ``(T, T + h]`` per customer.
 
-        ``horizon`` is in the model's time unit ``unit_`` (e.g. 52 for a year
-        when the model was fitted on weeks). Column ``expected_purchases``.
+        Parameters
+        ----------
+        rfm : table
+            RFM summary (or ``calibration_holdout_split`` output).
+        horizons : float or list of float
+            In the model's time unit ``unit_`` (e.g. 52 for a year when fitted on
+            weeks). One number gives the column ``expected_purchases``; a list gives
+            one column ``expected_purchases_<h>`` per horizon.
+        unit : str, optional
+            Unit of plain ``recency``/``T`` columns.
+        output : {"polars", "pandas"}, optional
+            Default: ``set_output`` or polars.
+        horizon : float
+            Deprecated name of ``horizons``.
+
+        lifetimes: ``conditional_expected_number_of_purchases_up_to_time``.
         """
-        h = self._check_horizon(horizon, f"{self._name}.expected_purchases")
+        owner = f"{self._name}.expected_purchases"
+        hs, single = self._horizon_list(horizons, horizon, owner)
         ids, x, t_x, T = self._predict_inputs(rfm, unit)
-        e = self._cond_expected(self._param_array(), x, t_x, T, h)
-        return self._out(ids, {"expected_purchases": e}, output)
+        p = self._param_array()
+        cols = {}
+        for h in hs:
+            name = "expected_purchases" if single else f"expected_purchases_{_fmt_h(h)}"
+            cols[name] = self._cond_expected(p, x, t_x, T, h)
+        return self._out(ids, cols, output)
+
+    # lifetimes' names, on arrays (as lifetimes takes them)
+    def conditional_expected_number_of_purchases_up_to_time(self, t, frequency, recency, T):
+        """lifetimes' name: expected repeat purchases in ``(T, T + t]`` (numpy arrays).
+
+        Same as :meth:`expected_purchases` on arrays in the model's time unit.
+        """
+        self._check_fitted()
+        h = self._check_horizon(t, f"{self._name}.conditional_expected_number_of_purchases_"
+                                   "up_to_time", "t")
+        x, t_x, TT = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (frequency, recency, T))
+        self._validate_rfm(x, t_x, TT, None, "recency", "T")
+        out = self._cond_expected(self._param_array(), x, t_x, TT, h)
+        return float(out[0]) if np.ndim(frequency) == 0 else out
+
+    def conditional_probability_alive(self, frequency, recency, T):
+        """lifetimes' name: P(alive) on numpy arrays (see :meth:`probability_alive`)."""
+        self._check_fitted()
+        x, t_x, TT = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (frequency, recency, T))
+        self._validate_rfm(x, t_x, TT, None, "recency", "T")
+        out = self._p_alive(self._param_array(), x, t_x, TT)
+        return float(out[0]) if np.ndim(frequency) == 0 else out
 
     def expected_purchases_new_customer(self, horizon: Any) -> np.ndarray | float:
         """Expected repeat purchases of a new customer within ``horizon`` units
@@ -727,7 +952,7 @@ class RFMModel(CLVModel):
         return float(out[0]) if t.ndim == 0 else out
 
     def probability_of_purchases(self, rfm: Any, *, k: Any, horizon: float,
-                                 unit: str | None = None, output: Output = "polars"):
+                                 unit: str | None = None, output: Output | None = None):
         """P(exactly k repeat purchases in ``(T, T + horizon]`` | history).
 
         ``k`` is an integer or a list of integers; one column ``p_purchases_<k>``
@@ -785,3 +1010,7 @@ class RFMModel(CLVModel):
 
     def _cond_pmf(self, p, x, t_x, T, t, k):  # pragma: no cover
         raise NotImplementedError
+
+
+def _fmt_h(h: float) -> str:
+    return str(int(h)) if float(h).is_integer() else f"{h:g}".replace(".", "_")

@@ -20,9 +20,8 @@ __all__ = [
 
 def _ax(ax):
     if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(7, 4.5))
+        from crmkit._estimator import new_axes
+        ax = new_axes(figsize=(7, 4.5))
     return ax
 
 
@@ -39,7 +38,7 @@ def plot_frequency_fit(model, rfm: Any, *, max_frequency: int = 7, ax=None):
     >>> from crmkit.value import BetaGeo, plot_frequency_fit
     >>> rfm = pl.DataFrame({"frequency": [0, 2, 5, 1, 0], "recency_weeks": [0., 20, 30, 3, 0],
     ...                     "T_weeks": [40., 38, 35, 30, 20]})
-    >>> ax = plot_frequency_fit(BetaGeo(penalizer_coef=0.01).fit(rfm), rfm)
+    >>> ax = plot_frequency_fit(BetaGeo(penalizer=0.01).fit(rfm), rfm)
     >>> len(ax.patches)
     16
     """
@@ -69,12 +68,18 @@ def _plot_by_frequency(table: pl.DataFrame, metrics: dict | None, unit: str, ax)
     pos = np.arange(len(labels))
     ax.plot(pos, table["actual_mean"].to_numpy(), "o-", color="0.3", label="actual")
     ax.plot(pos, table["predicted_mean"].to_numpy(), "s--", color="tab:blue", label="predicted")
+    if "baseline_mean" in table.columns and table["baseline_mean"].is_not_nan().any():
+        ax.plot(pos, table["baseline_mean"].to_numpy(), "^:", color="tab:orange",
+                label="naive baseline (calibration rate x holdout)")
     ax.set_xticks(pos, labels)
     ax.set_xlabel("repeat purchases in the calibration period")
     ax.set_ylabel("mean purchases in the holdout")
     title = "Calibration vs holdout"
     if metrics:
-        title += f" (MAE {metrics['mae']:.3f}, total error {metrics['total_error_pct']:+.1f}%)"
+        title += f" (MAE {metrics['mae']:.3f}, total error {metrics['total_error_pct']:+.1f}%"
+        if "baseline_mae" in metrics:
+            title += f"; naive MAE {metrics['baseline_mae']:.3f}"
+        title += ")"
     ax.set_title(title)
     ax.legend()
     return ax
@@ -95,7 +100,8 @@ def plot_calibration_holdout(model, split: Any, *, max_frequency: int = 7, ax=No
                        pl.col(f"recency_cal_{u}").alias(f"recency_{u}"),
                        pl.col(f"T_cal_{u}").alias(f"T_{u}"))
     horizon = float(frame[f"duration_holdout_{u}"][0])
-    pred = model.expected_purchases(rfm, horizon=horizon)["expected_purchases"].to_numpy()
+    pred = model.expected_purchases(rfm, horizons=horizon, output="polars")[
+        "expected_purchases"].to_numpy()
     actual = frame["frequency_holdout"].to_numpy().astype(float)
     table = _by_frequency(frame["frequency_cal"].to_numpy(), actual, pred, max_frequency)
     metrics = {"mae": float(np.mean(np.abs(pred - actual))),

@@ -26,11 +26,13 @@ def customer_lifetime_value(
     spend_model: Any,
     rfm: Any,
     *,
-    horizon: float,
-    annual_discount_rate: float,
+    horizons: float | None = None,
+    annual_discount_rate: float | None = None,
     step: float = 1.0,
     margin: float = 1.0,
-    output: Output = "polars",
+    output: Output | None = None,
+    horizon: float | None = None,
+    **unknown: Any,
 ):
     """Discounted CLV of each customer over ``horizon`` time units.
 
@@ -48,16 +50,18 @@ def customer_lifetime_value(
     spend_model : GammaGamma, fitted
     rfm : table
         RFM summary with ``monetary_value``, in the transaction model's unit.
-    horizon : float
+    horizons : float
         Length of the projection, in the transaction model's unit (52 = one year
-        of weeks).
+        of weeks). lifetimes' ``time=`` (months) has no equivalent: say the length
+        in the model's unit. ``horizon`` is the deprecated name.
     annual_discount_rate : float
         E.g. 0.10 for 10% a year; 0 for no discounting.
     step : float
         Length of a discounting step in the model's unit.
     margin : float
         Profit margin applied to spend.
-    output : {"polars", "pandas"}
+    output : {"polars", "pandas"}, optional
+        Default: the transaction model's ``set_output`` or polars.
 
     Returns
     -------
@@ -73,14 +77,27 @@ def customer_lifetime_value(
     ...     "frequency": [1, 2, 5, 3, 0, 1, 4], "recency_weeks": [10., 20, 30, 33, 0, 2, 25],
     ...     "T_weeks": [40., 38, 35, 36, 20, 30, 39],
     ...     "monetary_value": [20., 35, 18, 50, 0, 12, 25]})
-    >>> bg = BetaGeo(penalizer_coef=0.01).fit(rfm)
-    >>> gg = GammaGamma(penalizer_coef=0.01).fit(rfm)
-    >>> out = customer_lifetime_value(bg, gg, rfm, horizon=52, annual_discount_rate=0.1)
+    >>> bg = BetaGeo(penalizer=0.01).fit(rfm)
+    >>> gg = GammaGamma(penalizer=0.01).fit(rfm)
+    >>> out = customer_lifetime_value(bg, gg, rfm, horizons=52, annual_discount_rate=0.1)
     >>> out.columns
     ['customer_id', 'expected_purchases', 'expected_spend', 'clv']
     """
     owner = "customer_lifetime_value"
-    h = RFMModel._check_horizon(horizon, owner)
+    if unknown:
+        name = next(iter(unknown))
+        hint = (f" lifetimes' time= counts months; crmkit takes horizons= in the model's unit "
+                f"({getattr(transaction_model, 'unit_', '?')!r}), e.g. horizons=52 for a year "
+                "of weeks." if name in ("time", "freq", "discount_rate") else "")
+        raise TypeError(f"{owner}() got an unexpected keyword argument {name!r}.{hint}")
+    if horizon is not None:
+        from crmkit._estimator import deprecated_alias
+        deprecated_alias(owner, "horizon", "horizons")
+        horizons = horizon if horizons is None else horizons
+    if horizons is None or annual_discount_rate is None:
+        raise TypeError(f"{owner}() needs horizons= (in the model's unit) and "
+                        "annual_discount_rate=.")
+    h = RFMModel._check_horizon(horizons, owner)
     for name, val, zero_ok in (("annual_discount_rate", annual_discount_rate, True),
                                ("step", step, False), ("margin", margin, True)):
         ok = isinstance(val, (int, float)) and not isinstance(val, bool) and math.isfinite(val) \
@@ -90,7 +107,7 @@ def customer_lifetime_value(
             raise ValueError(f"The {name!r} parameter of {owner} must be {must}. "
                              f"Got {val!r} instead.")
     ids, x, t_x, T = transaction_model._predict_inputs(rfm)
-    spend = spend_model.expected_spend(rfm)["expected_spend"].to_numpy()
+    spend = spend_model.expected_spend(rfm, output="polars")["expected_spend"].to_numpy()
     n_steps = max(int(math.ceil(h / step - 1e-12)), 1)
     grid = np.minimum(np.arange(1, n_steps + 1) * step, h)
     years = _years_per_unit(transaction_model.unit_)
@@ -110,4 +127,4 @@ def customer_lifetime_value(
     data = {} if ids is None else {"customer_id": ids}
     data |= {"expected_purchases": both[:, 0], "expected_spend": spend,
              "clv": margin * spend * both[:, 1]}
-    return to_output(pl.DataFrame(data), output)
+    return transaction_model._to_output(pl.DataFrame(data), output)

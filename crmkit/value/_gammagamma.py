@@ -16,9 +16,16 @@ import numpy as np
 import polars as pl
 from scipy.special import digamma, gammaln
 
-from crmkit._frames import Output, to_output, to_polars
+from crmkit._frames import Output, to_polars
 from crmkit.exceptions import DataWarning, SchemaError
-from crmkit.value._clv_base import CLVModel, _dot, _fingerprint, _register, _weighted_rows
+from crmkit.value._clv_base import (
+    CLVModel,
+    _dot,
+    _fingerprint,
+    _register,
+    _strip_cal,
+    _weighted_rows,
+)
 
 __all__ = ["GammaGamma"]
 
@@ -43,7 +50,7 @@ class GammaGamma(CLVModel):
     >>> from crmkit.value import GammaGamma
     >>> rfm = pl.DataFrame({"frequency": [1, 2, 5, 3, 0, 1, 4],
     ...                     "monetary_value": [20., 35, 18, 50, 0, 12, 25]})
-    >>> gg = GammaGamma(penalizer_coef=0.01).fit(rfm)
+    >>> gg = GammaGamma(penalizer=0.01).fit(rfm)
     >>> gg.expected_spend(rfm).columns
     ['expected_spend']
     """
@@ -52,7 +59,7 @@ class GammaGamma(CLVModel):
     _has_gradient = True
 
     def _read(self, frame: Any, weight_col: str | None, fitting: bool):
-        frame = to_polars(frame, "rfm")
+        frame = _strip_cal(to_polars(frame, "rfm"))
         missing = [c for c in ("frequency", "monetary_value") if c not in frame.columns]
         if missing:
             raise SchemaError(f"{self._name}: the input has no column "
@@ -185,7 +192,7 @@ class GammaGamma(CLVModel):
             out = (v + x * m) * p / (p * x + q - 1.0)
         return np.where(x > 0, out, p * v / (q - 1.0))
 
-    def expected_spend(self, rfm: Any, *, output: Output = "polars"):
+    def expected_spend(self, rfm: Any, *, output: Output | None = None):
         """Expected mean spend per future transaction for each customer.
 
         Column ``expected_spend``; customers without repeat purchases get the
@@ -195,4 +202,4 @@ class GammaGamma(CLVModel):
         ids, x, m, _ = self._read(rfm, None, False)
         out = self._expected_spend(x, m)
         data = ({"customer_id": ids} if ids is not None else {}) | {"expected_spend": out}
-        return to_output(pl.DataFrame(data), output)
+        return self._to_output(pl.DataFrame(data), output)

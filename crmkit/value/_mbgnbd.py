@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import betaln, expit, gammaln
 
 from crmkit.value._bgnbd import bg_expected, bg_pmf
-from crmkit.value._clv_base import RFMModel, _register
+from crmkit.value._clv_base import RFMModel, _no_dropout_message, _register
 
 __all__ = ["ModifiedBetaGeo"]
 
@@ -32,12 +32,26 @@ class ModifiedBetaGeo(RFMModel):
     >>> from crmkit.value import ModifiedBetaGeo
     >>> rfm = pl.DataFrame({"frequency": [0, 2, 5, 1, 0], "recency_weeks": [0., 20, 30, 3, 0],
     ...                     "T_weeks": [40., 38, 35, 30, 20]})
-    >>> m = ModifiedBetaGeo(penalizer_coef=0.01).fit(rfm)
+    >>> m = ModifiedBetaGeo(penalizer=0.01).fit(rfm)
     >>> bool(m.probability_alive(rfm)["p_alive"][0] < 1.0)
     True
     """
 
     _param_names = ("r", "alpha", "a", "b")
+    _scale_params = ("alpha",)
+
+    def _boundary_message(self, data, weights):
+        """The no-dropout boundary: a -> 0 or b -> inf (dropout probability -> 0),
+        confirmed by a likelihood no better than the NBD's."""
+        a, b = self.params_["a"], self.params_["b"]
+        q = a / (a + b)  # mean dropout probability after a purchase
+        if a < 0.05 or b > 1e3 or q < 1e-3:
+            gain = self._nbd_gain(data, weights)
+            if gain < 3.0:
+                return _no_dropout_message(self._name, f"a = {a:.3g}, b = {b:.3g}",
+                                           f"mean dropout probability per purchase {q:.2g}",
+                                           gain)
+        return None
 
     def _init_from_scale(self, alpha):
         return [1.0, alpha, 1.0, 1.0]

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-from sklearn.base import BaseEstimator
 
+from crmkit._estimator import CrmkitEstimator, deprecated_alias
 from crmkit._frames import Output, to_output, to_polars
 from crmkit._params import check_choice
 from crmkit.exceptions import ConfigError, NotFittedError, SchemaError
@@ -134,7 +134,7 @@ def _parse_rules(segments: Sequence | None, n_scores: int) -> list[SegmentRule]:
     return rules
 
 
-class RFMScorer(BaseEstimator):
+class RFMScorer(CrmkitEstimator):
     """Recency, frequency and monetary scores (1..``n_scores``) and a named segment.
 
     Parameters
@@ -305,7 +305,7 @@ class RFMScorer(BaseEstimator):
             out[f] = pl.when(prospect).then(None).otherwise(score).cast(pl.Int8).alias(f"{f}_score")
         return out
 
-    def transform(self, X: Any, output: Output = "polars"):
+    def transform(self, X: Any, output: Output | None = None):
         """Scores, code and segment per customer.
 
         Returns
@@ -330,10 +330,10 @@ class RFMScorer(BaseEstimator):
             code = pl.concat_str([pl.col(names[f]).cast(pl.String) for f in FEATURES], separator="-")
         out = (df.lazy().select(pl.col(self.id_col), *ex.values())
                .with_columns(code.alias("rfm_code"), seg))
-        return to_output(out.collect(), output)
+        return self._to_output(out.collect(), output)
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None,
-                      output: Output = "polars"):
+                      output: Output | None = None):
         """``fit(X).transform(X)``."""
         return self.fit(X, sample_weight=sample_weight).transform(X, output=output)
 
@@ -344,9 +344,53 @@ class RFMScorer(BaseEstimator):
         names = list(dict.fromkeys(r.name for r in rules))
         return names + [s for s in (self.prospect_segment, self.other_segment) if s not in names]
 
+    # -- the shared estimator words -------------------------------------------------
+    _STATE_ATTRS = ("edges_", "n_fitted_")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "edges_")
+
+    @property
+    def params_(self) -> dict:
+        """The fitted score edges per feature (``edges_``)."""
+        self._check_fitted()
+        return {f: list(v) for f, v in self.edges_.items()}
+
+    @property
+    def summary_(self) -> pl.DataFrame:
+        """One row per feature: its column and the score edges."""
+        self._check_fitted()
+        cols = self._cols()
+        return pl.DataFrame({"feature": list(self.edges_), "column": [cols[f] for f in self.edges_],
+                             "edges": [", ".join(f"{e:g}" for e in v)
+                                       for v in self.edges_.values()]})
+
+    def _envelope_params(self) -> dict:
+        params = self.get_params()
+        if params["segments"] is not None:
+            params["segments"] = [SegmentRule.from_dict(r).model_dump() for r in params["segments"]]
+        if params["edges"] is not None:
+            params["edges"] = {k: [float(x) for x in v] for k, v in params["edges"].items()}
+        return params
+
+    @classmethod
+    def _params_from_envelope(cls, params: dict) -> dict:
+        if params.get("segments") is not None:
+            params["segments"] = [{k: (tuple(v) if isinstance(v, list) else v) for k, v in r.items()}
+                                  for r in params["segments"]]
+        return params
+
+    def _set_state(self, state: dict) -> None:
+        self._check_params()
+        self.edges_ = {k: [float(x) for x in v] for k, v in state["edges_"].items()}
+        self.n_fitted_ = float(state["n_fitted_"])
+        self.rules_ = _parse_rules(self.segments, self.n_scores)
+
     # -- persistence --------------------------------------------------------------
     def to_json(self, path: str | Path | None = None) -> str:
-        """Serialise parameters and fitted edges as JSON (written to ``path`` if given).
+        """Deprecated: use :meth:`save` and :func:`crmkit.load_model`.
+
+        Serialise parameters and fitted edges as JSON (written to ``path`` if given).
 
         Examples
         --------
@@ -355,9 +399,12 @@ class RFMScorer(BaseEstimator):
         >>> s.fit(pl.DataFrame({"customer_id": ["a"], "days_since_last_txn": [1],
         ...                     "txn_count_365d": [3], "txn_amount_365d": [20.0]})).edges_["recency"]
         [7.0, 30.0, 90.0, 365.0]
-        >>> RFMScorer.from_json(s.to_json()).edges_ == s.edges_
+        >>> import crmkit, tempfile, pathlib
+        >>> path = s.save(pathlib.Path(tempfile.mkdtemp()) / "rfm.json")
+        >>> crmkit.load_model(path).edges_ == s.edges_
         True
         """
+        deprecated_alias("RFMScorer", "to_json", "save", note=" (read with crmkit.load_model)")
         self._check_fitted()
         params = self.get_params()
         if params["segments"] is not None:

@@ -16,9 +16,15 @@ import numpy as np
 import polars as pl
 from scipy.special import betaln, hyp2f1
 
-from crmkit._frames import Output, to_output, to_polars
+from crmkit._frames import Output, to_polars
 from crmkit.exceptions import SchemaError
-from crmkit.value._clv_base import CLVModel, RFMModel, _fingerprint, _register
+from crmkit.value._clv_base import (
+    CLVModel,
+    RFMModel,
+    _fingerprint,
+    _refuse_unused_weights,
+    _register,
+)
 
 __all__ = ["ShiftedBetaGeometric"]
 
@@ -88,6 +94,8 @@ class ShiftedBetaGeometric(CLVModel):
 
     def fit(self, data: Any, y: Any = None, *, weight_col: str | None = None):
         """Fit by maximum likelihood (Fader & Hardie 2007 eq. 6); returns self."""
+        if weight_col is None:
+            _refuse_unused_weights(to_polars(data, "data"), None, self._name)
         _, t, c, w = self._read(data, weight_col)
         (tu, cu), wu = RFMModel._compress(t, c, weights=w)
         keep = wu > 0
@@ -117,7 +125,7 @@ class ShiftedBetaGeometric(CLVModel):
         return (b + t - 1.0) / (a + b + t - 1.0)
 
     def expected_renewals(self, data: Any, *, discount_rate: float,
-                         output: Output = "polars"):
+                         output: Output | None = None):
         """Expected discounted number of future renewals of each customer.
 
         For a customer active after ``n`` periods, the sum over j >= 1 of
@@ -137,4 +145,4 @@ class ShiftedBetaGeometric(CLVModel):
         val = hyp2f1(1.0, b + t, a + b + t, 1.0 / (1.0 + d)) - 1.0
         out = np.where(c > 0, 0.0, val)
         cols = ({"customer_id": ids} if ids is not None else {}) | {"expected_renewals": out}
-        return to_output(pl.DataFrame(cols), output)
+        return self._to_output(pl.DataFrame(cols), output)

@@ -24,9 +24,9 @@ def test_cox_ranks_leavers_above_stayers_and_beats_km(bank):
     tables, churn, covariates = bank
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = backtest(CoxPH(penalizer=0.01), tables, churn, covariates,
+        res = backtest(CoxPH(unit="days", penalizer=0.01), tables, churn, covariates,
                        train_start="2024-07-01", test_start="2025-07-01", horizon_days=90)
-        km = backtest(KaplanMeierBaseline(), tables, churn, covariates,
+        km = backtest(KaplanMeierBaseline(unit="days"), tables, churn, covariates,
                       train_start="2024-07-01", test_start="2025-07-01", horizon_days=90)
     leavers = int(res["scores"]["churned_in_horizon"].sum())
     assert leavers >= 15  # enough leavers for the AUC to mean something

@@ -60,8 +60,8 @@ class CheckableKaplanMeierBaseline(_Adapter, KaplanMeierBaseline):
 EXPECTED_FAILED: dict[str, str] = {}
 
 
-@pytest.mark.parametrize("est", [CheckableCoxPH(), CheckableWeibullAFT(),
-                                 CheckableKaplanMeierBaseline()],
+@pytest.mark.parametrize("est", [CheckableCoxPH(unit="days"), CheckableWeibullAFT(unit="days"),
+                                 CheckableKaplanMeierBaseline(unit="days")],
                          ids=["CoxPH", "WeibullAFT", "KaplanMeierBaseline"])
 def test_check_estimator(est):
     with warnings.catch_warnings():

@@ -35,7 +35,7 @@ def data():
 @pytest.fixture(scope="module")
 def cox(data):
     X, y, _ = data
-    return CoxPH(strata="tier").fit(X, y)
+    return CoxPH(unit="days", strata="tier").fit(X, y)
 
 
 def test_cox_recovers_effects_with_strata(cox):
@@ -103,11 +103,30 @@ def test_reason_codes_are_the_largest_positive_contributions(cox, data):
     assert rc["hazard_ratio"].to_numpy() == pytest.approx(np.exp(rc["contribution"].to_numpy()))
 
 
-def test_json_round_trip_and_tamper_detection(cox, data, tmp_path):
+def test_save_and_crmkit_load_model_round_trip(cox, data, tmp_path):
+    import crmkit
+    X, _, _ = data
+    path = cox.save(tmp_path / "m.json", training_window=("2024-01-01", "2024-12-31"),
+                    metrics={"c_index": 0.7})
+    doc = json.loads(path.read_text())  # strict JSON: no NaN or Infinity tokens
+    assert doc["format"] == "crmkit.model/1" and doc["class"] == "CoxPH"
+    assert doc["training_window"] == {"start": "2024-01-01", "end": "2024-12-31"}
+    assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
+    loaded = crmkit.load_model(path)
+    assert type(loaded) is CoxPH and loaded.get_params() == cox.get_params()
+    assert loaded.metadata_["metrics"] == {"c_index": 0.7}
+    a, b = loaded.predict_churn(X[:100]), cox.predict_churn(X[:100])
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), equal_nan=True)
+    assert loaded.summary_.equals(cox.summary_)
+
+
+def test_legacy_json_round_trip_and_tamper_detection(cox, data, tmp_path):
     X, _, _ = data
     path = tmp_path / "m.json"
-    cox.to_json(path)
-    loaded = load_model(path)
+    with pytest.warns(FutureWarning, match="'to_json' is deprecated"):
+        cox.to_json(path)
+    with pytest.warns(FutureWarning, match="crmkit.churn.load_model is deprecated"):
+        loaded = load_model(path)
     assert loaded.get_params() == cox.get_params()
     a, b = loaded.predict_churn(X[:100]), cox.predict_churn(X[:100])
     np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), equal_nan=True)
@@ -115,9 +134,9 @@ def test_json_round_trip_and_tamper_detection(cox, data, tmp_path):
     assert doc["versions"]["lifelines"] and len(doc["fingerprint"]) == 64
     doc["state"]["coef_"]["__array__"][0] = 9.0
     path.write_text(json.dumps(doc))
-    with pytest.raises(ValueError, match="fingerprint"):
+    with pytest.raises(ValueError, match="fingerprint"), pytest.warns(FutureWarning):
         load_model(path)
-    with pytest.raises(ValueError, match="not a WeibullAFT"):
+    with pytest.raises(ValueError, match="not a WeibullAFT"), pytest.warns(FutureWarning):
         WeibullAFT.from_json(cox.to_json())
 
 
@@ -126,8 +145,8 @@ def test_unseen_stratum_is_refused_but_km_falls_back(cox, data):
     new = X[:2].with_columns(pl.lit("platinum").alias("tier"))
     with pytest.raises(ValueError, match="platinum"):
         cox.predict(new)
-    km = KaplanMeierBaseline(segments="tier").fit(X, y)
-    pooled = KaplanMeierBaseline().fit(X, y)
+    km = KaplanMeierBaseline(unit="days", segments="tier").fit(X, y)
+    pooled = KaplanMeierBaseline(unit="days").fit(X, y)
     np.testing.assert_allclose(km.predict_survival(new, [100.0]),
                                pooled.predict_survival(X[:2], [100.0]))
 
@@ -143,17 +162,17 @@ def test_late_entry_matches_lifelines():
     x, t, entry = x[keep], t[keep], entry[keep]
     c = entry + rng.uniform(20, 150, x.size)
     d, e = np.minimum(t, c), t <= c
-    m = CoxPH().fit(pl.DataFrame({"x": x}), make_y(d, e, entry))
+    m = CoxPH(unit="days").fit(pl.DataFrame({"x": x}), make_y(d, e, entry))
     import pandas as pd
     ref = CoxPHFitter().fit(pd.DataFrame({"x": x, "d": d, "e": e, "s": entry}), "d", "e",
                             entry_col="s")
     assert m.coef_[0] == pytest.approx(ref.params_["x"], rel=1e-6)
     from lifelines import KaplanMeierFitter, WeibullAFTFitter
     frame = pd.DataFrame({"x": x, "d": d, "e": e, "s": entry})
-    w = WeibullAFT().fit(pl.DataFrame({"x": x}), make_y(d, e, entry))
+    w = WeibullAFT(unit="days").fit(pl.DataFrame({"x": x}), make_y(d, e, entry))
     wref = WeibullAFTFitter().fit(frame, "d", "e", entry_col="s")
     assert w.aft_coef_[0] == pytest.approx(wref.params_[("lambda_", "x")], rel=1e-5)
-    km = KaplanMeierBaseline().fit(np.zeros((x.size, 1)), make_y(d, e, entry))
+    km = KaplanMeierBaseline(unit="days").fit(np.zeros((x.size, 1)), make_y(d, e, entry))
     kref = KaplanMeierFitter().fit(d, e, entry=entry)
     t = np.array([10.0, 50.0, 100.0])
     np.testing.assert_allclose(km.predict_survival(np.zeros((1, 1)), t)[0],
@@ -163,27 +182,30 @@ def test_late_entry_matches_lifelines():
 def test_sklearn_clone_pipeline_cv_and_grid_search(data):
     X, y, _ = data
     Xn = X.drop("tier").to_numpy()
-    est = CoxPH(penalizer=0.1)
+    est = CoxPH(unit="days", penalizer=0.1)
     assert clone(est).get_params() == est.get_params()
-    pipe = make_pipeline(StandardScaler(), CoxPH())
+    pipe = make_pipeline(StandardScaler(), CoxPH(unit="days"))
     scores = cross_val_score(pipe, Xn, y, cv=KFold(3, shuffle=True, random_state=0))
     assert np.all(scores > 0.6)
-    grid = GridSearchCV(CoxPH(), {"penalizer": [0.0, 1.0]}, cv=3).fit(Xn, y)
+    grid = GridSearchCV(CoxPH(unit="days"), {"penalizer": [0.0, 1.0]}, cv=3).fit(Xn, y)
     assert len(grid.cv_results_["mean_test_score"]) == 2 and grid.best_score_ > 0.6
     np.testing.assert_allclose(grid.best_estimator_.predict(Xn[:5]), grid.predict(Xn[:5]))
     with pytest.raises(Exception, match="not fitted"):
-        CoxPH().predict(Xn)
+        CoxPH(unit="days").predict(Xn)
 
 
 def test_bad_parameters_use_the_standard_message(data):
     X, y, _ = data
-    with pytest.raises(ValueError, match="The 'penalizer' parameter of CoxPH must be a "
-                                         "non-negative number. Got -1 instead."):
-        CoxPH(penalizer=-1).fit(X.drop("tier"), y)
+    with pytest.raises(ValueError, match=r"The 'penalizer' parameter of CoxPH must be a "
+                                         r"float in the range \[0, inf\). Got -1 instead."):
+        CoxPH(unit="days", penalizer=-1).fit(X.drop("tier"), y)
+    with pytest.raises(ValueError, match="'unit' parameter of WeibullAFT must be None or a "
+                                         "str among"):
+        WeibullAFT(unit="months").fit(X.drop("tier"), y)
     with pytest.raises(ValueError, match="'time_unit' parameter of WeibullAFT"):
         WeibullAFT(time_unit="months").fit(X.drop("tier"), y)
     with pytest.raises(ValueError, match="must be numeric.*tier"):
-        CoxPH().fit(X, y)
+        CoxPH(unit="days").fit(X, y)
 
 
 def test_no_events_is_refused(data):
@@ -191,16 +213,16 @@ def test_no_events_is_refused(data):
     y2 = y.copy()
     y2["event"] = False
     with pytest.raises(ValueError, match="no events"):
-        CoxPH().fit(X.drop("tier"), y2)
+        CoxPH(unit="days").fit(X.drop("tier"), y2)
 
 
 def test_extrapolation_warning_and_weibull_extrapolates(data):
     X, y, _ = data
     Xn = X.drop("tier")
-    cox = CoxPH().fit(Xn, y)
+    cox = CoxPH(unit="days").fit(Xn, y)
     with pytest.warns(UserWarning, match="beyond the longest duration"):
         cox.predict_churn(Xn[:3], horizons_days=(1000,))
-    w = WeibullAFT().fit(Xn, y)
+    w = WeibullAFT(unit="days").fit(Xn, y)
     p = w.predict_churn(Xn[:3], horizons_days=(500, 1000), lifetime=False).to_numpy()
     assert np.all(p[:, 1] > p[:, 0])
 
@@ -208,8 +230,8 @@ def test_extrapolation_warning_and_weibull_extrapolates(data):
 def test_every_input_type(data, as_input):
     X, y, _ = data
     Xn = X.drop("tier")[:300]
-    m = CoxPH().fit(as_input(Xn), y[:300])
-    ref = CoxPH().fit(Xn, y[:300])
+    m = CoxPH(unit="days").fit(as_input(Xn), y[:300])
+    ref = CoxPH(unit="days").fit(Xn, y[:300])
     np.testing.assert_allclose(m.predict(as_input(Xn)), ref.predict(Xn))
 
 

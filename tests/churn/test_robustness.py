@@ -31,7 +31,7 @@ def test_constant_near_constant_and_collinear_columns_are_dropped_and_named(base
                        z=pl.Series(rng.normal(size=n)))
     X = X.with_columns(combo=pl.col("x") - 3 * pl.col("z"))
     with pytest.warns(DataWarning) as rec:
-        m = CoxPH().fit(X, y)
+        m = CoxPH(unit="days").fit(X, y)
     msg = str(rec[0].message)
     for col in ("const", "rare", "x2", "combo"):
         assert col in msg
@@ -51,8 +51,8 @@ def test_nan_and_infinity_raise_with_the_fix(base):
     bad = X.with_columns(pl.when(pl.int_range(pl.len()) < 2).then(float("nan"))
                          .otherwise(pl.col("x")).alias("x"), w=pl.lit(float("inf")))
     with pytest.raises(ValueError, match=r"x \(2 rows\), w \(400 rows\).*SimpleImputer"):
-        CoxPH().fit(bad, y)
-    m = CoxPH().fit(X, y)
+        CoxPH(unit="days").fit(bad, y)
+    m = CoxPH(unit="days").fit(X, y)
     with pytest.raises(ValueError, match="NaN or infinity in \\['x'\\]"):
         m.predict(bad)
 
@@ -62,17 +62,17 @@ def test_separating_covariate_is_penalised_and_finite(base):
     X = X.with_columns(sep=pl.Series(y["event"].astype(float)))
     assert find_separation(X["sep"].to_numpy(), y["duration"], y["event"]) == 1
     with pytest.warns(DataWarning, match="sep: perfectly orders the events"):
-        m = CoxPH().fit(X, y)
+        m = CoxPH(unit="days").fit(X, y)
     report = m.screening_report_.row(0, named=True)
     assert (report["column"], report["action"]) == ("sep", "penalized")
     assert np.all(np.isfinite(m.coef_)) and abs(m.coef_[1]) < 20
     with pytest.warns(DataWarning):
-        dropped = CoxPH(on_separation="drop").fit(X, y)
+        dropped = CoxPH(unit="days", on_separation="drop").fit(X, y)
     assert dropped.covariates_ == ["x"]
     with pytest.raises(ValueError, match="'sep' perfectly orders the events.*Drop it"):
-        CoxPH(on_separation="raise").fit(X, y)
+        CoxPH(unit="days", on_separation="raise").fit(X, y)
     with pytest.warns(DataWarning):
-        w = WeibullAFT().fit(X, y)
+        w = WeibullAFT(unit="days").fit(X, y)
     assert np.all(np.isfinite(w.aft_coef_))
 
 
@@ -88,7 +88,7 @@ def test_clean_data_produce_no_warning(base):
     X, y, _ = base
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        CoxPH().fit(X, y)
+        CoxPH(unit="days").fit(X, y)
 
 
 def test_convergence_failure_is_retried_with_a_warning_that_names_the_remedy(monkeypatch, base):
@@ -106,7 +106,7 @@ def test_convergence_failure_is_retried_with_a_warning_that_names_the_remedy(mon
 
     monkeypatch.setattr(CoxPHFitter, "fit", flaky)
     with pytest.warns(ConvergenceWarning, match="raise the 'penalizer' parameter"):
-        m = CoxPH().fit(X, y)
+        m = CoxPH(unit="days").fit(X, y)
     assert calls == [0.0, 0.01] and np.isfinite(m.coef_).all()
 
     def broken(self, *a, **k):
@@ -114,7 +114,7 @@ def test_convergence_failure_is_retried_with_a_warning_that_names_the_remedy(mon
 
     monkeypatch.setattr(CoxPHFitter, "fit", broken)
     with pytest.raises(CrmkitError, match="did not converge.*penalizer"):
-        CoxPH().fit(X, y)
+        CoxPH(unit="days").fit(X, y)
 
 
 def test_lifelines_convergence_warning_is_translated(monkeypatch, base):
@@ -129,4 +129,4 @@ def test_lifelines_convergence_warning_is_translated(monkeypatch, base):
 
     monkeypatch.setattr(CoxPHFitter, "fit", noisy)
     with pytest.warns(ConvergenceWarning, match="Newton-Raphson.*Remedy: raise the 'penalizer'"):
-        CoxPH().fit(X, y)
+        CoxPH(unit="days").fit(X, y)

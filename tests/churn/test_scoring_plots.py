@@ -32,7 +32,7 @@ def fitted():
     y = make_y(np.minimum(t, 500) + 1, t < 500)
     frame = X.with_columns(customer_id=pl.int_range(n).cast(pl.String),
                            tenure=pl.Series(rng.uniform(0, 200, n)))
-    return CoxPH(strata="tier").fit(X, y), WeibullAFT().fit(X.drop("tier"), y), frame, y
+    return CoxPH(unit="days", strata="tier").fit(X, y), WeibullAFT(unit="days").fit(X.drop("tier"), y), frame, y
 
 
 @pytest.mark.parametrize("which", [0, 1])
@@ -66,8 +66,15 @@ def test_scoring_refuses_missing_ids(fitted):
 
 def test_plots_return_axes(fitted):
     model, _, frame, y = fitted
-    ax = plot_survival_by_group(y["duration"], y["event"], frame["tier"])
+    import matplotlib.pyplot as plt
+    before = plt.get_fignums()
+    ax = plot_survival_by_group(y["duration"], y["event"], frame["tier"], unit="days")
     assert len(ax.get_lines()) == 3
+    legend = ax.get_legend()
+    assert legend.get_title().get_text() == "tier, 95% band"
+    assert all(t.get_text().startswith("tier = ") for t in legend.get_texts())
+    assert len(ax.collections) == 3  # one confidence band per group
+    assert plt.get_fignums() == before  # no figure left open in pyplot (Agg backend)
     prob = model.predict_churn(frame, horizons_days=(180,), lifetime=False).to_series()
     tab = metrics.calibration_table(y["duration"], y["event"], prob, 180.0)
     import matplotlib.pyplot as plt

@@ -118,3 +118,35 @@ def test_shards_partition_the_customers():
     parts = pl.concat([build_features(BANK, as_of=END, shard=(i, 3)) for i in range(3)])
     assert parts.sort("customer_id").equals(whole)
     assert BANK["customers"].filter(shard_filter(pl.col("customer_id"), 0, 3)).height < 150
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(days_back=st.integers(min_value=0, max_value=400),
+       spans=st.lists(st.tuples(st.integers(-3, 3), st.one_of(st.none(), st.integers(-3, 3))),
+                      min_size=1, max_size=12))
+def test_holdings_open_on_the_day_by_an_independent_count(days_back, spans):
+    """A holding is open on ``day`` when opened on or before it and not closed on or
+    before it: one closed exactly on ``day`` is closed. Openings and closings are
+    drawn around the day itself (-3..+3 days, closing the day it opened included),
+    and the count is checked against a plain Python count, not against
+    build_features on other inputs (which would share a boundary bug)."""
+    day = END - dt.timedelta(days=days_back)
+    cid = BANK["customers"]["customer_id"][0]
+    rows = []
+    for i, (o, c) in enumerate(spans):
+        opened = day + dt.timedelta(days=o)
+        closed = None if c is None else max(opened, day + dt.timedelta(days=c))
+        rows.append((f"HX{i}", cid, "P01", opened, closed, None if closed is None else "moved"))
+    extra = pl.DataFrame(rows, schema=BANK["holdings"].schema, orient="row")
+    tables = dict(BANK)
+    tables["holdings"] = pl.concat([BANK["holdings"].filter(pl.col("customer_id") != cid),
+                                    extra])
+    got = build_features(tables, as_of=day).filter(pl.col("customer_id") == cid).row(
+        0, named=True)
+    expect_open = sum(1 for *_, opened, closed, _ in rows
+                      if opened <= day and (closed is None or closed > day))
+    expect_closed = sum(1 for *_, opened, closed, _ in rows
+                        if opened <= day and closed is not None and closed <= day)
+    assert got["n_products_open"] == expect_open
+    assert got["n_products_closed_365d"] == expect_closed
+    assert got["n_products_ever"] == sum(1 for *_, opened, _c, _ in rows if opened <= day)

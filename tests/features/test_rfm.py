@@ -53,7 +53,8 @@ def test_missing_column_and_unit_detection():
 
 def test_pandas_output_and_no_value_col():
     out = rfm_summary(TX, value_col=None, output="pandas")
-    assert list(out.columns) == ["customer_id", "frequency", "recency_weeks", "T_weeks"]
+    assert out.index.name == "customer_id"  # indexed by customer, as lifetimes' frames
+    assert list(out.columns) == ["frequency", "recency_weeks", "T_weeks"]
 
 
 def test_calibration_holdout_split_counts_holdout_periods():

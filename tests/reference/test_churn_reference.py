@@ -41,7 +41,7 @@ def rossi(reference_dir):
 
 def test_cox_rossi_matches_r(rossi):
     X, y = rossi
-    m = CoxPH(time_unit="weeks").fit(X, y)
+    m = CoxPH(unit="weeks").fit(X, y)
     assert m.covariates_ == list(R_COX)
     np.testing.assert_allclose(m.coef_, list(R_COX.values()), atol=5e-5)
     assert m.log_likelihood_ == pytest.approx(-658.75, abs=5e-3)
@@ -59,7 +59,7 @@ def test_cox_rossi_in_a_pipeline_and_cv(rossi):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     X, y = rossi
-    scores = cross_val_score(make_pipeline(StandardScaler(), CoxPH(time_unit="weeks")),
+    scores = cross_val_score(make_pipeline(StandardScaler(), CoxPH(unit="weeks")),
                              X.to_numpy(), y, cv=KFold(5, shuffle=True, random_state=0))
     assert scores.shape == (5,)
     assert 0.55 < scores.mean() < 0.7
@@ -69,18 +69,17 @@ def test_cox_rossi_saved_model_predicts_identically_without_lifelines(rossi, tmp
     import subprocess
     import sys
     X, y = rossi
-    m = CoxPH(time_unit="weeks").fit(X, y)
-    path = tmp_path / "cox.json"
-    m.to_json(path)
+    m = CoxPH(unit="weeks").fit(X, y)
+    path = m.save(tmp_path / "cox.json")
     X.write_parquet(tmp_path / "X.parquet")
-    expected = m.predict_churn(X, horizons_days=(30, 90), elapsed=np.full(X.height, 4.0))
+    expected = m.predict_churn(X, (4, 13), elapsed=np.full(X.height, 4.0))
     code = (
         "import sys; sys.modules['lifelines'] = None\n"  # any lifelines import would fail
         "import numpy as np, polars as pl\n"
-        "from crmkit.churn import load_model\n"
-        f"m = load_model({str(path)!r})\n"
+        "import crmkit\n"
+        f"m = crmkit.load_model({str(path)!r})\n"
         f"X = pl.read_parquet({str(tmp_path / 'X.parquet')!r})\n"
-        "out = m.predict_churn(X, horizons_days=(30, 90), elapsed=np.full(X.height, 4.0))\n"
+        "out = m.predict_churn(X, (4, 13), elapsed=np.full(X.height, 4.0))\n"
         f"out.write_parquet({str(tmp_path / 'out.parquet')!r})\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -90,7 +89,7 @@ def test_cox_rossi_saved_model_predicts_identically_without_lifelines(rossi, tmp
 
 def test_weibull_rossi_matches_survreg(rossi):
     X, y = rossi
-    m = WeibullAFT(time_unit="weeks").fit(X, y)
+    m = WeibullAFT(unit="weeks").fit(X, y)
     assert m.intercept_ == pytest.approx(3.99, abs=5e-3)
     for name, beta in zip(m.covariates_, m.aft_coef_):
         assert beta == pytest.approx(R_SURVREG[name], abs=5e-4 if abs(R_SURVREG[name]) < .1
@@ -120,8 +119,8 @@ def test_telco_cox_beats_kaplan_meier_on_heldout_brier(telco_split):
     Xtr, Xte, ytr, yte = telco_split
     horizons = (90, 180, 365, 730)
     with pytest.warns(Warning, match="collinear"):
-        cox = CoxPH(time_unit="mean_months", penalizer=0.01).fit(Xtr, ytr)
-    km = KaplanMeierBaseline(time_unit="mean_months").fit(Xtr, ytr)
+        cox = CoxPH(unit="mean_months", penalizer=0.01).fit(Xtr, ytr)
+    km = KaplanMeierBaseline(unit="mean_months").fit(Xtr, ytr)
     rc = evaluate(cox, Xte, yte, y_train=ytr, horizons_days=horizons)
     rk = evaluate(km, Xte, yte, y_train=ytr, horizons_days=horizons)
     assert rc["integrated_brier"] < 0.75 * rk["integrated_brier"]
@@ -141,14 +140,14 @@ def test_strata_and_penalty_match_lifelines_directly(rossi):
     X, y = rossi
     df = X.to_pandas()
     df["week"], df["arrest"] = y["duration"], y["event"].astype(int)
-    ours = CoxPH(time_unit="weeks", strata=["wexp", "race"]).fit(X, y)
+    ours = CoxPH(unit="weeks", strata=["wexp", "race"]).fit(X, y)
     ref = CoxPHFitter(strata=["wexp", "race"]).fit(df, "week", "arrest")
     np.testing.assert_allclose(ours.coef_, ref.params_[ours.covariates_].to_numpy(), rtol=1e-6)
     assert ours.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-9)
     # survival of the first customer at week 30 (stratum baseline x relative hazard)
     s_ref = float(ref.predict_survival_function(df.iloc[[0]], times=[30.0]).iloc[0, 0])
     assert ours.predict_survival(X[:1], [30.0])[0, 0] == pytest.approx(s_ref, rel=1e-6)
-    pen = CoxPH(time_unit="weeks", penalizer=0.1).fit(X, y)
+    pen = CoxPH(unit="weeks", penalizer=0.1).fit(X, y)
     ref_pen = CoxPHFitter(penalizer=0.1).fit(df, "week", "arrest")
     np.testing.assert_allclose(pen.coef_, ref_pen.params_[pen.covariates_].to_numpy(), rtol=1e-6)
     s_ref = ref_pen.predict_survival_function(df.iloc[:5], times=[10.0, 40.0]).to_numpy().T
@@ -160,12 +159,16 @@ def test_weibull_survival_matches_lifelines(rossi):
     X, y = rossi
     df = X.to_pandas()
     df["week"], df["arrest"] = y["duration"], y["event"].astype(int)
-    ours = WeibullAFT(time_unit="weeks").fit(X, y)
+    ours = WeibullAFT(unit="weeks").fit(X, y)
     ref = WeibullAFTFitter().fit(df, "week", "arrest")
     times = [5.0, 26.0, 52.0, 104.0]
     np.testing.assert_allclose(ours.predict_survival(X[:10], times),
                                ref.predict_survival_function(df.iloc[:10], times=times)
                                .to_numpy().T, rtol=1e-6)
     np.testing.assert_allclose(ours.predict_churn(X[:10], lifetime=True)[
-        "median_remaining_days"].to_numpy() / 7, ref.predict_median(df.iloc[:10]).to_numpy(),
+        "median_remaining_weeks"].to_numpy(), ref.predict_median(df.iloc[:10]).to_numpy(),
         rtol=1e-6)
+    # lifelines' name gives lifelines' frame: rows are times, columns customers
+    np.testing.assert_allclose(ours.predict_survival_function(X[:10], times).to_numpy(),
+                               ref.predict_survival_function(df.iloc[:10], times=times)
+                               .to_numpy(), rtol=1e-6)

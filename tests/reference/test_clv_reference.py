@@ -273,7 +273,7 @@ def _with_params(cls, params, unit="weeks"):
     """A model carrying given parameters (for formula-only comparisons)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = cls(penalizer_coef=0.01).fit(pl.DataFrame({
+        m = cls(penalizer=0.01).fit(pl.DataFrame({
             "frequency": [0, 1, 2, 3, 0], "recency_weeks": [0.0, 5, 10, 20, 0],
             "T_weeks": [30.0, 30, 30, 30, 10]}))
     m.params_ = dict(params)
@@ -301,7 +301,7 @@ def test_bgnbd_published_cdnow(cdnow):
     assert m.n_customers_ == 2357 and m.unit_ == "weeks"
     # FHL 2005 section 5: x=2, t_x=30.43, T=38.86 -> 1.226 purchases in 39 weeks
     one = pl.DataFrame({"frequency": [2], "recency_weeks": [30.43], "T_weeks": [38.86]})
-    assert round(m.expected_purchases(one, horizon=39)["expected_purchases"][0], 3) == 1.226
+    assert round(m.expected_purchases(one, horizons=39)["expected_purchases"][0], 3) == 1.226
     # fit agrees with lifetimes' fit
     _close([p[k] for k in "r alpha a b".split()],
            [LIFETIMES["BetaGeo"]["params"][k] for k in "r alpha a b".split()], 1e-3)
@@ -359,7 +359,7 @@ def test_predictions_match_lifetimes(name, cls):
     ref = LIFETIMES[name]
     m = _with_params(cls, ref["params"])
     rows = _rows()
-    _close(m.expected_purchases(rows, horizon=39)["expected_purchases"], ref["expected_39"], 1e-6)
+    _close(m.expected_purchases(rows, horizons=39)["expected_purchases"], ref["expected_39"], 1e-6)
     _close(m.probability_alive(rows)["p_alive"], ref["p_alive"], 1e-6)
     _close(m.expected_purchases_new_customer(39), ref["new_customer_expected_39"], 1e-6)
     if "cond_pmf_39" in ref:
@@ -389,7 +389,7 @@ def test_mbgnbd_new_customer_pmf_matches_lifetimes():
 def test_gammagamma_predictions_match_lifetimes():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a 5-row stand-in, only its parameters are replaced
-        m = GammaGamma(penalizer_coef=0.01).fit(pl.DataFrame({
+        m = GammaGamma(penalizer=0.01).fit(pl.DataFrame({
             "frequency": [1, 2, 3, 1, 2], "monetary_value": [5.0, 9, 6, 20, 3]}))
     m.params_ = dict(LIFETIMES["GammaGamma"]["params"])
     got = m.expected_spend(pl.DataFrame({"frequency": [1, 2, 5, 10],
@@ -404,7 +404,7 @@ def test_bgbb_predictions_match_lifetimes(reference_dir):
     _close([m.params_[k] for k in ("alpha", "beta", "gamma", "delta")],
            [ref["params"][k] for k in ("alpha", "beta", "gamma", "delta")], 1e-3)
     m.params_ = dict(ref["params"])
-    _close(m.expected_purchases(d, horizon=5)["expected_purchases"], ref["expected_5"], 1e-6)
+    _close(m.expected_purchases(d, horizons=5)["expected_purchases"], ref["expected_5"], 1e-6)
     _close(m.probability_alive(d)["p_alive"], ref["p_alive_1"], 1e-6)
     counts = [11104 * m.probability_of_purchases_new_customer(k, 6) for k in range(7)]
     _close(counts, ref["new_customer_expected"], 1e-6)
@@ -420,6 +420,10 @@ def test_backtest_cdnow_master(reference_dir):
     assert m["actual_total"] == 19684
     assert abs(m["predicted_total"] - 16873.7) < 1.0
     assert abs(m["mae"] - 0.8187) < 1e-3
+    # the naive baseline (calibration rate x 39 weeks) and the model's gain over it
+    assert abs(m["baseline_mae"] - 1.0381) < 1e-3 and abs(m["baseline_total"] - 29010.6) < 1
+    assert abs(m["mae_gain_pct"] - 21.13) < 0.05 and m["beats_baseline"]
+    assert "baseline_holdout" in res.predictions.columns
     assert res.by_frequency.height == 8
     assert res.by_frequency["n_customers"].sum() == 23570
 

@@ -80,14 +80,15 @@ def fitted(rfm):
 # ------------------------------------------------------------------ contract
 @pytest.mark.parametrize("cls", RFM_MODELS + [GammaGamma, BetaGeoBetaBinom, ShiftedBetaGeometric])
 def test_estimator_contract(cls):
-    m = cls(penalizer_coef=0.1, max_iter=50)
-    assert m.get_params() == {"penalizer_coef": 0.1, "initial_params": None, "max_iter": 50}
+    m = cls(penalizer=0.1, max_iter=50)
+    assert m.get_params() == {"penalizer": 0.1, "initial_params": None, "max_iter": 50,
+                              "penalizer_coef": None}
     c = clone(m)
     assert c.get_params() == m.get_params() and c is not m
     with pytest.raises(SklearnNotFitted):
         check_is_fitted(m)
     with pytest.raises(NotFittedError, match="not fitted yet"):
-        _ = m.summary
+        _ = m.summary_
 
 
 @pytest.mark.parametrize("cls", RFM_MODELS)
@@ -102,11 +103,11 @@ def test_fit_returns_self_and_predict_needs_fit(cls, rfm):
 
 
 def test_bad_hyperparameters_use_standard_message(rfm):
-    with pytest.raises(ValueError, match="The 'penalizer_coef' parameter of BetaGeo must be a "
-                                         "non-negative number. Got -1 instead."):
-        BetaGeo(penalizer_coef=-1).fit(rfm)
-    with pytest.raises(ValueError, match="The 'horizon' parameter of BetaGeo.expected_purchases"):
-        BetaGeo(penalizer_coef=0.1).fit(rfm.head(200)).expected_purchases(rfm, horizon=-3)
+    with pytest.raises(ValueError, match=r"The 'penalizer' parameter of BetaGeo must be a "
+                                         r"float in the range \[0, inf\). Got -1 instead."):
+        BetaGeo(penalizer=-1).fit(rfm)
+    with pytest.raises(ValueError, match="The 'horizons' parameter of BetaGeo.expected_purchases"):
+        BetaGeo(penalizer=0.1).fit(rfm.head(200)).expected_purchases(rfm, horizons=-3)
     with pytest.raises(ValueError, match="initial_params"):
         BetaGeo(initial_params={"r": 1}).fit(rfm)
 
@@ -154,7 +155,7 @@ def test_unit_is_explicit(rfm):
     days = rfm.with_columns(pl.col("recency_weeks") * 7, pl.col("T_weeks") * 7).rename(
         {"recency_weeks": "recency_days", "T_weeks": "T_days"})
     with pytest.raises(SchemaError, match="fitted on durations in 'weeks'"):
-        ref.expected_purchases(days, horizon=52)
+        ref.expected_purchases(days, horizons=52)
     with pytest.raises(SchemaError, match="unit='days' was given"):
         BetaGeo().fit(rfm, unit="days")
 
@@ -167,7 +168,7 @@ def test_implausible_unit_is_flagged(rfm):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # it may not converge either
         with pytest.warns(DataWarning, match="Is the summary really in weeks"):
-            BetaGeo(penalizer_coef=0.01).fit(mislabelled.head(300))
+            BetaGeo(penalizer=0.01).fit(mislabelled.head(300))
 
 
 def test_input_checks_name_every_problem(rfm):
@@ -188,7 +189,7 @@ def test_input_checks_name_every_problem(rfm):
 def test_convergence_warning_says_what_to_try(rfm):
     # one iteration from absurd starting values: the optimiser is stopped early
     start = {"r": 100.0, "alpha": 0.001, "a": 50.0, "b": 0.01}
-    with pytest.warns(ConvergenceWarning, match="Try: penalizer_coef") as rec:
+    with pytest.warns(ConvergenceWarning, match="Try: penalizer") as rec:
         m = BetaGeo(max_iter=1, initial_params=start).fit(rfm)
     assert "gradient" in str(rec[0].message)
     assert not m.converged_
@@ -205,7 +206,7 @@ EXTREMES = pl.DataFrame({
 def test_extreme_customers_get_finite_predictions(fitted, name):
     m = fitted[name]
     pa = m.probability_alive(EXTREMES)["p_alive"].to_numpy()
-    e = m.expected_purchases(EXTREMES, horizon=52)["expected_purchases"].to_numpy()
+    e = m.expected_purchases(EXTREMES, horizons=52)["expected_purchases"].to_numpy()
     pk = m.probability_of_purchases(EXTREMES, k=[0, 1, 5], horizon=52).drop().to_numpy()
     assert np.isfinite(pa).all() and np.isfinite(e).all() and np.isfinite(pk).all()
     assert ((pa >= 0) & (pa <= 1)).all() and (e >= 0).all()
@@ -221,7 +222,7 @@ def test_conditional_pmf_is_consistent_with_expectation(fitted, name, rfm):
     pmf = m.probability_of_purchases(rows, k=ks, horizon=20).drop("customer_id").to_numpy()
     np.testing.assert_allclose(pmf.sum(axis=1), 1.0, atol=2e-4)
     mean = pmf @ np.array(ks)
-    e = m.expected_purchases(rows, horizon=20)["expected_purchases"].to_numpy()
+    e = m.expected_purchases(rows, horizons=20)["expected_purchases"].to_numpy()
     np.testing.assert_allclose(mean, e, rtol=2e-3, atol=2e-4)
 
 
@@ -236,7 +237,7 @@ def test_new_customer_predictions(fitted, name):
 
 def test_bgnbd_conditional_expectation_formula_by_simulation():
     """E[X(T, T+t) | x, t_x, T] against a Monte Carlo over the posterior (FHL 2005 eq. 10)."""
-    m = BetaGeo(penalizer_coef=0.0)
+    m = BetaGeo(penalizer=0.0)
     m.params_ = dict(TRUE)
     m.unit_ = "weeks"
     row = pl.DataFrame({"frequency": [2], "recency_weeks": [30.43], "T_weeks": [38.86]})
@@ -252,7 +253,7 @@ def test_bgnbd_conditional_expectation_formula_by_simulation():
     alive_w = (1 - p) ** x * lam**x * np.exp(-lam * T)
     future = (1 - np.exp(-lam * p * 39)) / p  # E[X(t) | lam, p, alive]
     mc = np.sum(alive_w * future) / np.sum(lik)
-    got = m.expected_purchases(row, horizon=39)["expected_purchases"][0]
+    got = m.expected_purchases(row, horizons=39)["expected_purchases"][0]
     assert got == pytest.approx(mc, rel=0.02)
     assert got == pytest.approx(1.226, abs=1e-3)
 
@@ -313,8 +314,8 @@ def test_json_round_trip(fitted, rfm, tmp_path, name):
     loaded = type(m).from_json(path)
     assert loaded.params_ == m.params_ and loaded.unit_ == "weeks"
     assert loaded.summary.equals(m.summary)
-    a = m.expected_purchases(rfm, horizon=26)
-    assert loaded.expected_purchases(rfm, horizon=26).equals(a)
+    a = m.expected_purchases(rfm, horizons=26)
+    assert loaded.expected_purchases(rfm, horizons=26).equals(a)
     assert type(load_clv_model(path)) is type(m)
     assert type(CLVModel.from_json(path.read_text())) is type(m)
     other = GammaGamma if name != "GammaGamma" else BetaGeo
@@ -343,21 +344,21 @@ def test_gammagamma(rfm, tmp_path):
 def test_customer_lifetime_value(fitted, rfm):
     bg = fitted["BetaGeo"]
     gg = GammaGamma().fit(rfm)
-    flat = customer_lifetime_value(bg, gg, rfm, horizon=52, annual_discount_rate=0.0, step=52)
-    e = bg.expected_purchases(rfm, horizon=52)["expected_purchases"]
+    flat = customer_lifetime_value(bg, gg, rfm, horizons=52, annual_discount_rate=0.0, step=52)
+    e = bg.expected_purchases(rfm, horizons=52)["expected_purchases"]
     s = gg.expected_spend(rfm)["expected_spend"]
     np.testing.assert_allclose(flat["clv"].to_numpy(), (e * s).to_numpy(), rtol=1e-10)
-    disc = customer_lifetime_value(bg, gg, rfm, horizon=52, annual_discount_rate=0.1, step=4,
+    disc = customer_lifetime_value(bg, gg, rfm, horizons=52, annual_discount_rate=0.1, step=4,
                                    margin=0.3)
     assert (disc["clv"] <= 0.3 * flat["clv"] + 1e-9).all()
     # one year of weeks at 10% a year discounts the last step by about 1/1.1
-    last = customer_lifetime_value(bg, gg, rfm.head(3), horizon=52, annual_discount_rate=0.1,
+    last = customer_lifetime_value(bg, gg, rfm.head(3), horizons=52, annual_discount_rate=0.1,
                                    step=52)
     np.testing.assert_allclose(last["clv"].to_numpy(),
                                flat["clv"].head(3).to_numpy() / 1.1 ** (364 / 365.25),
                                rtol=1e-10)
     with pytest.raises(ValueError, match="annual_discount_rate"):
-        customer_lifetime_value(bg, gg, rfm, horizon=52, annual_discount_rate=-0.1)
+        customer_lifetime_value(bg, gg, rfm, horizons=52, annual_discount_rate=-0.1)
 
 
 # ------------------------------------------------------------------ BG/BB and sBG
@@ -377,7 +378,7 @@ def test_bgbb_pmf_and_expectation(bgbb):
     pmf = np.column_stack([m.probability_of_purchases(d, k=k, horizon=5)[f"p_purchases_{k}"]
                            for k in range(6)])
     np.testing.assert_allclose(pmf.sum(axis=1), 1.0, atol=1e-10)
-    e = m.expected_purchases(d, horizon=5)["expected_purchases"].to_numpy()
+    e = m.expected_purchases(d, horizons=5)["expected_purchases"].to_numpy()
     np.testing.assert_allclose(pmf @ np.arange(6), e, rtol=1e-8)
     new = [m.probability_of_purchases_new_customer(k, 6) for k in range(7)]
     assert sum(new) == pytest.approx(1.0, abs=1e-10)
@@ -439,7 +440,7 @@ def test_backtest_one_call():
                                 "total_error_pct", "n_customers", "holdout_weeks"}
     assert res.predictions.columns == ["customer_id", "frequency_cal", "recency_cal_weeks",
                                        "T_cal_weeks", "frequency_holdout", "predicted_holdout",
-                                       "p_alive"]
+                                       "p_alive", "baseline_holdout"]
     assert res.metrics["n_customers"] == res.predictions.height
     assert res.by_frequency["n_customers"].sum() == res.predictions.height
     assert abs(res.metrics["total_error_pct"]) < 25
@@ -466,7 +467,7 @@ def test_plots_return_axes(fitted, rfm):
                        pl.col("T_cal_weeks").alias("T_weeks"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = BetaGeo(penalizer_coef=0.001).fit(cal)
+        m = BetaGeo(penalizer=0.001).fit(cal)
     assert plot_calibration_holdout(m, split).get_title().startswith("Calibration vs holdout")
     plt.close("all")
 
@@ -476,9 +477,9 @@ def test_rfm_summary_feeds_the_models():
     summary = rfm_summary(tx, observation_end="2024-06-23", unit="days")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = BetaGeo(penalizer_coef=0.001).fit(summary)
+        m = BetaGeo(penalizer=0.001).fit(summary)
     assert m.unit_ == "days"
-    assert m.expected_purchases(summary, horizon=365).height == summary.height
+    assert m.expected_purchases(summary, horizons=365).height == summary.height
 
 
 def test_expected_purchases_continuous_at_a_equal_one():
