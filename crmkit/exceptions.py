@@ -11,7 +11,9 @@ __all__ = [
     "CrmkitError",
     "CrmkitWarning",
     "DataWarning",
+    "InputError",
     "NotFittedError",
+    "QualityGateError",
     "SchemaError",
 ]
 
@@ -40,6 +42,29 @@ class SchemaError(CrmkitError, ValueError):
     def __init__(self, message: str, problems: list | None = None):
         super().__init__(message)
         self.problems = list(problems or [])
+
+
+class InputError(CrmkitError, ValueError):
+    """An input cannot be read as declared: a file cut off, a wrong encoding, a required
+    table absent or empty. The message names the file or table and where it failed."""
+
+
+class QualityGateError(CrmkitError, ValueError):
+    """The input passed validation row by row but fails a quality gate as a whole.
+
+    Too large a share of a table's rows rejected, or a table's row count too far
+    from the previous run's. ``breaches`` holds one :class:`crmkit.schema.Breach`
+    per failed check (table, check, value, limit, detail).
+
+    Examples
+    --------
+    >>> QualityGateError("transactions: 61% of rows rejected").breaches
+    []
+    """
+
+    def __init__(self, message: str, breaches: list | None = None):
+        super().__init__(message)
+        self.breaches = list(breaches or [])
 
 
 class ConfigError(CrmkitError, ValueError):
