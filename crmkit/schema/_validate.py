@@ -322,7 +322,9 @@ def _validate_table(
             checks.append(_Check(",".join(key), f"duplicate key {', '.join(key)} "
                                  "(first occurrence kept)", pl.lit(dup)))
     for col_name, other, other_col in spec.references:
-        if col_name not in present or other not in clean_so_far:
+        # an absent or empty table means "none": nothing to check a reference against
+        if col_name not in present or other not in clean_so_far \
+                or clean_so_far[other].height == 0:
             continue
         known = clean_so_far[other][other_col].unique()
         checks.append(_Check(col_name, f"references unknown {other}.{other_col}",
@@ -330,7 +332,7 @@ def _validate_table(
                              & ~pl.col(col_name).is_in(known.implode())))
     if contract.cross_table_rules:
         checks.extend(_cross_table_checks(spec, typed, present, clean_so_far, contract))
-    checks.extend(_sum_checks(spec, typed, clean_so_far))
+    checks.extend(_sum_checks(spec, typed, clean_so_far, contract))
     return _apply_checks(spec, frame, typed, checks, problems)
 
 
@@ -429,16 +431,23 @@ def _cross_table_checks(spec: Table, typed: pl.DataFrame, present: set[str],
     return checks
 
 
-def _sum_checks(spec: Table, typed: pl.DataFrame, clean: dict[str, pl.DataFrame]) -> list[_Check]:
+def _sum_checks(spec: Table, typed: pl.DataFrame, clean: dict[str, pl.DataFrame],
+                contract: Contract) -> list[_Check]:
     """Rows of customers whose money would not add up exactly in integer micro-units.
 
     The features sum a customer's amounts (and latest balances) as int64 micro-units;
     a customer whose absolute values add up past :data:`MAX_EXACT_SUM` would wrap.
     A cheap bound (rows times the largest value) rules this out on ordinary data.
+    Values already bad (non-finite, out of range) are left out of the sums.
     """
     limit = MAX_EXACT_SUM
+
+    def in_range(name: str) -> pl.Expr:
+        low, high = contract.range_for(spec.name, name)
+        return pl.col(name).is_finite() & pl.col(name).is_between(low, high)
+
     if spec.name == "transactions" and "customer_id" in typed.columns:
-        size = pl.col("amount").abs().filter(pl.col("amount").is_finite())
+        size = pl.col("amount").abs().filter(in_range("amount"))
         largest = typed.select(size.max()).item() or 0.0
         if largest * typed.height <= limit:
             return []
@@ -451,7 +460,7 @@ def _sum_checks(spec: Table, typed: pl.DataFrame, clean: dict[str, pl.DataFrame]
                        pl.col("customer_id").is_in(over.implode()), ("customer_id",))]
     holdings = clean.get("holdings")
     if spec.name == "balances" and holdings is not None and holdings.height:
-        size = pl.col("balance").abs().filter(pl.col("balance").is_finite())
+        size = pl.col("balance").abs().filter(in_range("balance"))
         largest = typed.select(size.max()).item() or 0.0
         most_accounts = holdings.group_by("customer_id").len()["len"].max() or 0
         if largest * most_accounts <= limit:
