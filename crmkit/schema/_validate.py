@@ -25,6 +25,7 @@ _TYPE_WORDS = {pl.Date: "a date", _TS: "a timestamp", pl.Int64: "a whole number"
                pl.Float64: "a number", pl.Boolean: "true or false", pl.String: "text"}
 # Tables whose rows belong to a customer and are dated: nothing before first_seen.
 _CUSTOMER_DATED = ("holdings", "transactions", "assignments", "contacts", "complaints")
+_WINDOW = r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$"
 
 
 @dataclass(frozen=True)
@@ -307,6 +308,10 @@ def _validate_table(
     if spec.name == "holdings":
         checks.append(_Check("closed", "closed before opened",
                              pl.col("closed") < pl.col("opened"), ("opened",)))
+    if spec.name == "customers" and "contact_window" in present:
+        window = pl.col("contact_window").str.strip_chars()
+        checks.append(_Check("contact_window", "contact window not 'HH:MM-HH:MM'",
+                             window.is_not_null() & ~window.str.contains(_WINDOW)))
     if spec.name == "managers":
         checks.append(_Check("level", f"level not one of {', '.join(MANAGER_LEVELS)}",
                              ~pl.col("level").is_in(list(MANAGER_LEVELS))))

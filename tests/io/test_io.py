@@ -27,7 +27,8 @@ def bank_tables() -> dict[str, pl.DataFrame]:
             "first_seen": [D(2020, 1, 31), D(2021, 6, 1), D(1999, 12, 31)],
             "birth_year": [1980, None, 1955], "risk_level": [3, 1, None],
             "opt_out_sms": [False, True, False], "opt_out_email": [False, False, True],
-            "opt_out_phone": [True, False, False],
+            "opt_out_phone": [True, False, False], "do_not_contact": [False, False, True],
+            "contact_window": ["09:00-18:00", None, "18:00-21:00"],
         },
         "products": {
             "product_id": ["P01", "P02", "0003"], "category": ["deposit", "fund", "bond"],
