@@ -402,37 +402,64 @@ def _date_of(typed: pl.DataFrame, name: str) -> pl.Expr:
     return pl.col(name).dt.date() if typed.schema[name] == _TS else pl.col(name)
 
 
+def _rows_breaking(typed: pl.DataFrame, key: str, reference: pl.DataFrame,
+                   bad: pl.Expr) -> pl.Series | None:
+    """Marker of the rows whose ``key`` is in ``reference`` and for which ``bad`` holds.
+
+    ``reference`` holds only the keys with a violation somewhere (found on an
+    aggregate), so the row-level look-up runs on their few rows, not on every row:
+    mapping 40M rows to their customer's first_seen cost minutes and gigabytes.
+    """
+    if reference.is_empty():
+        return None
+    idx = typed.select(pl.col(key).is_in(reference[key].implode())).to_series().arg_true()
+    sub = (typed.gather(idx).with_columns(idx.alias("__i"))
+           .join(reference, on=key, how="left"))
+    hit = sub.filter(bad.fill_null(False))["__i"]
+    if hit.is_empty():
+        return None
+    return pl.repeat(False, typed.height, eager=True).scatter(hit, True)
+
+
 def _cross_table_checks(spec: Table, typed: pl.DataFrame, present: set[str],
                         clean: dict[str, pl.DataFrame], contract: Contract) -> list[_Check]:
     checks: list[_Check] = []
     date_col = spec.date_column
     customers = clean.get("customers")
     if (spec.name in _CUSTOMER_DATED and customers is not None and date_col in present
-            and "customer_id" in present):
-        first_seen = pl.col("customer_id").replace_strict(
-            customers["customer_id"], customers["first_seen"], default=None,
-            return_dtype=pl.Date)
-        checks.append(_Check(date_col, "dated before the customer's first_seen",
-                             _date_of(typed, date_col) < first_seen, ("customer_id",)))
+            and "customer_id" in present and typed.height):
+        day = _date_of(typed, date_col)
+        earliest = (typed.group_by("customer_id").agg(day.min().alias("__d"))
+                    .join(customers.select("customer_id", pl.col("first_seen").alias("__f")),
+                          on="customer_id").filter(pl.col("__d") < pl.col("__f"))
+                    .select("customer_id", "__f"))
+        marker = _rows_breaking(typed, "customer_id", earliest, day < pl.col("__f"))
+        if marker is not None:
+            checks.append(_Check(date_col, "dated before the customer's first_seen",
+                                 pl.lit(marker), ("customer_id",)))
     holdings = clean.get("holdings")
-    if spec.name == "balances" and holdings is not None:
-        account = pl.col("account_id")
-        opened = account.replace_strict(holdings["account_id"], holdings["opened"],
-                                        default=None, return_dtype=pl.Date)
-        checks.append(_Check("date", "dated before the account was opened",
-                             pl.col("date") < opened))
+    if spec.name == "balances" and holdings is not None and typed.height:
+        earliest = (typed.group_by("account_id").agg(pl.col("date").min().alias("__d"))
+                    .join(holdings.select("account_id", pl.col("opened").alias("__o")),
+                          on="account_id").filter(pl.col("__d") < pl.col("__o"))
+                    .select("account_id", "__o"))
+        marker = _rows_breaking(typed, "account_id", earliest, pl.col("date") < pl.col("__o"))
+        if marker is not None:
+            checks.append(_Check("date", "dated before the account was opened", pl.lit(marker)))
         products = clean.get("products")
         if products is not None:
-            category = holdings.select(
-                "account_id",
-                pl.col("product_id").replace_strict(products["product_id"], products["category"],
-                                                    default=None, return_dtype=pl.String))
-            no_credit = category.filter(
-                ~pl.col("product_id").is_in(list(contract.credit_categories)))["account_id"]
-            allowed = ", ".join(contract.credit_categories) or "none"
-            checks.append(_Check(
-                "balance", f"negative balance on a product that is not credit ({allowed})",
-                (pl.col("balance") < 0) & account.is_in(no_credit.implode())))
+            negative = typed.filter(pl.col("balance") < 0).select("account_id").unique()
+            no_credit = (negative.join(holdings.select("account_id", "product_id"),
+                                       on="account_id")
+                         .join(products.select("product_id", "category"), on="product_id")
+                         .filter(~pl.col("category").is_in(list(contract.credit_categories)))
+                         .select("account_id"))
+            marker = _rows_breaking(typed, "account_id", no_credit, pl.col("balance") < 0)
+            if marker is not None:
+                allowed = ", ".join(contract.credit_categories) or "none"
+                checks.append(_Check(
+                    "balance", f"negative balance on a product that is not credit ({allowed})",
+                    pl.lit(marker)))
     return checks
 
 
