@@ -83,7 +83,9 @@ def apply(muts) -> tuple[dict[str, pl.DataFrame], dict[str, set[int]]]:
             continue
         bad = (kind == "null" and not canon.nullable) \
             or (kind == "text" and canon.dtype != pl.String) \
-            or kind in ("us_date", "impossible_date", "nan", "inf", "huge") \
+            or kind in ("us_date", "impossible_date") \
+            or (kind in ("nan", "inf") and canon.finite) \
+            or (kind == "huge" and canon.money) \
             or (kind == "future" and column == spec.date_column)
         if bad:
             must[table].add(row)
