@@ -126,8 +126,8 @@ def conform(frame: pl.DataFrame, table: str | None,
     contract's formats, never guessed); the parsed column replaces the original
     only when no value is lost (no non-null value becomes null). Otherwise the
     column is left as it is, so that ``validate`` can name the bad rows instead of
-    them vanishing here. Timestamps written with a UTC offset stay text too:
-    ``validate`` converts them to the contract's time zone. Ids stay strings.
+    them vanishing here. Timestamps with a UTC offset or a time zone stay as they
+    are too: ``validate`` converts them to the contract's time zone. Ids stay strings.
 
     Parameters
     ----------

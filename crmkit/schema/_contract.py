@@ -232,7 +232,8 @@ def cast_column(series: pl.Series, column: Column, table: str,
     Values that cannot be read become null (the caller names them as bad rows).
     Returns ``(values, n_aware)``: ``values`` is None when the whole type cannot be
     read as the canonical one (a list column as a date, say); ``n_aware`` counts
-    text values that carried a UTC offset and were converted to the contract's zone.
+    values that carried a time zone or UTC offset and were converted to the
+    contract's zone (:func:`crmkit.io.conform` leaves such columns to ``validate``).
     """
     contract = contract or Contract()
     source, target = series.dtype, column.dtype
@@ -248,9 +249,11 @@ def cast_column(series: pl.Series, column: Column, table: str,
             values, n_aware = _parse(series, formats, zone)
             return (values.dt.date() if target == _DATE else values), n_aware
         if isinstance(source, pl.Datetime):
+            n_aware = 0
             if source.time_zone is not None:
+                n_aware = series.len() - series.null_count()
                 series = series.dt.convert_time_zone(zone).dt.replace_time_zone(None)
-            return (series.dt.date() if target == _DATE else series.cast(_TS)), 0
+            return (series.dt.date() if target == _DATE else series.cast(_TS)), n_aware
         if source == _DATE and target == _TS:
             return series.cast(_TS), 0
         return None, 0

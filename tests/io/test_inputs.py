@@ -171,3 +171,20 @@ def test_preflight_finds_a_read_only_output_folder(tmp_path):
         assert "is not writable (Permission denied)" in problem
     finally:
         out.chmod(0o700)
+
+
+def test_zone_aware_database_columns_are_left_for_validate_to_convert(tmp_path):
+    import datetime as dt
+
+    from crmkit.io import conform
+
+    tx = pl.DataFrame({"customer_id": ["a"], "amount": [1.0],
+                       "timestamp": [dt.datetime(2024, 1, 31, 23, 30)]}).with_columns(
+        pl.col("timestamp").dt.replace_time_zone("UTC"))
+    assert conform(tx, "transactions").schema["timestamp"] == pl.Datetime("us", "UTC")
+    customers = pl.DataFrame({"customer_id": ["a"], "branch_id": ["b"],
+                              "first_seen": [dt.date(2024, 1, 1)]})
+    db = tmp_path / "bank.duckdb"
+    write_tables({"customers": customers, "transactions": tx}, db)
+    got = validate(read_tables(db), contract={"time_zone": "Asia/Shanghai"})
+    assert got.tables["transactions"]["timestamp"].to_list() == [dt.datetime(2024, 2, 1, 7, 30)]
