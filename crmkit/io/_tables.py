@@ -18,7 +18,7 @@ from crmkit._params import check_choice
 from crmkit.exceptions import InputError
 from crmkit.io._atomic import atomic_dir, atomic_write
 from crmkit.schema import TABLES, Contract
-from crmkit.schema._contract import cast_column
+from crmkit.schema._contract import cast_column, has_offsets
 
 __all__ = ["conform", "read_table", "read_tables", "write_table", "write_tables"]
 
@@ -156,6 +156,9 @@ def conform(frame: pl.DataFrame, table: str | None,
     for col in spec.columns:
         if col.name not in frame.columns or frame.schema[col.name] == col.dtype:
             continue
+        if col.dtype in (pl.Date, pl.Datetime("us")) and frame.schema[col.name] == pl.String \
+                and has_offsets(frame[col.name]):
+            continue  # validate converts them to the contract's zone: no parse here
         values, n_aware = cast_column(frame[col.name], col, table, contract)
         if values is None or n_aware:
             continue

@@ -235,3 +235,24 @@ def test_nothing_of_a_customer_before_first_seen_and_no_balance_before_opening()
 def test_the_sample_bank_keeps_every_cross_table_rule():
     res = validate(BANK, as_of=AS_OF)
     assert res.ok, res.report()
+
+
+@pytest.mark.parametrize("fmt", ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%6f",
+                                 "%Y-%m-%dT%H:%M:%S.%3f", "%Y-%m-%dT%H:%M:%S.%9f",
+                                 "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S+00:00",
+                                 "%Y-%m-%d %H:%M:%SZ"])
+def test_every_iso_form_reads_the_same_instants(fmt):
+    text = TX.head(3000).with_columns(pl.col("timestamp").dt.strftime(fmt))
+    got = validate({"customers": BANK["customers"], "transactions": text}).tables
+    assert got["transactions"]["timestamp"].equals(TX["timestamp"].head(3000))
+
+
+def test_a_column_mixing_iso_forms_reads_each_value_by_its_own_form():
+    forms = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%6f", "%Y-%m-%dT%H:%M:%S+00:00"]
+    head = TX.head(3000)
+    text = head.with_columns(
+        pl.when(pl.int_range(pl.len()) % 3 == 0).then(pl.col("timestamp").dt.strftime(forms[0]))
+        .when(pl.int_range(pl.len()) % 3 == 1).then(pl.col("timestamp").dt.strftime(forms[1]))
+        .otherwise(pl.col("timestamp").dt.strftime(forms[2])).alias("timestamp"))
+    got = validate({"customers": BANK["customers"], "transactions": text}).tables
+    assert got["transactions"]["timestamp"].equals(head["timestamp"])
