@@ -14,6 +14,7 @@ __all__ = [
     "InputError",
     "NotFittedError",
     "QualityGateError",
+    "RunLockedError",
     "SchemaError",
 ]
 
@@ -49,9 +50,10 @@ class InputError(CrmkitError, ValueError):
     table absent or empty. The message names the file or table and where it failed."""
 
 
-class QualityGateError(CrmkitError, ValueError):
-    """The input passed validation row by row but fails a quality gate as a whole.
+class QualityGateError(CrmkitError, RuntimeError):
+    """A run breached a quality gate (the CLI's exit code 3).
 
+    For the input: it passed validation row by row but fails as a whole.
     Too large a share of a table's rows rejected, or a table's row count too far
     from the previous run's. ``breaches`` holds one :class:`crmkit.schema.Breach`
     per failed check (table, check, value, limit, detail).
@@ -89,3 +91,7 @@ class ConvergenceWarning(CrmkitWarning):
 
 class DataWarning(CrmkitWarning):
     """Input data were usable but something in them deserves attention."""
+
+
+class RunLockedError(CrmkitError, RuntimeError):
+    """Another run for the same date holds its lock (the CLI's exit code 4)."""

@@ -44,7 +44,7 @@ def test_integers_still_fill_float_fields():
     ("features", {"windows": ["30"]}, "features.windows.0"),
     ("features", {"asset_weights": {"fund": math.inf}}, "features.asset_weights.fund"),
     ("inputs", {"sample_customers": "5000"}, "inputs.sample_customers"),
-    ("value", {"clv": {"annual_discount_rate": math.nan}}, "value.clv.annual_discount_rate"),
+    ("clv", {"annual_discount_rate": math.nan}, "clv.annual_discount_rate"),
 ])
 def test_pipeline_config_sections_are_strict(section, values, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):

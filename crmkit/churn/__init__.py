@@ -6,6 +6,7 @@ bounded memory. Metrics live in :mod:`crmkit.churn.metrics`.
 """
 
 from crmkit.churn import metrics
+from crmkit.churn._backtest import backtest, backtest_on
 from crmkit.churn._base import SurvivalModel, load_model
 from crmkit.churn._checks import find_separation, screen_covariates
 from crmkit.churn._cox import CoxPH
@@ -19,18 +20,19 @@ from crmkit.churn._data import (
 )
 from crmkit.churn._km import KaplanMeierBaseline
 from crmkit.churn._plots import plot_calibration, plot_reason_codes, plot_survival_by_group
+from crmkit.churn._prepare import DEFAULT_COVARIATES, prepare_covariates
 from crmkit.churn._scoring import score_customers
-from crmkit.churn._step import ChurnSettings, ChurnStepResult, prepare_covariates, run_churn_step
 from crmkit.churn._weibull import WeibullAFT
 
 __all__ = sorted([
-    "ChurnSettings",
-    "ChurnStepResult",
     "CoxPH",
+    "DEFAULT_COVARIATES",
     "KaplanMeierBaseline",
     "SurvivalModel",
     "TIME_UNITS",
     "WeibullAFT",
+    "backtest",
+    "backtest_on",
     "build_backtest_data",
     "build_survival_data",
     "find_separation",
@@ -42,7 +44,6 @@ __all__ = sorted([
     "plot_reason_codes",
     "plot_survival_by_group",
     "prepare_covariates",
-    "run_churn_step",
     "score_customers",
     "screen_covariates",
     "split_y",

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from crmkit._frames import to_polars
 from crmkit._params import check_date, check_positive
 from crmkit.churn._data import build_backtest_data, build_survival_data, frame_to_xy, split_y
 from crmkit.churn._metrics import (
@@ -17,7 +18,7 @@ from crmkit.churn._metrics import (
     time_dependent_auc,
 )
 
-__all__ = ["backtest", "evaluate"]
+__all__ = ["backtest", "backtest_on", "evaluate"]
 
 
 def evaluate(model: Any, X_test: Any, y_test: Any, *, horizons_days: Any = None,
@@ -109,9 +110,6 @@ def backtest(model: Any, customers: Any, churn: Any, covariates: Any, *, train_s
         ``c_index_harrell``, ``integrated_brier`` and the rest of :func:`evaluate`,
         ``model`` (the fitted clone), ``train_rows``, ``test_rows``.
     """
-    from sklearn.base import clone
-    from sklearn.metrics import roc_auc_score
-
     tr0 = check_date(train_start, "train_start", "backtest")
     te0 = check_date(test_start, "test_start", "backtest")
     h = check_positive(horizon_days, "horizon_days", "backtest")
@@ -121,6 +119,40 @@ def backtest(model: Any, customers: Any, churn: Any, covariates: Any, *, train_s
                                 time_unit=time_unit, start_col=start_col)
     test = build_backtest_data(customers, churn, as_of=te0, horizon_days=h,
                                covariates=covariates, time_unit=time_unit, start_col=start_col)
+    res = backtest_on(model, train, test, horizon_days=h, time_unit=time_unit)
+    res.update({"train_start": tr0.isoformat(), "test_start": te0.isoformat()})
+    return res
+
+
+def backtest_on(model: Any, train: Any, test: Any, *, horizon_days: float = 90,
+                time_unit: str = "days") -> dict:
+    """Fit a clone of ``model`` on ``train`` and score ``test`` (tables already built).
+
+    The second half of :func:`backtest`, for callers that build the two tables
+    themselves (the nightly run builds them shard by shard on a sample of customers).
+
+    Parameters
+    ----------
+    model : crmkit survival estimator (unfitted template)
+    train : table
+        :func:`crmkit.churn.build_survival_data` output with covariates.
+    test : table
+        :func:`crmkit.churn.build_backtest_data` output with the same covariates.
+    horizon_days : float
+    time_unit : str
+        The unit of the tables' ``duration_<unit>`` column.
+
+    Returns
+    -------
+    dict
+        As :func:`backtest`, without the window dates.
+    """
+    from sklearn.base import clone
+    from sklearn.metrics import roc_auc_score
+
+    h = check_positive(horizon_days, "horizon_days", "backtest_on")
+    train = to_polars(train, "train")
+    test = to_polars(test, "test")
     dur = f"duration_{time_unit}"
     numeric = [c for c, t in train.schema.items()
                if (t.is_numeric() or t == pl.Boolean) and c not in (dur, "event")
@@ -135,7 +167,7 @@ def backtest(model: Any, customers: Any, churn: Any, covariates: Any, *, train_s
         "auc_horizon": float(roc_auc_score(label, prob)) if 0 < label.sum() < label.size
         else float("nan"),
         "base_rate": float(label.mean()) if label.size else float("nan"),
-        "horizon_days": h, "train_start": tr0.isoformat(), "test_start": te0.isoformat(),
+        "horizon_days": h,
         "train_rows": int(Xtr.height), "test_rows": int(Xte.height), "model": fitted,
         "scores": pl.DataFrame({"customer_id": test["customer_id"], "churn_prob": prob,
                                 "churned_in_horizon": label}),

@@ -170,7 +170,9 @@ class SurvivalModel(BaseEstimator):
                 raise ValueError(f"{type(self).__name__}: Input X contains NaN or infinity in "
                                  f"{cols}; impute "
                                  "them the way the training data were imputed.")
-            lp = (Xc - self.means_) @ self.coef_
+            # a row-wise sum, not BLAS: a customer's score must not depend on which
+            # other customers share the batch (BLAS blocking changes the last bit)
+            lp = ((Xc - self.means_) * self.coef_).sum(axis=1)
         sidx = self._stratum_index(frame)
         return lp, sidx
 
@@ -345,7 +347,7 @@ class SurvivalModel(BaseEstimator):
             # smooth integrand: 64-point Gauss-Legendre on [a, a + tau] is exact to ~1e-12
             t = a[:, None] + tau * (_GL_NODES[None, :] + 1.0) / 2.0
             dH = self._baseline_cumhaz(t, sidx) - Ha[:, None]
-            return (tau / 2.0) * (np.exp(-dH * risk[:, None]) @ _GL_WEIGHTS)
+            return (tau / 2.0) * (np.exp(-dH * risk[:, None]) * _GL_WEIGHTS).sum(axis=1)
         # exact integral of the step function: segments [b_k, b_k+1) with H0 = Hb_k
         out = np.empty(lp.size)
         grid = self.baseline_times_

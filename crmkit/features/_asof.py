@@ -266,10 +266,11 @@ def _asset_features(holdings: pl.LazyFrame, products: pl.LazyFrame, balances: pl
     prior_day = day - dt.timedelta(days=90)
 
     def assets_on(on: dt.date, suffix: str) -> pl.LazyFrame:
-        latest = (
-            balances.select("account_id", "date", "balance").filter(pl.col("date") <= on)
-            .group_by("account_id").agg(pl.col("balance").get(pl.col("date").arg_max()))
-        )
+        rows = balances.select("account_id", "date", "balance").filter(pl.col("date") <= on)
+        # the latest snapshot per account by a max and a join (both hash-based, streamable)
+        # rather than get(arg_max), which holds every account's group in memory
+        latest = rows.join(rows.group_by("account_id").agg(pl.col("date").max()),
+                           on=["account_id", "date"], how="semi").select("account_id", "balance")
         open_acc = accounts.filter(_open_on(on)).join(latest, on="account_id", how="inner")
         aggs = [exact_sum(pl.col("balance") * pl.col("_w")).alias(f"financial_assets{suffix}")]
         if not suffix:

@@ -9,6 +9,7 @@ file and the place when an input is cut off or not in its declared encoding, and
 from crmkit.io._atomic import atomic_dir, atomic_write, write_json
 from crmkit.io._preflight import check_inputs, check_writable, preflight
 from crmkit.io._tables import conform, read_table, read_tables, write_table, write_tables
+from crmkit.io._writeback import write_back
 
 __all__ = sorted([
     "atomic_dir",
@@ -19,6 +20,7 @@ __all__ = sorted([
     "preflight",
     "read_table",
     "read_tables",
+    "write_back",
     "write_json",
     "write_table",
     "write_tables",

@@ -29,13 +29,14 @@ from crmkit.lifecycle._plots import (
     plot_transition_heatmap,
 )
 from crmkit.lifecycle._presets import preset_names
-from crmkit.lifecycle._run import run_lifecycle_step
+from crmkit.lifecycle._snapshot import run_lifecycle_step
 from crmkit.lifecycle._stages import assign_stages, lifecycle_features, recent_gap_feature
 from crmkit.lifecycle._transitions import (
     cohort_stages,
     stage_changes,
     stage_flows,
     transition_matrix,
+    transition_matrix_from_counts,
 )
 
 
@@ -77,4 +78,5 @@ __all__ = sorted([
     "stage_changes",
     "stage_flows",
     "transition_matrix",
+    "transition_matrix_from_counts",
 ])

@@ -12,7 +12,8 @@ from crmkit._params import check_choice, check_date
 from crmkit.exceptions import SchemaError
 from crmkit.lifecycle._config import STANDARD_STAGES
 
-__all__ = ["cohort_stages", "stage_changes", "stage_flows", "transition_matrix"]
+__all__ = ["cohort_stages", "stage_changes", "stage_flows", "transition_matrix",
+           "transition_matrix_from_counts"]
 
 NEW = "(new)"
 """``from_stage`` of customers absent from the previous run."""
@@ -126,16 +127,49 @@ def transition_matrix(previous: Any, current: Any, *, stages: list[str] | None =
         .with_columns(pl.col("from_stage").fill_null(NEW), pl.col("to_stage").fill_null(GONE))
     )
     counts = pairs.group_by("from_stage", "to_stage").agg(pl.len().cast(pl.Int64).alias("count"))
-    seen = (set(pairs["from_stage"]) | set(pairs["to_stage"])) - {NEW, GONE}
+    out = _matrix(counts, stages, include_new)
+    if form == "wide":
+        out = out.pivot(on="to_stage", index="from_stage", values="count",
+                        maintain_order=True)
+    return to_output(out, output)
+
+
+def transition_matrix_from_counts(counts: Any, *, stages: list[str] | None = None,
+                                  include_new: bool = True, output: Output = "polars"):
+    """The long transition matrix of :func:`transition_matrix` from pair counts.
+
+    ``counts`` has ``from_stage``, ``to_stage`` (``"(new)"`` / ``"(gone)"`` for
+    arrivals and departures) and ``count``; rows of one pair are summed, so counts
+    made shard by shard combine exactly.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> c = pl.DataFrame({"from_stage": ["growth", "growth", "growth"],
+    ...                   "to_stage": ["growth", "decline", "growth"], "count": [1, 1, 2]})
+    >>> m = transition_matrix_from_counts(c, include_new=False)
+    >>> m.filter(pl.col("from_stage") == "growth").select("to_stage", "count").rows()
+    [('growth', 3), ('decline', 1)]
+    """
+    frame = to_polars(counts, "counts").group_by("from_stage", "to_stage").agg(
+        pl.col("count").sum().cast(pl.Int64))
+    if not include_new:
+        frame = frame.filter((pl.col("from_stage") != NEW) & (pl.col("to_stage") != GONE))
+    return to_output(_matrix(frame, stages, include_new), output)
+
+
+def _matrix(counts: pl.DataFrame, stages: list[str] | None, include_new: bool) -> pl.DataFrame:
+    froms, tos = set(counts["from_stage"]), set(counts["to_stage"])
+    seen = (froms | tos) - {NEW, GONE}
     order = list(stages) if stages is not None else [s for s in STANDARD_STAGES if s in seen]
     order += sorted(s for s in seen if s not in order)
-    from_order = order + ([NEW] if include_new and NEW in set(pairs["from_stage"]) else [])
-    to_order = order + ([GONE] if include_new and GONE in set(pairs["to_stage"]) else [])
+    from_order = order + ([NEW] if include_new and NEW in froms else [])
+    to_order = order + ([GONE] if include_new and GONE in tos else [])
     grid = pl.DataFrame({"from_stage": from_order}).join(
         pl.DataFrame({"to_stage": to_order}), how="cross")
     rank_from = {s: i for i, s in enumerate(from_order)}
     rank_to = {s: i for i, s in enumerate(to_order)}
-    out = (
+    return (
         grid.join(counts, on=["from_stage", "to_stage"], how="left")
         .with_columns(pl.col("count").fill_null(0))
         .with_columns(
@@ -144,10 +178,6 @@ def transition_matrix(previous: Any, current: Any, *, stages: list[str] | None =
         .sort(pl.col("from_stage").replace_strict(rank_from, return_dtype=pl.Int64),
               pl.col("to_stage").replace_strict(rank_to, return_dtype=pl.Int64))
     )
-    if form == "wide":
-        out = out.pivot(on="to_stage", index="from_stage", values="count",
-                        maintain_order=True)
-    return to_output(out, output)
 
 
 def _history(history: Any, owner: str) -> pl.DataFrame:

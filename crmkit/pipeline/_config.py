@@ -18,6 +18,7 @@ from pydantic import Field, create_model, field_validator
 from crmkit._config import StrictModel, parse_config
 from crmkit.exceptions import ConfigError
 from crmkit.features import DEFAULT_ASSET_WEIGHTS
+from crmkit.pipeline._graph import order_steps
 from crmkit.pipeline._step import Step
 
 __all__ = ["FeaturesSection", "InputsSection", "RunSection", "ValidationSection",
@@ -32,6 +33,19 @@ class RunSection(StrictModel):
                                                 "to the config file")
     model_dir: str = Field("models", description="fitted models, relative to output_dir")
     report: bool = True
+    n_shards: int | Literal["auto"] = Field(
+        "auto", description="customer shards processed one at a time (memory is set by the "
+                            "shard size); 'auto' sizes them from the inputs and free memory")
+    shard_memory_mb: int = Field(2000, gt=0, description="with n_shards = 'auto': the working "
+                                                         "memory to aim for per shard (about "
+                                                         "six times its inputs in memory)")
+
+    @field_validator("n_shards")
+    @classmethod
+    def _shards(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 4096:
+            raise ValueError("n_shards must be 'auto' or a whole number from 1 to 4096")
+        return value
 
 
 class InputsSection(StrictModel):
@@ -61,7 +75,6 @@ class FeaturesSection(StrictModel):
 
     windows: list[int] = [30, 90, 365]
     asset_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ASSET_WEIGHTS))
-    n_shards: int = Field(1, gt=0, description="compute features shard by shard")
 
     @field_validator("windows")
     @classmethod
@@ -79,6 +92,9 @@ def pipeline_config_model(steps: list[Step]):
         "validation": (ValidationSection, ValidationSection()),
         "features": (FeaturesSection, FeaturesSection()),
     }
+    from crmkit.pipeline._drift import DriftConfig
+
+    fields["drift"] = (DriftConfig, DriftConfig())
     for step in steps:
         fields[step.name] = (step.config_model, step.config_model())
     return create_model("PipelineConfig", __base__=StrictModel, **fields)
@@ -107,6 +123,7 @@ def load_pipeline_config(source: str | Path | dict, steps: list[Step]):
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: invalid TOML: {err}") from None
         base = path.resolve().parent
+    order_steps(steps)  # a missing input or a cycle is a config error, before any work
     config = parse_config(pipeline_config_model(steps), data, "pipeline",
                           context={"base_dir": base})
     return config, base

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-__all__ = ["file_sha256", "frame_fingerprint", "versions"]
+__all__ = ["PhaseMeter", "file_sha256", "frame_fingerprint", "versions"]
 
 _PACKAGES = ("crmkit", "polars", "numpy", "scipy", "pandas", "pyarrow", "scikit-learn",
              "lifelines", "pydantic")
@@ -48,3 +48,54 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class PhaseMeter:
+    """Wall time and peak resident memory of each phase of a run (Linux /proc).
+
+    The kernel's peak-RSS counter is reset at the start of each phase, so a phase's
+    peak is its own (where resetting is not allowed, the peak so far is reported).
+
+    Examples
+    --------
+    >>> meter = PhaseMeter()
+    >>> meter.lap("load")
+    >>> sorted(meter.seconds), meter.peak_mb["load"] >= 0
+    (['load'], True)
+    """
+
+    def __init__(self) -> None:
+        import time
+
+        self._clock = time.perf_counter
+        self._t0 = self._clock()
+        self.seconds: dict[str, float] = {}
+        self.peak_mb: dict[str, float] = {}
+        self._reset()
+
+    @staticmethod
+    def _reset() -> None:
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+        except OSError:
+            pass
+
+    @staticmethod
+    def _peak_kb() -> int:
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def lap(self, name: str) -> None:
+        """Close the phase ``name``: record its time and peak, start the next one."""
+        now = self._clock()
+        self.seconds[name] = round(now - self._t0, 3)
+        self.peak_mb[name] = round(self._peak_kb() / 1024, 1)
+        self._t0 = now
+        self._reset()

@@ -1,11 +1,31 @@
-"""One nightly run: load, validate, features, the registered steps, then write the
-run folder atomically with its manifest and report."""
+"""One nightly run, shard by shard.
+
+1. **stage**: read the inputs in batches and split them into customer shards on
+   disk (:mod:`crmkit.pipeline._shards`); memory holds one batch;
+2. **validate** and **features**, one shard at a time;
+3. each **step**, in the order its declared inputs give: its model is loaded from
+   the store or refitted (``fit`` on statistics gathered over the shards), then
+   ``score`` runs shard by shard, writing each shard's tables, and ``finalize``
+   combines the shards' partial aggregates;
+4. **write**: shard parts are merged into one sorted file per table, with the
+   manifest and report, into a temporary folder renamed into place; models fitted
+   by the run are published to the store only then.
+
+Peak memory is set by the shard size; the outputs are identical, byte for byte,
+for any number of shards.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import time
-from dataclasses import dataclass
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +33,86 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from crmkit._params import check_date
-from crmkit.exceptions import ConfigError
+from crmkit.exceptions import QualityGateError, SchemaError
 from crmkit.features import build_features
-from crmkit.io import atomic_dir, read_tables, write_json, write_table
+from crmkit.features._shard import shard_index
+from crmkit.io import atomic_dir, write_json
 from crmkit.pipeline._config import load_pipeline_config
-from crmkit.pipeline._manifest import file_sha256, frame_fingerprint, versions
+from crmkit.pipeline._graph import order_steps
+from crmkit.pipeline._lock import remove_stale, run_lock
+from crmkit.pipeline._manifest import PhaseMeter, file_sha256, versions
 from crmkit.pipeline._registry import load_steps
-from crmkit.pipeline._step import RunContext, Step
-from crmkit.schema import tables_as_of, validate
+from crmkit.pipeline._shards import (
+    InputSource,
+    StagedInputs,
+    merge_parts,
+    part_path,
+    remove_tree,
+    split_file,
+    stage_inputs,
+    write_frame,
+    write_part,
+)
+from crmkit.pipeline._sources import open_source
+from crmkit.pipeline._step import Shard, ShardOutput, Step, StepSummary
+from crmkit.pipeline._store import (
+    ModelStore,
+    check_never,
+    due_for_refit,
+    settings_match,
+)
+from crmkit.schema import Problem, empty_table, tables_as_of, validate
 
-__all__ = ["RunResult", "find_previous_run", "run_pipeline"]
+__all__ = ["FitContext", "RunResult", "find_previous_run", "run_pipeline"]
+
+
+@dataclass
+class FitContext:
+    """What a step's ``fit``, ``fit_stats`` and ``finalize`` may know about the run."""
+
+    as_of: dt.date
+    n_customers: int
+    feature_options: dict[str, Any]
+    previous_run_dir: Path | None
+    input_fingerprint: str
+    notes: list[str] = field(default_factory=list)
+    work: Path | None = None
+    config_fingerprint: str = ""
+
+    def files_dir(self, step: str) -> Path:
+        """A folder for files a step writes besides its tables (exports); the runner
+        moves its contents into ``<run>/<step>/`` when the run is written."""
+        if self.work is None:
+            raise RuntimeError("files_dir is only available inside a run")
+        folder = self.work / "files" / step
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
 
 @dataclass
 class RunResult:
-    """What :func:`run_pipeline` did: the run folder, its manifest, and every table."""
+    """What :func:`run_pipeline` did: the run folder and its manifest.
+
+    Tables are read from the run folder when asked for (``features``,
+    ``outputs[step][table]``), so a result of a 10M-customer run costs nothing.
+    """
 
     run_dir: Path
     manifest: dict[str, Any]
-    features: pl.DataFrame
-    outputs: dict[str, dict[str, pl.DataFrame]]
+
+    @property
+    def features(self) -> pl.DataFrame:
+        """The run's features table."""
+        return pl.read_parquet(self.run_dir / "features" / "features.parquet")
+
+    @property
+    def outputs(self) -> dict[str, dict[str, pl.DataFrame]]:
+        """Every step's tables, by step and table name (read from the run folder)."""
+        out: dict[str, dict[str, pl.DataFrame]] = {}
+        for step, facts in self.manifest.get("steps", {}).items():
+            out[step] = {t: pl.read_parquet(self.run_dir / rel)
+                         for t, rel in facts.get("outputs", {}).items()}
+        return out
 
 
 def find_previous_run(output_dir: Path, as_of: dt.date) -> Path | None:
@@ -50,22 +130,233 @@ def find_previous_run(output_dir: Path, as_of: dt.date) -> Path | None:
     return max(found)[1] if found else None
 
 
-def _load_inputs(inputs, base: Path, as_of: dt.date) -> dict[str, pl.DataFrame]:
-    if inputs.source == "sample":
-        from crmkit.datasets import make_bank
+WORKING_SET_FACTOR = 6
 
-        if as_of > inputs.sample_data_end:
-            raise ConfigError(
-                f"The sample bank's data end on {inputs.sample_data_end.isoformat()}; run with "
-                f"--as-of on or before it, or set inputs.sample_data_end.")
-        bank = make_bank(inputs.sample_customers, seed=inputs.sample_seed,
-                         as_of=inputs.sample_data_end, years=inputs.sample_years)
-        return tables_as_of(bank, as_of)
-    source = inputs.source
-    if "://" not in source:
-        path = Path(source)
-        source = str(path if path.is_absolute() else (base / path))
-    return read_tables(source, format=inputs.format)
+
+def _n_shards(setting: int | str, source: InputSource, target_mb: int) -> int:
+    if setting != "auto":
+        return int(setting)
+    # validating a shard and building its features takes about six times the shard's
+    # inputs in memory (measured at 100k and 1M customers); keep that near the target
+    return max(1, min(4096, -(-WORKING_SET_FACTOR * source.nbytes // (target_mb * 1024 * 1024))))
+
+
+def _merge_problems(found: list[Problem]) -> list[Problem]:
+    merged: dict[tuple, list[Problem]] = {}
+    for p in found:
+        merged.setdefault((p.table, p.column, p.check, p.structural), []).append(p)
+
+    def row_no(example: str) -> int:
+        head = example.split(":", 1)[0]
+        return int(head[4:]) if head.startswith("row ") and head[4:].isdigit() else 0
+
+    out = []
+    for (table, column, check, structural), group in merged.items():
+        examples = sorted({e for p in group for e in p.examples}, key=row_no)[:5]
+        out.append(Problem(table, column, check, sum(p.n_rows for p in group),
+                           tuple(examples), structural))
+    return out
+
+
+class _Run:
+    """The state of one run while it is under way (work folder, shard count, parts)."""
+
+    def __init__(self, cfg: Any, day: dt.date, work: Path, staged: StagedInputs,
+                 previous: Path | None, feature_options: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.day = day
+        self.work = work
+        self.staged = staged
+        self.n = staged.n_shards
+        self.previous_dir = previous
+        self.feature_options = feature_options
+        self.outputs: dict[str, tuple[str, str]] = {"features": ("features", "features")}
+        self.clean = work / "clean"
+
+    def input_reader(self, name: str, index: int):
+        if name == "features" or name in self.outputs:
+            step, table = self.outputs[name]
+            return lambda: pl.read_parquet(part_path(self.work / "out", step, table, index))
+        if name in self.staged.shared:
+            return lambda: self.staged.shared[name]
+        path = self.clean / name / f"{index:05d}.parquet"
+        return lambda: pl.read_parquet(path) if path.exists() else empty_table(name)
+
+    def previous(self, step: str, table: str, shard: Shard) -> pl.DataFrame | None:
+        if self.previous_dir is None:
+            return None
+        path = self.previous_dir / step / f"{table}.parquet"
+        if not path.exists():
+            return None
+        if shard.count == 1:
+            return pl.read_parquet(path)
+        folder = self.work / "previous" / step / table
+        if not folder.exists():
+            # split the previous run's table into this run's shards once, not once a shard
+            split_file(path, shard.count, folder)
+        return pl.read_parquet(folder / f"{shard.index:05d}.parquet")
+
+    def shard(self, step: Step, index: int) -> Shard:
+        readers = {name: self.input_reader(name, index) for name in step.inputs}
+        readers.update({name: self.input_reader(name, index) for name in step.optional_inputs
+                        if name in self.outputs})
+        return Shard(index, self.n, self.day, readers, self.previous, self.feature_options,
+                     step.name)
+
+    def global_shard(self, step: Step) -> Shard:
+        def reader(name: str):
+            parts = [self.input_reader(name, i) for i in range(self.n)]
+            return lambda: pl.concat([p() for p in parts], how="vertical_relaxed")
+
+        readers = {name: reader(name) for name in step.inputs}
+        readers.update({name: reader(name) for name in step.optional_inputs
+                        if name in self.outputs})
+        return Shard(0, 1, self.day, readers, self.previous, self.feature_options, step.name)
+
+
+def _prepare_shards(run: _Run, mode: str, cut: bool, tick) -> dict[str, Any]:
+    """Validate every shard and build its features; returns the input facts."""
+    staged, day = run.staged, run.day
+    shared_check = validate({"customers": empty_table("customers"), **{
+        n: f for n, f in staged.shared.items()}}, as_of=None if cut else day, mode="quarantine")
+    shared = {n: shared_check.tables[n] for n in staged.shared if n in shared_check.tables}
+    problems = list(shared_check.problems)
+    rejected_counts = {n: 0 for n in staged.facts}
+    for name, frame in shared_check.rejected.items():
+        rejected_counts[name] = frame.height
+        write_part(frame, part_path(run.work / "rejected", "q", name, 0), key="_row")
+    staged.shared = shared
+    for i in range(run.n):
+        raw = {name: staged.read(name, i) for name in staged.sharded}
+        raw.update(shared)
+        checked = validate(raw, as_of=None if cut else day, mode="quarantine")
+        problems.extend(checked.problems)
+        tables = tables_as_of(checked.tables, day) if cut else checked.tables
+        for name in staged.sharded:
+            if name in tables:
+                write_frame(tables[name], run.clean / name / f"{i:05d}.parquet")
+        for name, frame in checked.rejected.items():
+            if name in staged.shared:
+                continue
+            rejected_counts[name] += frame.height
+            write_part(frame, part_path(run.work / "rejected", "q", name, i + 1), key="_row")
+        del raw, checked
+        features = build_features(tables, as_of=day, **run.feature_options)
+        write_part(features, part_path(run.work / "out", "features", "features", i))
+        del tables, features
+        tick(f"shard {i + 1}/{run.n}", None)
+    problems = _merge_problems(problems)
+    if problems and mode == "strict":
+        n = len(problems)
+        raise SchemaError(f"{n} problem{'s' if n != 1 else ''} in the input tables:\n"
+                          + "\n".join(str(p) for p in problems), problems)
+    return {"problems": problems, "rejected": rejected_counts}
+
+
+def _gather(step: Step, cfg: Any, run: _Run, ctx: FitContext) -> dict[str, pl.DataFrame]:
+    """The step's fit statistics of every shard, concatenated (shard order)."""
+    if step.fit_stats is None:
+        return {}
+    gathered: dict[str, list[pl.DataFrame]] = {}
+    for i in range(run.n):
+        for name, frame in step.fit_stats(run.shard(step, i), cfg, ctx).items():
+            gathered.setdefault(name, []).append(frame)
+    return {n: pl.concat(fs, how="vertical_relaxed") for n, fs in gathered.items()}
+
+
+def _load_or_fit(step: Step, cfg: Any, run: _Run, ctx: FitContext, store: ModelStore,
+                 staging: list[Path]) -> tuple[Any, dict[str, Any]]:
+    """The step's fitted state (stored or refitted) and what the manifest says of it."""
+    spec = step.model
+    schedule = spec.schedule(cfg)
+    settings = spec.settings(cfg)
+    facts: dict[str, Any] = {"model": spec.name, "refit_schedule": schedule}
+    reason = None
+    stored = None
+    for fit_day, path in store.candidates(spec.name, run.day):
+        try:
+            from crmkit.pipeline._store import load_envelope
+
+            envelope = load_envelope(path)
+            if envelope.get("name") != spec.name:
+                raise ValueError(f"model file {path} holds {envelope.get('name')!r}")
+            stored = (fit_day, path, envelope)
+        except ValueError as err:
+            reason = f"{err}; refitted"
+            check_never(schedule, spec.name, str(err))
+        break
+    state = None
+    if stored is not None:
+        fit_day, path, envelope = stored
+        if not settings_match(envelope, settings):
+            reason = f"settings changed since the fit of {fit_day} ({path.name}); refitted"
+        elif not due_for_refit(fit_day, run.day, schedule):
+            try:
+                state = spec.load(envelope["payload"], cfg)
+            except Exception as err:  # a payload that does not load is a corrupt model
+                reason = f"model file {path} does not load ({err}); refitted"
+                check_never(schedule, spec.name, f"model file {path} does not load ({err})")
+            else:
+                facts.update(refitted=False, fitted_as_of=fit_day.isoformat(),
+                             stored_at=str(path), training=envelope.get("training", {}),
+                             metrics=envelope.get("metrics", {}))
+                return state, facts
+        else:
+            reason = f"due on the {schedule} schedule (last fit {fit_day.isoformat()})"
+    elif reason is None:
+        reason = "no stored model fitted on or before the run date"
+    result = step.fit(_gather(step, cfg, run, ctx), ctx, cfg)
+    folder = store.stage(run.day, spec.name, step.name, settings, payload=result.payload,
+                         fingerprint=ctx.input_fingerprint, training=result.training,
+                         metrics=result.metrics, staging=staging[0] if staging else None)
+    if not staging:
+        staging.append(folder)
+    facts.update(refitted=True, refit_reason=reason, fitted_as_of=run.day.isoformat(),
+                 training=result.training, metrics=result.metrics)
+    return result.state, facts
+
+
+def _run_step(step: Step, cfg: Any, run: _Run, ctx: FitContext, store: ModelStore,
+              staging: list[Path]) -> dict[str, Any]:
+    state, facts = (None, {})
+    if step.model is not None:
+        state, model_facts = _load_or_fit(step, cfg, run, ctx, store, staging)
+        facts["model"] = model_facts
+    elif step.fit is not None:  # a global fit made afresh every run, not stored
+        state = step.fit(_gather(step, cfg, run, ctx), ctx, cfg).state
+    partials: dict[str, list[pl.DataFrame]] = {}
+    shards = [run.global_shard(step)] if step.scope == "global" else \
+        [run.shard(step, i) for i in range(run.n)]
+    for shard in shards:
+        out: ShardOutput = step.score(shard, cfg, state)
+        unknown = set(out.tables) - set(step.outputs)
+        if unknown:
+            raise RuntimeError(f"step {step.name!r} returned tables it does not declare: "
+                               f"{', '.join(sorted(unknown))}")
+        for table in step.outputs:
+            frame = out.tables.get(table)
+            if frame is None:
+                raise RuntimeError(f"step {step.name!r} did not return its output {table!r}")
+            if step.scope == "global":
+                # one part per shard file name keeps the reader uniform
+                for i in range(run.n):
+                    part = frame if run.n == 1 else frame.filter(
+                        shard_index(pl.col("customer_id"), run.n) == i)
+                    write_part(part, part_path(run.work / "out", step.name, table, i))
+            else:
+                write_part(frame, part_path(run.work / "out", step.name, table, shard.index))
+        for name, frame in out.partials.items():
+            partials.setdefault(name, []).append(frame)
+        del out
+    for table in step.outputs:
+        run.outputs[f"{step.name}.{table}"] = (step.name, table)
+    summary = StepSummary()
+    if step.finalize is not None:
+        combined = {n: pl.concat(fs, how="vertical_relaxed") for n, fs in partials.items()}
+        summary = step.finalize(combined, cfg, state, ctx)
+    facts.update(summary.facts)
+    facts["_tables"] = summary.tables
+    return facts
 
 
 def run_pipeline(
@@ -74,17 +365,25 @@ def run_pipeline(
     as_of: dt.date | str,
     steps: list[Step] | None = None,
     progress: bool | None = None,
+    force: bool = False,
+    wait: float = 0.0,
+    log: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Run the nightly pipeline described by ``config`` as of one date.
 
     The run folder ``<output_dir>/<as_of>/`` holds ``features/features.parquet``,
     one folder per step with its tables, ``quarantine/`` (rejected rows with their
     reasons, and ``problems.csv``), ``manifest.json`` (inputs, row counts, config,
-    versions, timings, output checksums) and ``report.html``. It is written to a
-    temporary folder and renamed into place, so a crash never leaves half a run;
-    a rerun for the same date replaces the folder whole. Outputs are a pure
-    function of (inputs, config, as_of, stored models): a rerun gives identical
-    tables.
+    versions, models, warnings, timings, output checksums) and ``report.html``. It is
+    written to a temporary folder and renamed into place, so a crash never leaves
+    half a run. Models fitted by the run are published to the model store only when
+    the run folder is complete. Outputs are a pure function of (inputs, config,
+    as_of, stored models), whatever the number of shards.
+
+    One run per date at a time: a second run for the same date waits up to ``wait``
+    seconds for the first, then raises :class:`crmkit.RunLockedError`. Holding the
+    lock, a run removes what killed runs of its date left behind. A complete run
+    with the same config is not repeated unless ``force``.
 
     Parameters
     ----------
@@ -93,114 +392,273 @@ def run_pipeline(
     as_of : date or str
         The run date.
     steps : list of Step, optional
-        Defaults to the registered steps.
+        Defaults to the registered steps; ordered by their declared inputs.
     progress : bool, optional
         Show a progress bar (default: when stderr is a terminal).
+    force : bool
+        Recompute a run that is already complete with this config.
+    wait : float
+        Seconds to wait for another run of the same date.
+    log : callable, optional
+        Called with one JSON-able record per phase (``event``, ``phase``, timings,
+        peak memory, counts): the CLI's ``--log-json``.
 
     Returns
     -------
     RunResult
     """
     day = check_date(as_of, "as_of", "run_pipeline")
-    steps = load_steps() if steps is None else steps
+    steps = order_steps(load_steps() if steps is None else steps)
     cfg, base = load_pipeline_config(config, steps)
     output_dir = Path(cfg.run.output_dir)
     output_dir = (output_dir if output_dir.is_absolute() else base / output_dir).resolve()
     model_dir = Path(cfg.run.model_dir)
     model_dir = model_dir if model_dir.is_absolute() else output_dir / model_dir
+    store = ModelStore(model_dir)
     run_dir = output_dir / day.isoformat()
     previous = find_previous_run(output_dir, day)
-
-    started = dt.datetime.now(dt.timezone.utc)
-    timings: dict[str, float] = {}
-    names = ["load", "validate", "features", *[s.name for s in steps], "write"]
-    bar = tqdm(total=len(names), desc=f"{cfg.run.name} {day}", unit="step",
-               disable=(not progress) if progress is not None else None, leave=False)
-
-    def tick(name: str, t0: float) -> None:
-        timings[name] = round(time.perf_counter() - t0, 3)
-        bar.update(1)
-        bar.set_postfix_str(name)
-
-    t0 = time.perf_counter()
-    raw = _load_inputs(cfg.inputs, base, day)
-    tick("load", t0)
-
-    t0 = time.perf_counter()
-    cut = cfg.validation.future_rows == "cut"
-    checked = validate(raw, as_of=None if cut else day, mode=cfg.validation.mode)
-    tables = tables_as_of(checked.tables, day) if cut else checked.tables
-    tick("validate", t0)
-
-    t0 = time.perf_counter()
     fcfg = cfg.features
     feature_options = {"windows": list(fcfg.windows), "asset_weights": dict(fcfg.asset_weights)}
-    if fcfg.n_shards > 1:
-        features = pl.concat([
-            build_features(tables, as_of=day, shard=(i, fcfg.n_shards), **feature_options)
-            for i in range(fcfg.n_shards)
-        ]).sort("customer_id")
-    else:
-        features = build_features(tables, as_of=day, **feature_options)
-    tick("features", t0)
 
-    ctx = RunContext(as_of=day, tables=tables, features=features, model_dir=model_dir,
-                     previous_run_dir=previous, feature_options=feature_options)
-    step_facts: dict[str, Any] = {}
-    for step in steps:
-        t0 = time.perf_counter()
-        result = step.run(ctx, getattr(cfg, step.name))
-        ctx.outputs[step.name] = result.tables
-        step_facts[step.name] = result.manifest
-        tick(step.name, t0)
+    started = dt.datetime.now(dt.timezone.utc)
+    meter = PhaseMeter()
+    bar = tqdm(total=3 + len(steps), desc=f"{cfg.run.name} {day}", unit="step",
+               disable=(not progress) if progress is not None else None, leave=False)
 
-    t0 = time.perf_counter()
-    manifest: dict[str, Any] = {
-        "run": {"name": cfg.run.name, "as_of": day.isoformat(),
-                "started_at": started.isoformat(timespec="seconds"),
-                "previous_run": previous.name if previous else None},
-        "config": cfg.model_dump(mode="json"),
-        "versions": versions(),
-        "inputs": {
-            "source": cfg.inputs.source,
-            "tables": {name: {"rows": int(raw[name].height),
-                              "rejected": int(checked.rejected[name].height)
-                              if name in checked.rejected else 0,
-                              "fingerprint": frame_fingerprint(raw[name])}
-                       for name in raw},
-        },
-        "validation": {"mode": cfg.validation.mode, "future_rows": cfg.validation.future_rows,
-                       "problems": [str(p) for p in checked.problems]},
-        "steps": {},
-    }
-    with atomic_dir(run_dir) as tmp:
-        written: dict[str, dict[str, Any]] = {}
+    def tick(name: str, done: str | None = "") -> None:
+        if done is None:  # progress within a phase
+            bar.set_postfix_str(name)
+            return
+        meter.lap(name)
+        bar.update(1)
+        bar.set_postfix_str(name)
+        _emit(log, {"event": "phase", "as_of": day.isoformat(), "phase": name,
+                    "seconds": meter.seconds[name], "peak_rss_mb": meter.peak_mb[name]})
 
-        def put(rel: str, frame: pl.DataFrame) -> None:
-            path = write_table(frame, tmp / rel)
-            written[rel] = {"rows": frame.height, "sha256": file_sha256(path)}
+    _check_writable(output_dir, model_dir)
+    with run_lock(output_dir, day, wait):
+        stale = remove_stale(output_dir, day, model_dir)
+        done = run_dir / "manifest.json"
+        if done.exists() and not force:
+            manifest = json.loads(done.read_text(encoding="utf-8"))
+            if manifest.get("config") == cfg.model_dump(mode="json"):
+                _emit(log, {"event": "skipped", "as_of": day.isoformat(),
+                            "reason": "complete run with the same config; use force"})
+                bar.close()
+                return RunResult(run_dir=run_dir, manifest=manifest)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            manifest = _execute(cfg, base, day, steps, output_dir, run_dir, store, previous,
+                                feature_options, started, meter, bar, tick, stale, caught)
+    _emit(log, {"event": "done", "as_of": day.isoformat(), "run_dir": str(run_dir),
+                "n_shards": manifest["run"]["n_shards"],
+                "rows": {k: v["rows"] for k, v in manifest["outputs"].items()},
+                "rejected": {k: v["rejected"] for k, v in manifest["inputs"]["tables"].items()},
+                "problems": len(manifest["validation"]["problems"]),
+                "warnings": len(manifest["warnings"])})
+    for line in manifest["warnings"]:
+        warnings.warn(line, RunWarning, stacklevel=2)
+    return RunResult(run_dir=run_dir, manifest=manifest)
 
-        put("features/features.parquet", features)
-        for name, frame in checked.rejected.items():
-            put(f"quarantine/{name}.parquet", frame)
-        if checked.problems:
-            put("quarantine/problems.csv", checked.problems_frame())
+
+def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, feature_options,
+             started, meter, bar, tick, stale, caught) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix=f".{day.isoformat()}.work.", dir=output_dir))
+    staging: list[Path] = []
+    try:
+        source = open_source(cfg.inputs, base, day)
+        n = _n_shards(cfg.run.n_shards, source, cfg.run.shard_memory_mb)
+        staged = stage_inputs(source, n, work / "inputs")
+        del source
+        tick("load")
+        run = _Run(cfg, day, work, staged, previous, feature_options)
+        checked = _prepare_shards(run, cfg.validation.mode, cfg.validation.future_rows == "cut",
+                                  tick)
+        tick("validate_features")
+        fingerprint = hashlib.sha256("".join(
+            f"{k}:{v['fingerprint']}" for k, v in sorted(staged.facts.items())).encode()
+        ).hexdigest()
+        n_customers = sum(pl.scan_parquet(part_path(work / "out", "features", "features", i))
+                          .select(pl.len()).collect().item() for i in range(n))
+        ctx = FitContext(day, n_customers, feature_options, previous, fingerprint, work=work,
+                         config_fingerprint=hashlib.sha256(json.dumps(
+                             cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest())
+        step_facts: dict[str, Any] = {}
         for step in steps:
-            outs = {}
-            for table, frame in ctx.outputs[step.name].items():
-                rel = f"{step.name}/{table}.parquet"
-                put(rel, frame)
-                outs[table] = rel
-            manifest["steps"][step.name] = {"outputs": outs, **step_facts[step.name]}
-        manifest["outputs"] = written
-        tick("write", t0)
-        manifest["timings_seconds"] = timings
-        manifest["run"]["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(
-            timespec="seconds")
-        if cfg.run.report:
-            from crmkit.report import write_run_report
+            step_facts[step.name] = _run_step(step, getattr(cfg, step.name), run, ctx, store,
+                                              staging)
+            tick(step.name)
 
-            write_run_report(tmp / "report.html", manifest, features, ctx.outputs)
-        write_json(manifest, tmp / "manifest.json")
-    bar.close()
-    return RunResult(run_dir=run_dir, manifest=manifest, features=features, outputs=ctx.outputs)
+        manifest: dict[str, Any] = {
+            "run": {"name": cfg.run.name, "as_of": day.isoformat(),
+                    "started_at": started.isoformat(timespec="seconds"),
+                    "previous_run": previous.name if previous else None},
+            "config": cfg.model_dump(mode="json"),
+            "versions": versions(),
+            "inputs": {
+                "source": cfg.inputs.source,
+                "fingerprint": fingerprint,
+                "tables": {name: {**facts, "rejected": checked["rejected"].get(name, 0)}
+                           for name, facts in sorted(staged.facts.items())},
+            },
+            "validation": {"mode": cfg.validation.mode,
+                           "future_rows": cfg.validation.future_rows,
+                           "problems": [str(p) for p in checked["problems"]]},
+            "steps": {},
+        }
+        with atomic_dir(run_dir) as tmp:
+            written: dict[str, dict[str, Any]] = {}
+
+            def record(rel: str, rows: int) -> None:
+                written[rel] = {"rows": int(rows), "sha256": file_sha256(tmp / rel)}
+
+            def merged(step: str, table: str, key: str = "customer_id") -> str:
+                rel = f"{step}/{table}.parquet"
+                parts = [part_path(work / "out", step, table, i) for i in range(n)]
+                record(rel, merge_parts(parts, tmp / rel, key=key))
+                return rel
+
+            merged("features", "features")
+            for name in sorted(staged.facts):
+                parts = sorted((work / "rejected" / "q" / name).glob("*.parquet"))
+                if parts and checked["rejected"].get(name):
+                    rel = f"quarantine/{name}.parquet"
+                    record(rel, merge_parts(parts, tmp / rel, key="_row"))
+            if checked["problems"]:
+                problems = pl.DataFrame(
+                    {"table": [p.table for p in checked["problems"]],
+                     "column": [p.column for p in checked["problems"]],
+                     "check": [p.check for p in checked["problems"]],
+                     "n_rows": [p.n_rows for p in checked["problems"]],
+                     "examples": [" | ".join(p.examples) for p in checked["problems"]]},
+                    schema={"table": pl.String, "column": pl.String, "check": pl.String,
+                            "n_rows": pl.Int64, "examples": pl.String})
+                (tmp / "quarantine").mkdir(exist_ok=True)
+                problems.write_csv(tmp / "quarantine" / "problems.csv")
+                record("quarantine/problems.csv", problems.height)
+            for step in steps:
+                facts = step_facts[step.name]
+                outs = {t: merged(step.name, t) for t in step.outputs}
+                for table, frame in facts.pop("_tables").items():
+                    rel = f"{step.name}/{table}.parquet"
+                    write_frame(frame, tmp / rel)
+                    record(rel, frame.height)
+                    outs[table] = rel
+                manifest["steps"][step.name] = {"outputs": dict(sorted(outs.items())), **facts}
+                files = work / "files" / step.name
+                if files.is_dir():
+                    for path in sorted(p for p in files.rglob("*") if p.is_file()):
+                        rel = f"{step.name}/{path.relative_to(files).as_posix()}"
+                        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                        shutil.move(path, tmp / rel)
+                        written[rel] = {"rows": None, "sha256": file_sha256(tmp / rel)}
+            drift = _drift(cfg, tmp, manifest, previous)
+            if drift is not None:
+                manifest["drift"] = drift.to_manifest()
+                if drift.failed and cfg.drift.on_breach == "fail":
+                    raise QualityGateError(
+                        "The run breached its quality gates (nothing was written): "
+                        + "; ".join(drift.messages))
+            manifest["outputs"] = written
+            tick("write")
+            manifest["timings_seconds"] = meter.seconds
+            manifest["peak_rss_mb"] = meter.peak_mb
+            manifest["stale_removed"] = stale
+            manifest["warnings"] = _warning_lines(caught)
+            manifest["run"]["n_shards"] = n
+            manifest["run"]["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(
+                timespec="seconds")
+            if cfg.run.report:
+                from crmkit.report import write_run_report
+
+                write_run_report(tmp / "report.html", manifest, _report_features(tmp),
+                                 _LazyOutputs(tmp, manifest))
+            write_json(manifest, tmp / "manifest.json")
+        for folder in staging:
+            store.publish(folder)
+        staging.clear()
+    finally:
+        for folder in staging:
+            store.discard(folder)
+        remove_tree(work)
+        bar.close()
+    return manifest
+
+
+class RunWarning(UserWarning):
+    """A warning raised during a run, passed on once the run is complete."""
+
+
+def _warning_lines(caught: list) -> list[str]:
+    """Each distinct warning once, as ``Category: message`` (the manifest keeps them all)."""
+    seen: dict[str, None] = {}
+    for w in caught:
+        if issubclass(w.category, RunWarning):
+            continue
+        seen.setdefault(f"{w.category.__name__}: {str(w.message).strip()}", None)
+    return list(seen)
+
+
+def _emit(log: Callable[[dict[str, Any]], None] | None, record: dict[str, Any]) -> None:
+    if log is not None:
+        log(record)
+
+
+def _check_writable(*folders: Path) -> None:
+    """Fail before any work when an output or model folder cannot be written."""
+    for folder in folders:
+        probe = folder
+        while not probe.exists():
+            probe = probe.parent
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise PermissionError(f"The folder {folder} cannot be written (checked before "
+                                  "the run started); fix its permissions or change "
+                                  "[run] output_dir / model_dir.")
+
+
+def _drift(cfg: Any, run_dir: Path, manifest: dict[str, Any], previous: Path | None):
+    """The drift checks against the previous run (key feature columns only are read)."""
+    from crmkit.pipeline._drift import check_drift
+
+    if not cfg.drift.enabled:
+        return None
+
+    def features_of(folder: Path) -> pl.DataFrame | None:
+        path = folder / "features" / "features.parquet"
+        if not path.exists():
+            return None
+        names = pl.read_parquet_schema(path)
+        return pl.read_parquet(path, columns=["customer_id", *[
+            c for c in cfg.drift.features if c in names and c != "customer_id"]])
+
+    prev_manifest = None
+    if previous is not None and (previous / "manifest.json").exists():
+        prev_manifest = json.loads((previous / "manifest.json").read_text(encoding="utf-8"))
+    return check_drift(features_of(run_dir), _LazyOutputs(run_dir, manifest),
+                       previous_features=features_of(previous) if previous else None,
+                       previous_outputs=_LazyOutputs(previous, prev_manifest)
+                       if prev_manifest else None,
+                       step_facts=manifest.get("steps"), config=cfg.drift)
+
+
+def _report_features(run_dir: Path) -> pl.DataFrame:
+    return pl.read_parquet(run_dir / "features" / "features.parquet")
+
+
+class _LazyOutputs(Mapping):
+    """Step tables of a run folder, read when the report asks for them."""
+
+    def __init__(self, run_dir: Path, manifest: dict[str, Any]) -> None:
+        self._dir = run_dir
+        self._steps = {s: f.get("outputs", {}) for s, f in manifest.get("steps", {}).items()}
+
+    def __getitem__(self, step: str) -> dict[str, pl.DataFrame]:
+        return {t: pl.read_parquet(self._dir / rel) for t, rel in self._steps[step].items()}
+
+    def __iter__(self):
+        return iter(self._steps)
+
+    def __len__(self) -> int:
+        return len(self._steps)
+

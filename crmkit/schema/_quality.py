@@ -9,7 +9,7 @@ validation result.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from crmkit._config import StrictModel, closest
 from crmkit._frames import to_polars
 from crmkit.exceptions import InputError, QualityGateError
 from crmkit.schema._tables import TABLES
-from crmkit.schema._validate import ValidationResult
+from crmkit.schema._validate import Problem, ValidationResult
 
 __all__ = ["REQUIRED_TABLES", "Breach", "QualityGate", "check_required_tables", "quality_gate",
            "rejected_share_breaches", "volume_breaches"]
@@ -132,16 +132,23 @@ def _pct(share: float) -> str:
     return f"{share * 100:.4g}%"
 
 
-def _top_reasons(result: ValidationResult, table: str) -> str:
-    found = sorted((p for p in result.problems if p.table == table and not p.structural),
+def _top_reasons(problems: Sequence[Problem], table: str) -> str:
+    found = sorted((p for p in problems if p.table == table and not p.structural),
                    key=lambda p: -p.n_rows)[:_TOP_REASONS]
     return "; ".join(f"{p.column}: {p.check} ({p.n_rows:,} row{'s' if p.n_rows != 1 else ''}"
                      + (f", e.g. {p.examples[0]})" if p.examples else ")") for p in found)
 
 
-def rejected_share_breaches(result: ValidationResult, gate: QualityGate | None = None
-                            ) -> list[Breach]:
+def rejected_share_breaches(result: ValidationResult | None = None,
+                            gate: QualityGate | None = None, *,
+                            rows: Mapping[str, int] | None = None,
+                            rejected: Mapping[str, int] | None = None,
+                            problems: Sequence[Problem] = ()) -> list[Breach]:
     """Tables whose rejected share exceeds the gate, and required tables left without rows.
+
+    Give a :class:`ValidationResult`, or the counts a runner that validates in
+    parts adds up: ``rows`` (given per table), ``rejected`` (per table) and the
+    ``problems`` of every part (for the top reasons).
 
     Examples
     --------
@@ -152,22 +159,31 @@ def rejected_share_breaches(result: ValidationResult, gate: QualityGate | None =
     >>> for b in rejected_share_breaches(validate({"customers": c}, mode="quarantine")):
     ...     print(b)
     customers: 50.0% of 2 rows rejected (limit 1%); top reasons: customer_id: null values (1 row, e.g. row 1: customer_id=None)
+    >>> [b.check for b in rejected_share_breaches(rows={"transactions": 10},
+    ...                                           rejected={"transactions": 10})]
+    ['rejected_share', 'no_clean_rows']
     """
     gate = gate or QualityGate()
+    if result is not None:
+        rows = result.counts
+        rejected = {t: f.height for t, f in result.rejected.items()}
+        problems = result.problems
+    rows, rejected = dict(rows or {}), dict(rejected or {})
     out = []
-    for table, given in result.counts.items():
-        share = result.rejected_share(table)
+    for table, given in rows.items():
+        bad = int(rejected.get(table, 0))
+        share = bad / given if given else 0.0
         limit = gate.limit_for(table)
         if share > limit:
             out.append(Breach(table, "rejected_share", share, limit,
                               f"{share:.1%} of {given:,} rows rejected (limit {_pct(limit)}); "
-                              f"top reasons: {_top_reasons(result, table)}"))
+                              f"top reasons: {_top_reasons(problems, table)}"))
     for table in gate.required_tables:
-        if result.counts.get(table) and table in result.tables \
-                and result.tables[table].height == 0:
+        given = rows.get(table, 0)
+        if given and int(rejected.get(table, 0)) >= given:
             out.append(Breach(table, "no_clean_rows", 0, 1,
-                              f"no row of {result.counts[table]:,} passed validation; "
-                              f"top reasons: {_top_reasons(result, table)}"))
+                              f"no row of {given:,} passed validation; "
+                              f"top reasons: {_top_reasons(problems, table)}"))
     return out
 
 
@@ -211,8 +227,12 @@ def volume_breaches(counts: Mapping[str, int], previous: Mapping[str, int] | Non
     return out
 
 
-def quality_gate(result: ValidationResult, *, previous_counts: Mapping[str, int] | None = None,
-                 gate: QualityGate | Mapping[str, Any] | None = None) -> dict[str, Any]:
+def quality_gate(result: ValidationResult | None = None, *,
+                 previous_counts: Mapping[str, int] | None = None,
+                 gate: QualityGate | Mapping[str, Any] | None = None,
+                 rows: Mapping[str, int] | None = None,
+                 rejected: Mapping[str, int] | None = None,
+                 problems: Sequence[Problem] = ()) -> dict[str, Any]:
     """Raise :class:`~crmkit.QualityGateError` naming every breach, else return the facts.
 
     Checks the share of rejected rows per table (quarantine mode), that required
@@ -221,17 +241,22 @@ def quality_gate(result: ValidationResult, *, previous_counts: Mapping[str, int]
 
     Parameters
     ----------
-    result : ValidationResult
-        From :func:`validate`.
+    result : ValidationResult, optional
+        From :func:`validate`. A runner that validates in parts (shards) gives
+        ``rows``, ``rejected`` and ``problems`` added up over the parts instead.
     previous_counts : mapping of str to int, optional
         Rows per table given to the previous complete run.
     gate : QualityGate or mapping, optional
+    rows, rejected : mapping of str to int, optional
+        Rows given and rows rejected per table (without ``result``).
+    problems : sequence of Problem
+        Every part's problems (without ``result``), for the top reasons.
 
     Returns
     -------
     dict
-        For the manifest: ``tables`` (:meth:`ValidationResult.summary`),
-        ``previous_counts`` and ``gate`` (the limits used).
+        For the manifest: ``tables`` (rows, clean, rejected, rejected share per
+        table), ``previous_counts`` and ``gate`` (the limits used).
 
     Examples
     --------
@@ -254,13 +279,24 @@ def quality_gate(result: ValidationResult, *, previous_counts: Mapping[str, int]
         from crmkit._config import parse_config
 
         gate = parse_config(QualityGate, gate, "quality gate")
-    breaches = [*rejected_share_breaches(result, gate),
-                *volume_breaches(result.counts, previous_counts, gate)]
+    if result is not None:
+        rows = result.counts
+        rejected = {t: f.height for t, f in result.rejected.items()}
+        problems = result.problems
+    rows, rejected = dict(rows or {}), dict(rejected or {})
+    breaches = [*rejected_share_breaches(gate=gate, rows=rows, rejected=rejected,
+                                         problems=problems),
+                *volume_breaches(rows, previous_counts, gate)]
     if breaches:
         n = len(breaches)
         raise QualityGateError(
             f"Quality gate breached ({n} check{'s' if n != 1 else ''}):\n"
             + "\n".join(str(b) for b in breaches), breaches)
-    return {"tables": result.summary(),
+    tables = {}
+    for name, given in rows.items():
+        bad = int(rejected.get(name, 0))
+        tables[name] = {"rows": given, "clean": given - bad, "rejected": bad,
+                        "rejected_share": bad / given if given else 0.0}
+    return {"tables": tables,
             "previous_counts": dict(previous_counts) if previous_counts is not None else None,
             "gate": gate.model_dump(mode="json")}

@@ -19,6 +19,7 @@ from crmkit.schema._tables import MANAGER_LEVELS, TABLES, Table
 __all__ = ["Problem", "ValidationResult", "validate"]
 
 _MAX_EXAMPLES = 5
+_ROW = "__row"  # optional input column: each row's number in the whole input
 _HASH_SEED = 0x5EED
 _TS = pl.Datetime("us")
 _TYPE_WORDS = {pl.Date: "a date", _TS: "a timestamp", pl.Int64: "a whole number",
@@ -61,7 +62,9 @@ class ValidationResult:
         Clean tables with canonical types (rejected rows removed).
     rejected : dict of str to polars.DataFrame
         For each table with rejected rows: the rows as given, plus ``_row`` (0-based
-        input row number) and ``_reason`` (every reason, ``"; "``-separated).
+        input row number, Int64; taken from a ``__row`` column when the input has
+        one, as the shards of a split input do) and ``_reason`` (every reason,
+        ``"; "``-separated).
     problems : list of Problem
     counts : dict of str to int
         Rows given per table (clean + rejected).
@@ -245,6 +248,10 @@ def _validate_table(
     contract: Contract,
 ) -> tuple[pl.DataFrame | None, pl.DataFrame | None, list[Problem]]:
     problems: list[Problem] = []
+    # a caller that split one input into parts passes each row's number in the input
+    row_ids = frame[_ROW].cast(pl.Int64) if _ROW in frame.columns else None
+    if row_ids is not None:
+        frame = frame.drop(_ROW)
     present = set(frame.columns)
     missing = [c.name for c in spec.columns if c.required and c.name not in present]
     for name in missing:
@@ -338,11 +345,11 @@ def _validate_table(
     if contract.cross_table_rules:
         checks.extend(_cross_table_checks(spec, typed, present, clean_so_far, contract))
     checks.extend(_sum_checks(spec, typed, clean_so_far, contract))
-    return _apply_checks(spec, frame, typed, checks, problems)
+    return _apply_checks(spec, frame, typed, checks, problems, row_ids)
 
 
 def _apply_checks(spec: Table, frame: pl.DataFrame, typed: pl.DataFrame, checks: list[_Check],
-                  problems: list[Problem]):
+                  problems: list[Problem], row_ids: pl.Series | None = None):
     if not checks:
         return typed, None, problems
     flags = typed.select([c.bad.fill_null(False).alias(f"__chk{i}")
@@ -355,7 +362,7 @@ def _apply_checks(spec: Table, frame: pl.DataFrame, typed: pl.DataFrame, checks:
         rows = flags[f"__chk{i}"].arg_true().head(_MAX_EXAMPLES).to_list()
         names = [*check.column.split(","), *check.show]
         problems.append(Problem(spec.name, check.column, check.desc, int(n_bad),
-                                tuple(_example(frame, r, spec, names) for r in rows)))
+                                tuple(_example(frame, r, spec, names, row_ids) for r in rows)))
         reason = check.desc if check.desc.startswith("duplicate") \
             else f"{check.column}: {check.desc}"
         reason_parts.append(pl.when(pl.col(f"__chk{i}")).then(pl.lit(reason)))
@@ -366,8 +373,9 @@ def _apply_checks(spec: Table, frame: pl.DataFrame, typed: pl.DataFrame, checks:
     reasons = flags.gather(bad_rows).select(
         pl.concat_str(reason_parts, separator="; ", ignore_nulls=True).alias("_reason"))
     good = typed.filter(~any_bad)
-    bad = pl.concat([bad_rows.alias("_row").to_frame(), frame.gather(bad_rows),
-                     reasons], how="horizontal")
+    numbers = row_ids.gather(bad_rows) if row_ids is not None else bad_rows.cast(pl.Int64)
+    bad = pl.concat([numbers.alias("_row").to_frame(), frame.gather(bad_rows), reasons],
+                    how="horizontal")
     return good, bad, problems
 
 
@@ -512,11 +520,13 @@ def _sum_checks(spec: Table, typed: pl.DataFrame, clean: dict[str, pl.DataFrame]
     return []
 
 
-def _example(frame: pl.DataFrame, row: int, spec: Table, columns: list[str]) -> str:
+def _example(frame: pl.DataFrame, row: int, spec: Table, columns: list[str],
+             row_ids: pl.Series | None = None) -> str:
     record = frame.row(row, named=True)
     names = [k for k in spec.key if k in record] + columns
     shown = [f"{name}={_show(record[name])}" for name in dict.fromkeys(names) if name in record]
-    return f"row {row}: " + ", ".join(shown)
+    number = row if row_ids is None else row_ids[row]
+    return f"row {number}: " + ", ".join(shown)
 
 
 def _show(value: Any) -> str:

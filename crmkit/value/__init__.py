@@ -21,7 +21,6 @@ from crmkit.value._mbgnbd import ModifiedBetaGeo
 from crmkit.value._paretonbd import ParetoNBD
 from crmkit.value._sbg import ShiftedBetaGeometric
 from crmkit.value._rfm_segments import DEFAULT_SEGMENTS, RFMScorer, SegmentRule, rfm_segments
-from crmkit.value._tiers_step import ValueSettings, ValueStepResult, run_value_step
 from crmkit.value.tiers import (
     Tier,
     TierScheme,
@@ -45,8 +44,6 @@ __all__ = sorted([
     "ShiftedBetaGeometric",
     "Tier",
     "TierScheme",
-    "ValueSettings",
-    "ValueStepResult",
     "assign_tiers",
     "backtest_clv",
     "compare_value_measures",
@@ -60,7 +57,6 @@ __all__ = sorted([
     "plot_probability_alive_matrix",
     "plot_value_measures",
     "rfm_segments",
-    "run_value_step",
     "tier_movement",
     "tier_movement_summary",
 ])

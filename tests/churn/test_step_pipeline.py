@@ -27,13 +27,22 @@ def test_churn_step_in_nightly_runs(tmp_path):
     c1 = m1["steps"]["churn"]
     assert set(c1["outputs"]) == {"churn_scores"}
     scores = pl.read_parquet(runs / "2025-11-20" / c1["outputs"]["churn_scores"])
-    assert scores.columns[:3] == ["customer_id", "churn_prob_30d", "churn_prob_90d"]
-    assert c1["refitted"] and c1["fitted_as_of"] == "2025-11-20"
-    assert set(c1["backtest"]) >= {"auc_horizon", "c_index_harrell", "integrated_brier"}
-    stored = json.loads((runs / "models" / "churn.json").read_text())
-    assert stored["model"]["format"] == "crmkit.churn/1"
+    assert scores.columns[:4] == ["customer_id", "risk_status", "churn_prob_30d",
+                                  "churn_prob_90d"]
+    # only customers at risk are scored; the others say why they are not
+    assert set(scores["risk_status"]) == {"at_risk", "churned", "prospect"}
+    not_at_risk = scores.filter(pl.col("risk_status") != "at_risk")
+    assert not_at_risk["churn_prob_90d"].null_count() == not_at_risk.height > 0
+    assert scores.filter(pl.col("risk_status") == "at_risk")["churn_prob_90d"].null_count() == 0
+    assert c1["n_scored"] == c1["risk_status"]["at_risk"]
+    model = c1["model"]
+    assert model["refitted"] and model["fitted_as_of"] == "2025-11-20"
+    assert set(model["metrics"]) >= {"auc_horizon", "c_index_harrell", "integrated_brier"}
+    stored = json.loads((runs / "models" / "churn" / "2025-11-20.json").read_text())
+    assert stored["format"] == "crmkit.model/1"
+    assert stored["payload"]["model"]["format"] == "crmkit.churn/1"
 
-    run_pipeline(cfg, as_of="2025-11-20", steps=[STEP], progress=False)  # rerun: identical
+    run_pipeline(cfg, as_of="2025-11-20", steps=[STEP], progress=False, force=True)  # identical
     again = json.loads((runs / "2025-11-20" / "manifest.json").read_text())
     rel = c1["outputs"]["churn_scores"]
     assert again["outputs"][rel]["sha256"] == m1["outputs"][rel]["sha256"]
@@ -41,10 +50,10 @@ def test_churn_step_in_nightly_runs(tmp_path):
     # a run later in the month scores with the stored model
     run_pipeline(cfg, as_of="2025-11-30", steps=[STEP], progress=False)
     c2 = json.loads((runs / "2025-11-30" / "manifest.json").read_text())["steps"]["churn"]
-    assert not c2["refitted"] and c2["fitted_as_of"] == "2025-11-20"
-    # a backfill never uses a model fitted after its run date, and leaves the file alone
+    assert not c2["model"]["refitted"] and c2["model"]["fitted_as_of"] == "2025-11-20"
+    # a backfill never uses a model fitted after its run date; both fits are kept
     run_pipeline(cfg, as_of="2025-11-10", steps=[STEP], progress=False)
     c3 = json.loads((runs / "2025-11-10" / "manifest.json").read_text())["steps"]["churn"]
-    assert c3["refitted"] and c3["fitted_as_of"] == "2025-11-10"
-    assert json.loads((runs / "models" / "churn.json").read_text())["fitted_as_of"] == \
-        "2025-11-20"
+    assert c3["model"]["refitted"] and c3["model"]["fitted_as_of"] == "2025-11-10"
+    assert sorted(p.name for p in (runs / "models" / "churn").iterdir()) == [
+        "2025-11-10.json", "2025-11-20.json"]

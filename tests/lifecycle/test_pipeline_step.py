@@ -1,4 +1,4 @@
-"""The lifecycle step of the nightly pipeline, run on a RunContext."""
+"""The lifecycle step of the nightly pipeline, scored on one shard and in a real run."""
 
 import datetime as dt
 from pathlib import Path
@@ -10,51 +10,69 @@ from crmkit.exceptions import ConfigError
 from crmkit.features import build_features
 from crmkit.lifecycle import assign_stages, lifecycle_features
 from crmkit._config import parse_config
-from crmkit.pipeline._step import RunContext
+from crmkit.pipeline._step import Shard
 from crmkit.pipeline.steps.lifecycle import STEP, LifecycleStepConfig
 
 from ._util import BANK, END
 
 
-def _ctx(day, previous_dir=None, outputs=None):
-    return RunContext(as_of=day, tables=BANK, features=build_features(BANK, as_of=day),
-                      outputs=outputs or {}, previous_run_dir=previous_dir)
+def _shard(day, previous=None, outputs=None):
+    readers = {"features": lambda: build_features(BANK, as_of=day),
+               "transactions": lambda: BANK["transactions"]}
+    for name, frame in (outputs or {}).items():
+        readers[name] = (lambda f: lambda: f)(frame)
+    prev = (lambda step, table, shard: previous) if previous is not None else None
+    return Shard(0, 1, day, readers, prev, step="lifecycle")
 
 
-def test_step_two_runs(tmp_path):
+class _Ctx:
+    def __init__(self, day, previous):
+        self.as_of, self.previous_run_dir = day, previous
+
+
+def _run(day, cfg, previous=None, outputs=None):
+    out = STEP.score(_shard(day, previous, outputs), cfg, None)
+    partials = {k: v for k, v in out.partials.items()}
+    summary = STEP.finalize(partials, cfg, None, _Ctx(day, previous))
+    return {**out.tables, **summary.tables}, summary.facts
+
+
+def test_step_two_runs():
     cfg = LifecycleStepConfig()
     first_day = dt.date(2025, 11, 30)
-    first = STEP.run(_ctx(first_day), cfg)
-    assert set(first.tables) == {"stages", "stage_changes", "transition_matrix", "actions"}
-    assert first.manifest["previous_run"] is False
-    assert first.tables["stage_changes"].height == first.tables["stages"].height
-    (tmp_path / "lifecycle").mkdir()
-    first.tables["stages"].write_parquet(tmp_path / "lifecycle" / "stages.parquet")
+    first, facts = _run(first_day, cfg)
+    assert set(first) == {"stages", "stage_changes", "transition_matrix", "actions"}
+    assert facts["previous_run"] is False
+    assert first["stage_changes"].height == first["stages"].height
 
     tiers = pl.DataFrame({"customer_id": BANK["customers"]["customer_id"],
                           "tier": ["Diamond"] * BANK["customers"].height})
-    second = STEP.run(_ctx(END, tmp_path, {"value": {"value_tiers": tiers}}), cfg)
-    assert second.manifest["previous_run"] is True
+    second, facts = _run(END, cfg, first["stages"], {"value.value_tiers": tiers})
+    assert facts["previous_run"] is True
     expected = assign_stages(lifecycle_features(BANK, as_of=END), as_of=END,
-                             previous=first.tables["stages"])
-    assert second.tables["stages"].equals(expected)
-    changes = second.tables["stage_changes"]
+                             previous=first["stages"])
+    assert second["stages"].equals(expected)
+    changes = second["stage_changes"]
     assert changes.height < expected.height and (changes["date"] == END).all()
-    assert second.manifest["stages"] == dict(
-        expected.group_by("stage").len().sort("stage").iter_rows())
-    declining = second.tables["actions"].filter(pl.col("stage") == "decline")
+    assert facts["stages"] == dict(expected.group_by("stage").len().sort("stage").iter_rows())
+    assert facts["stage_changes"] == changes.height
+    matrix = second["transition_matrix"]
+    assert int(matrix["count"].sum()) == expected.height
+    declining = second["actions"].filter(pl.col("stage") == "decline")
     assert set(declining["action"]) <= {"senior_rm_visit"}
 
 
 def test_step_uses_model_outputs_when_present():
-    p_alive = pl.DataFrame({"customer_id": BANK["customers"]["customer_id"],
-                            "p_alive": [0.0] * BANK["customers"].height})
+    risk = pl.DataFrame({"customer_id": BANK["customers"]["customer_id"],
+                         "churn_prob_180d": [0.9] * BANK["customers"].height})
     cfg = LifecycleStepConfig(preset="retail_bank", model_inputs=[
-        {"step": "churn", "table": "risk", "column": "p_alive", "feature": "churn_risk"}])
-    out = STEP.run(_ctx(END, outputs={"churn": {"risk": p_alive.with_columns(
-        pl.lit(0.9).alias("p_alive"))}}), cfg)
-    assert out.manifest["model_inputs_used"] == ["churn.risk.p_alive"]
-    assert "churn_risk" in out.manifest["rules_fired"]
+        {"step": "churn", "table": "churn_scores", "column": "churn_prob_180d",
+         "feature": "churn_risk"}])
+    _, facts = _run(END, cfg, outputs={"churn.churn_scores": risk})
+    assert facts["model_inputs_used"] == ["churn.churn_scores.churn_prob_180d"]
+    assert "churn_risk" in facts["rules_fired"]
+    _, without = _run(END, cfg)  # the churn step did not run: the rule is skipped
+    assert without["model_inputs_used"] == [] and "churn_risk" not in without["rules_fired"]
 
 
 def test_step_config_errors_name_the_key():
@@ -64,6 +82,9 @@ def test_step_config_errors_name_the_key():
         parse_config(LifecycleStepConfig, {"preset": "retail_bnk"}, "lifecycle")
     with pytest.raises(ConfigError, match="unknown parameter 'dormant_day'"):
         parse_config(LifecycleStepConfig, {"params": {"dormant_day": 3}}, "lifecycle")
+    with pytest.raises(ConfigError, match="churn.risk is not a table this step can read"):
+        parse_config(LifecycleStepConfig, {"model_inputs": [
+            {"step": "churn", "table": "risk", "column": "p", "feature": "f"}]}, "lifecycle")
 
 
 def test_nightly_run_writes_and_lists_lifecycle_outputs(tmp_path):

@@ -11,7 +11,7 @@ from crmkit import ConfigError, SchemaError
 from crmkit.cli import main
 from crmkit.datasets import make_bank
 from crmkit.io import write_tables
-from crmkit.pipeline import RunContext, Step, StepResult, run_pipeline
+from crmkit.pipeline import Shard, ShardOutput, Step, StepSummary, run_pipeline
 from crmkit.pipeline._config import StrictModel
 
 
@@ -32,7 +32,7 @@ def test_run_folder_manifest_and_report(tmp_path):
     assert manifest["inputs"]["tables"]["customers"]["rows"] == 400
     assert manifest["outputs"]["features/features.parquet"]["rows"] == 400
     assert set(manifest["versions"]) >= {"python", "polars", "crmkit"}
-    assert set(manifest["timings_seconds"]) == {"load", "validate", "features", "write"}
+    assert set(manifest["timings_seconds"]) == {"load", "validate_features", "write"}
     assert manifest["config"]["features"]["windows"] == [30, 90, 365]
     assert pl.read_parquet(run / "features" / "features.parquet").equals(res.features)
     assert "<h1>crmkit run report" in (run / "report.html").read_text()
@@ -46,8 +46,9 @@ def test_rerun_gives_identical_outputs(tmp_path):
     cfg = _config(tmp_path)
     cfg["inputs"]["sample_customers"] = 3000
     first = run_pipeline(cfg, as_of="2025-12-31").manifest
-    second = run_pipeline(cfg, as_of="2025-12-31").manifest
-    assert set(first["steps"]) == {"value", "churn", "lifecycle"}
+    second = run_pipeline(cfg, as_of="2025-12-31", force=True).manifest
+    assert second["run"]["started_at"] >= first["run"]["started_at"]
+    assert set(first["steps"]) == {"value", "clv", "churn", "lifecycle"}
     assert len(first["outputs"]) > 10
     assert first["outputs"] == second["outputs"]  # same rows, same sha256 of every file
 
@@ -79,12 +80,14 @@ def test_crash_in_a_step_keeps_the_previous_complete_run(tmp_path):
     class Empty(StrictModel):
         pass
 
-    def boom(ctx: RunContext, cfg) -> StepResult:
+    def boom(shard: Shard, cfg, state) -> ShardOutput:
         raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError):
-        run_pipeline(_config(tmp_path), as_of="2025-12-31", steps=[Step("boom", Empty, boom)])
+        run_pipeline(_config(tmp_path), as_of="2025-12-31",
+                     steps=[Step("boom", Empty, score=boom)])
     assert (tmp_path / "runs" / "2025-12-31" / "manifest.json").read_text() == before
+    # neither a half run folder nor a work folder is left behind
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["2025-12-31"]
 
 
@@ -94,21 +97,29 @@ def test_steps_see_previous_run_and_write_their_tables(tmp_path):
 
     seen = {}
 
-    def count_step(ctx: RunContext, cfg: Cfg) -> StepResult:
-        seen[ctx.as_of] = ctx.previous_output("count", "sizes")
-        table = pl.DataFrame({"label": [cfg.label], "n": [ctx.features.height]})
-        return StepResult(tables={"sizes": table}, manifest={"customers": ctx.features.height})
+    def count_step(shard: Shard, cfg: Cfg, state) -> ShardOutput:
+        seen[shard.as_of] = shard.previous("count", "labels")
+        feats = shard.get("features")
+        table = feats.select("customer_id", pl.lit(cfg.label).alias("label"))
+        return ShardOutput(tables={"labels": table},
+                           partials={"n": pl.DataFrame({"n": [feats.height]})})
 
-    step = Step("count", Cfg, count_step)
+    def finalize(partials, cfg, state, ctx) -> StepSummary:
+        n = int(partials["n"]["n"].sum())
+        return StepSummary(tables={"sizes": pl.DataFrame({"label": [cfg.label], "n": [n]})},
+                           facts={"customers": n})
+
+    step = Step("count", Cfg, score=count_step, outputs=("labels",), finalize=finalize)
     cfg = _config(tmp_path, count={"label": "hello"})
     run_pipeline(cfg, as_of="2025-11-30", steps=[step])
     res = run_pipeline(cfg, as_of="2025-12-31", steps=[step])
     assert seen[dt.date(2025, 11, 30)] is None  # first run: nothing before it
     prev = seen[dt.date(2025, 12, 31)]
-    assert prev is not None and prev["label"].to_list() == ["hello"]
+    assert prev is not None and set(prev["label"]) == {"hello"}
     assert res.manifest["run"]["previous_run"] == "2025-11-30"
-    assert res.manifest["steps"]["count"] == {"outputs": {"sizes": "count/sizes.parquet"},
-                                              "customers": 400}
+    assert res.manifest["steps"]["count"] == {
+        "outputs": {"labels": "count/labels.parquet", "sizes": "count/sizes.parquet"},
+        "customers": 400}
     assert pl.read_parquet(res.run_dir / "count" / "sizes.parquet")["n"].to_list() == [400]
     with pytest.raises(ConfigError, match="Did you mean 'label'"):
         run_pipeline(_config(tmp_path, count={"lable": "x"}), as_of="2025-12-31", steps=[step])

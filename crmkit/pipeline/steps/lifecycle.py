@@ -1,20 +1,21 @@
 """The ``lifecycle`` step: stages as of the run date, stage changes, transition matrix.
 
-Tables written to ``<run>/lifecycle/``: ``stages`` (customer_id, as_of, stage,
-stage_rule), ``stage_changes`` (against the previous run's ``stages``; every customer
-is a ``(new)`` arrival in the first run), ``transition_matrix`` (long form, counts and
-row rates) and, with ``playbook = true``, ``actions`` (the playbook's standard actions
-per customer, tier-specific where the value step produced ``value_tiers``).
+Per-customer tables in ``<run>/lifecycle/``: ``stages`` (customer_id, as_of, stage,
+stage_rule), ``stage_changes`` (against the previous run's ``stages``; every
+customer is a ``(new)`` arrival in the first run) and, with ``playbook = true``,
+``actions`` (the playbook's standard actions per customer, tier-specific where the
+``value`` step ran). Aggregate: ``transition_matrix`` (long form, counts and row
+rates), combined from per-shard pair counts.
 
-Model outputs of earlier steps (by default ``p_alive`` from the value step's ``clv``
-table and, as ``churn_risk``, ``churn_prob_180d`` from the churn step's
-``churn_scores``) are joined to the features when present, so preset rules on them
-fire (run the lifecycle step after those steps); rules on absent model outputs are
-skipped, and the manifest says which were used.
+Model outputs of other steps (by default ``p_alive`` of ``clv.clv`` and, as
+``churn_risk``, ``churn_prob_180d`` of ``churn.churn_scores``) are joined to the
+features when those steps run, so preset rules on them fire; rules on absent
+model outputs are skipped, and the manifest says which were used.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +28,28 @@ from crmkit.lifecycle import (
     load_config,
     playbook_actions,
     recent_gap_feature,
-    run_lifecycle_step,
+    stage_changes,
+    transition_matrix_from_counts,
 )
-from crmkit.lifecycle._stages import GAP_FEATURE
-from crmkit.pipeline._step import RunContext, Step, StepResult
+from crmkit.lifecycle._stages import GAP_FEATURE, assign_stages
+from crmkit.lifecycle._transitions import GONE, NEW
+from crmkit.pipeline._step import Shard, ShardOutput, Step, StepSummary
+from crmkit.pipeline.steps._common import count_partial, counts_from
 
-__all__ = ["STEP", "LifecycleStepConfig", "ModelInput", "run"]
+__all__ = ["STEP", "LifecycleStepConfig", "ModelInput"]
 
 
 class ModelInput(StrictModel):
-    """A column of an earlier step's table joined to the features under ``feature``."""
+    """A column of another step's table joined to the features under ``feature``."""
 
     step: str
     table: str
     column: str
     feature: str
+
+    @property
+    def input_name(self) -> str:
+        return f"{self.step}.{self.table}"
 
 
 class LifecycleStepConfig(StrictModel):
@@ -51,7 +59,7 @@ class LifecycleStepConfig(StrictModel):
     preset: str = "retail_bank"
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
     model_inputs: list[ModelInput] = Field(default_factory=lambda: [
-        ModelInput(step="value", table="clv", column="p_alive", feature="p_alive"),
+        ModelInput(step="clv", table="clv", column="p_alive", feature="p_alive"),
         ModelInput(step="churn", table="churn_scores", column="churn_prob_180d",
                    feature="churn_risk")])
     playbook: bool = True
@@ -68,6 +76,10 @@ class LifecycleStepConfig(StrictModel):
 
     @model_validator(mode="after")
     def _valid(self) -> LifecycleStepConfig:
+        unknown = [m.input_name for m in self.model_inputs if m.input_name not in OPTIONAL]
+        if unknown:
+            raise ValueError(f"model_inputs: {', '.join(unknown)} is not a table this step can "
+                             f"read; choose from {', '.join(OPTIONAL)}")
         try:
             config = load_config(self.preset)
             if self.params:
@@ -77,52 +89,79 @@ class LifecycleStepConfig(StrictModel):
         return self
 
 
-def run(ctx: RunContext, cfg: LifecycleStepConfig) -> StepResult:
-    """Run the lifecycle step on the run context (see the module docstring)."""
-    features = ctx.features
+OPTIONAL = ("clv.clv", "churn.churn_scores", "value.value_tiers")
+
+
+def score(shard: Shard, cfg: LifecycleStepConfig, state: Any) -> ShardOutput:
+    """Stages, stage changes and actions of one shard's customers."""
+    features = shard.get("features")
     if GAP_FEATURE not in features.columns:
-        tx = ctx.tables.get("transactions")
-        if tx is not None:
-            gaps = recent_gap_feature(tx, as_of=ctx.as_of)
-        else:
-            gaps = pl.DataFrame(schema={"customer_id": pl.String, GAP_FEATURE: pl.Int64})
+        gaps = recent_gap_feature(shard.get("transactions"), as_of=shard.as_of)
         features = features.join(gaps, on="customer_id", how="left", maintain_order="left")
     used: list[str] = []
     for m in cfg.model_inputs:
-        table = ctx.outputs.get(m.step, {}).get(m.table)
+        table = shard.optional(m.input_name)
         if table is not None and m.column in table.columns and m.feature not in features.columns:
-            features = features.join(
-                table.select("customer_id", pl.col(m.column).alias(m.feature)),
-                on="customer_id", how="left", maintain_order="left")
-            used.append(f"{m.step}.{m.table}.{m.column}")
-    previous = ctx.previous_output("lifecycle", "stages")
+            features = features.join(table.select("customer_id", pl.col(m.column).alias(m.feature)),
+                                     on="customer_id", how="left", maintain_order="left")
+            used.append(f"{m.input_name}.{m.column}")
+    previous = shard.previous("lifecycle", "stages")
     config = load_config(cfg.preset)
-    out = run_lifecycle_step(features, previous, ctx.as_of, config, params=cfg.params or None)
+    stages = assign_stages(features, as_of=shard.as_of, previous=previous, preset=config,
+                           params=cfg.params or None)
+    prev = previous if previous is not None else pl.DataFrame(
+        schema={"customer_id": pl.String, "stage": pl.String})
+    changes = stage_changes(prev, stages, as_of=shard.as_of)
+    pairs = (prev.select("customer_id", pl.col("stage").alias("from_stage"))
+             .join(stages.select("customer_id", pl.col("stage").alias("to_stage")),
+                   on="customer_id", how="full", coalesce=True)
+             .with_columns(pl.col("from_stage").fill_null(NEW), pl.col("to_stage").fill_null(GONE)))
+    tables = {"stages": stages, "stage_changes": changes}
+    partials = {"pairs": count_partial(pairs, "from_stage", "to_stage"),
+                "stages": count_partial(stages, "stage"),
+                "rules": count_partial(stages, "stage_rule"),
+                "used": pl.DataFrame({"used": used}, schema={"used": pl.String}),
+                "changes": pl.DataFrame({"n": [changes.height]})}
     if cfg.playbook:
-        tiers = ctx.outputs.get("value", {}).get("value_tiers")
-        stages = out["stages"]
+        tiers = shard.optional("value.value_tiers")
+        with_tier = stages
         if tiers is not None and "tier" in tiers.columns:
-            stages = stages.join(tiers.select("customer_id", pl.col("tier").cast(pl.String)),
-                                 on="customer_id", how="left")
-        out["actions"] = playbook_actions(stages, stage_names=config.stages)
+            with_tier = stages.join(tiers.select("customer_id", pl.col("tier").cast(pl.String)),
+                                    on="customer_id", how="left")
+        actions = playbook_actions(with_tier, stage_names=config.stages)
+        tables["actions"] = actions
+        partials["actions"] = count_partial(actions, "action")
+    else:
+        tables["actions"] = pl.DataFrame(schema={"customer_id": pl.String, "action": pl.String})
+    return ShardOutput(tables=tables, partials=partials)
 
-    def counts(frame: pl.DataFrame, col: str) -> dict[str, int]:
-        return {str(k): int(v) for k, v in frame[col].value_counts().sort(col).iter_rows()}
 
+def finalize(partials: Mapping[str, pl.DataFrame], cfg: LifecycleStepConfig, state: Any,
+             ctx: Any) -> StepSummary:
+    """The transition matrix and the manifest facts."""
+    config = load_config(cfg.preset)
+    pairs = partials["pairs"].rename({"n": "count"})
+    matrix = transition_matrix_from_counts(pairs, stages=list(config.stages)).select(
+        pl.lit(ctx.as_of, pl.Date).alias("as_of"), pl.all())
+    changes = int(partials["changes"]["n"].sum())
     facts: dict[str, Any] = {
         "preset": config.name,
         "params": {**config.params, **cfg.params},
-        "previous_run": previous is not None,
-        "model_inputs_used": used,
-        "stages": counts(out["stages"], "stage"),
-        "rules_fired": counts(out["stages"], "stage_rule"),
-        "stage_changes": int(out["stage_changes"].height),
+        "previous_run": ctx.previous_run_dir is not None,
+        "model_inputs_used": sorted(set(partials["used"]["used"].to_list())),
+        "stages": counts_from(partials, "stages", "stage"),
+        "rules_fired": counts_from(partials, "rules", "stage_rule"),
+        "stage_changes": changes,
     }
-    if "actions" in out:
-        facts["actions"] = counts(out["actions"], "action")
-    return StepResult(tables=out, manifest=facts)
+    if "actions" in partials:
+        facts["actions"] = counts_from(partials, "actions", "action")
+    return StepSummary(tables={"transition_matrix": matrix}, facts=facts)
 
 
-STEP = Step(name="lifecycle", config_model=LifecycleStepConfig, run=run,
-            doc="lifecycle stages, stage-change events against the previous run, "
-                "transition matrix, playbook actions")
+STEP = Step(
+    name="lifecycle", config_model=LifecycleStepConfig, score=score,
+    inputs=("features", "transactions"), optional_inputs=OPTIONAL,
+    outputs=("stages", "stage_changes", "actions"), finalize=finalize,
+    doc="lifecycle stages, stage-change events against the previous run, transition matrix, "
+        "playbook actions",
+)

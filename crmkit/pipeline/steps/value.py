@@ -1,52 +1,36 @@
-"""The ``value`` step: RFM segments, CLV, value tiers, tier movement and hidden VIPs.
+"""The ``value`` step: RFM segments, value tiers, tier movement and hidden VIPs.
 
-Tables written to ``<run>/value/``: ``rfm_segments``, ``clv`` (BG/NBD + Gamma-Gamma),
-``value_tiers``, ``tier_movement`` (against the previous run's ``value_tiers``),
-``tier_movement_summary`` and ``hidden_vips``. The CLV models are refitted on the
-``[value.clv] refit`` schedule and stored as JSON data in ``<model_dir>/value_clv.json``;
-between refits the stored models score today's data.
+Per-customer tables in ``<run>/value/``: ``rfm_segments``, ``value_tiers`` and
+``tier_movement`` (against the previous run's ``value_tiers``; customers of the
+previous run who are gone appear as ``lost``). Aggregates: ``tier_movement_summary``
+and ``hidden_vips`` (per branch, the top customers below the lowest VIP tier).
+
+``fit`` (every run, not stored): the RFM quantile edges, from the counts of
+distinct (recency, frequency, monetary) rows gathered over the shards, so the
+segments are the same whatever the shard count.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
-from pydantic import field_validator, model_validator
+import polars as pl
+from pydantic import model_validator
 
-from crmkit._config import StrictModel, closest
+from crmkit._config import StrictModel
 from crmkit.exceptions import ConfigError
-from crmkit.io import write_json
-from crmkit.pipeline._step import REFIT_SCHEDULES, RunContext, Step, StepResult, due_for_refit
-from crmkit.value._tiers_step import ValueSettings, run_value_step
+from crmkit.pipeline._step import FitResult, Shard, ShardOutput, Step, StepSummary
+from crmkit.pipeline.steps._common import count_partial, counts_from, sum_counts
+from crmkit.value import RFMScorer, TierScheme
+from crmkit.value.tiers import assign_tiers, hidden_vips, tier_movement, tier_movement_summary
+from crmkit.value._tiers_util import check_keys
 
-__all__ = ["STEP", "ValueClvConfig", "ValueConfig", "run"]
-
-MODEL_NAME = "value_clv"
-
-
-class ValueClvConfig(StrictModel):
-    """``[value.clv]``: the CLV models (BG/NBD purchases, Gamma-Gamma spend)."""
-
-    enabled: bool = True
-    refit: str = "monthly"
-    unit: Literal["days", "weeks", "mean_months"] = "weeks"
-    horizon: float = 52.0
-    annual_discount_rate: float = 0.10
-    margin: float = 1.0
-    penalizer_coef: float = 0.0
-
-    @field_validator("refit")
-    @classmethod
-    def _schedule(cls, value: str) -> str:
-        if value not in REFIT_SCHEDULES:
-            raise ValueError(f"refit must be one of {', '.join(REFIT_SCHEDULES)}."
-                             f"{closest(value, REFIT_SCHEDULES)}")
-        return value
+__all__ = ["STEP", "ValueConfig"]
 
 
 class ValueConfig(StrictModel):
-    """``[value]``: RFM scorer parameters, the tier scheme and hidden-VIP list length.
+    """``[value]``: RFM scorer parameters, the tier scheme and the hidden-VIP list length.
 
     ``tiers`` is ``"retail_bank"`` or a table ``{tiers = [{name = ..., lower = ...,
     upper = ..., lower_inclusive = ..., upper_inclusive = ..., vip = ...}, ...]}``.
@@ -56,70 +40,106 @@ class ValueConfig(StrictModel):
     tiers: str | dict[str, Any] = "retail_bank"
     hidden_vip_n: int = 100
     branch_col: str = "branch_id"
-    clv: ValueClvConfig = ValueClvConfig()
 
-    def settings(self) -> ValueSettings:
-        """The library settings of :func:`crmkit.value.run_value_step`."""
-        clv = self.clv.model_dump(exclude={"refit"})
-        return ValueSettings.from_dict({"rfm": self.rfm, "tiers": self.tiers,
-                                        "hidden_vip_n": self.hidden_vip_n,
-                                        "branch_col": self.branch_col, "clv": clv})
+    def scheme(self) -> TierScheme:
+        """The tier scheme of this section."""
+        if self.tiers == "retail_bank":
+            return TierScheme.retail_bank()
+        if isinstance(self.tiers, Mapping):
+            return TierScheme.from_dict(self.tiers)
+        raise ConfigError(f"[value] tiers must be 'retail_bank' or a tier scheme table. "
+                          f"Got {self.tiers!r} instead.")
+
+    def scorer(self) -> RFMScorer:
+        """An unfitted RFM scorer with this section's parameters."""
+        return RFMScorer(**self.rfm)
 
     @model_validator(mode="after")
     def _valid(self) -> ValueConfig:
+        if self.hidden_vip_n < 1:
+            raise ValueError(f"hidden_vip_n must be a positive number. Got {self.hidden_vip_n}.")
         try:
-            self.settings()
+            check_keys(self.rfm, RFMScorer().get_params(), "[value] rfm")
+            self.scorer()._check_params()
+            self.scheme()
         except ConfigError as err:
             raise ValueError(str(err)) from None
         return self
 
 
-def _stored_models(ctx: RunContext) -> dict[str, str] | None:
-    path = ctx.model_dir / f"{MODEL_NAME}.json"
-    if not path.exists():
-        return None
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    return {"clv_fitted_as_of": doc["fitted_as_of"],
-            "clv_transaction_model": json.dumps(doc["transaction_model"]),
-            "clv_spend_model": json.dumps(doc["spend_model"])}
+def fit_stats(shard: Shard, cfg: ValueConfig, ctx: Any) -> dict[str, pl.DataFrame]:
+    """Counts of distinct (recency, frequency, monetary) rows: the RFM edges' statistic."""
+    cols = list(cfg.scorer()._cols().values())
+    feats = shard.get("features").select(cols)
+    return {"rfm": feats.group_by(cols).agg(pl.len().cast(pl.Float64).alias("_w"))}
 
 
-def run(ctx: RunContext, cfg: ValueConfig) -> StepResult:
-    """Run the value step on the run context (see the module docstring)."""
-    settings = cfg.settings()
-    transactions = ctx.tables.get("transactions")
-    refit = due_for_refit(ctx.stored_fit_date(MODEL_NAME), ctx.as_of, cfg.clv.refit)
-    res = run_value_step(ctx.features, as_of=ctx.as_of, transactions=transactions,
-                         previous_tiers=ctx.previous_output("value", "value_tiers"),
-                         previous_models=_stored_models(ctx), settings=settings, refit_clv=refit)
-    facts: dict[str, Any] = {"notes": res.notes}
-    if "clv" in res.tables:
-        if res.clv_refitted:
-            write_json({"fitted_as_of": res.models["clv_fitted_as_of"],
-                        "transaction_model": json.loads(res.models["clv_transaction_model"]),
-                        "spend_model": json.loads(res.models["clv_spend_model"])},
-                       ctx.model_path(MODEL_NAME))
-        bg = json.loads(res.models["clv_transaction_model"])
-        gg = json.loads(res.models["clv_spend_model"])
-        facts["clv"] = {"refitted": res.clv_refitted, "refit_schedule": cfg.clv.refit,
-                        "fitted_as_of": res.models["clv_fitted_as_of"],
-                        "transaction_model": {"model": bg["model"], "params": bg["params"]},
-                        "spend_model": {"model": gg["model"], "params": gg["params"]}}
-    scorer = json.loads(res.models["rfm_scorer"])
-    facts["rfm_edges"] = scorer["state"]["edges_"]
-
-    def counts(table: str, col: str) -> dict[str, int]:
-        vc = res.tables[table][col].value_counts().sort(col)
-        return {str(k): int(v) for k, v in vc.iter_rows()}
-
-    facts["segments"] = counts("rfm_segments", "segment")
-    facts["tiers"] = counts("value_tiers", "tier")
-    facts["tier_movement"] = counts("tier_movement", "movement")
-    facts["tier_scheme"] = {t.name: t.interval for t in settings.scheme().tiers}
-    if "hidden_vips" in res.tables:
-        facts["hidden_vips"] = int(res.tables["hidden_vips"].height)
-    return StepResult(tables=res.tables, manifest=facts)
+def fit(stats: Mapping[str, pl.DataFrame], ctx: Any, cfg: ValueConfig) -> FitResult:
+    """RFM quantile edges on the whole customer base (from the shard counts)."""
+    scorer = cfg.scorer()
+    cols = list(scorer._cols().values())
+    rfm = (stats["rfm"].group_by(cols).agg(pl.col("_w").sum()).sort(cols, nulls_last=True)
+           .with_row_index(scorer.id_col).with_columns(pl.col(scorer.id_col).cast(pl.String)))
+    scorer.fit(rfm, sample_weight="_w")
+    return FitResult(scorer, {"rfm_scorer": scorer.to_json()},
+                     training={"customers": int(rfm["_w"].sum())})
 
 
-STEP = Step(name="value", config_model=ValueConfig, run=run,
-            doc="RFM segments, CLV (refit on a schedule), value tiers, tier movement, hidden VIPs")
+def score(shard: Shard, cfg: ValueConfig, scorer: RFMScorer) -> ShardOutput:
+    """Segments, tiers and tier movement of one shard's customers."""
+    feats = shard.get("features")
+    scheme = cfg.scheme()
+    segments = scorer.transform(feats).sort("customer_id")
+    keep = [cfg.branch_col] if cfg.branch_col in feats.columns else []
+    tiers = assign_tiers(feats, scheme, keep=keep).sort("customer_id")
+    previous = shard.previous("value", "value_tiers")
+    prev = (previous.select("customer_id", "tier") if previous is not None
+            else pl.DataFrame(schema={"customer_id": pl.String, "tier": pl.String}))
+    movement = tier_movement(prev, tiers.select("customer_id", "tier"), scheme)
+    partials = {
+        "segments": count_partial(segments, "segment"),
+        "tiers": count_partial(tiers, "tier"),
+        "movement": count_partial(movement, "from_tier", "to_tier", "movement"),
+    }
+    if keep and scheme.vip_tiers:
+        # the top n of the union of per-shard top-n lists is the top n
+        partials["hidden_vips"] = hidden_vips(feats, scheme, n=cfg.hidden_vip_n,
+                                              branch_col=cfg.branch_col)
+    return ShardOutput(tables={"rfm_segments": segments, "value_tiers": tiers,
+                               "tier_movement": movement}, partials=partials)
+
+
+def finalize(partials: Mapping[str, pl.DataFrame], cfg: ValueConfig, scorer: RFMScorer,
+             ctx: Any) -> StepSummary:
+    """Tier movement summary, hidden VIPs and the manifest facts."""
+    scheme = cfg.scheme()
+    moves = sum_counts(partials.get("movement"), "from_tier", "to_tier", "movement")
+    rows = moves.select(pl.col("from_tier", "to_tier", "movement").repeat_by("n")).explode(
+        ["from_tier", "to_tier", "movement"]) if moves.height else moves.drop("n")
+    tables = {"tier_movement_summary": tier_movement_summary(rows, scheme)}
+    facts: dict[str, Any] = {
+        "rfm_edges": scorer.edges_,
+        "segments": counts_from(partials, "segments", "segment"),
+        "tiers": counts_from(partials, "tiers", "tier"),
+        "tier_movement": counts_from(partials, "movement", "movement"),
+        "tier_scheme": {t.name: t.interval for t in scheme.tiers},
+    }
+    if "hidden_vips" in partials:
+        candidates = partials["hidden_vips"]
+        value_col = [c for c in candidates.columns if c not in (
+            cfg.branch_col, "rank", "customer_id", "tier", "gap_to_vip")][0]
+        top = hidden_vips(candidates.drop("rank", "tier", "gap_to_vip"), scheme,
+                          n=cfg.hidden_vip_n, value_col=value_col, branch_col=cfg.branch_col)
+        tables["hidden_vips"] = top
+        facts["hidden_vips"] = int(top.height)
+    else:
+        facts["hidden_vips"] = "skipped (no branch column or no VIP tier)"
+    return StepSummary(tables=tables, facts=facts)
+
+
+STEP = Step(
+    name="value", config_model=ValueConfig, score=score,
+    inputs=("features",), outputs=("rfm_segments", "value_tiers", "tier_movement"),
+    fit=fit, fit_stats=fit_stats, finalize=finalize,
+    doc="RFM segments, value tiers, tier movement, hidden VIPs",
+)

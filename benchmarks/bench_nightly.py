@@ -1,0 +1,75 @@
+"""The full nightly run (every registered step, every model refitted) on a bank on disk.
+
+    python benchmarks/gen_bank_shards.py /data/bank1m --customers 1000000
+    python benchmarks/bench_nightly.py /data/bank1m --as-of 2025-12-31 [--n-shards auto]
+
+Each run is a fresh process with an empty model store; the script prints one JSON
+line: wall time, the run's own time and peak resident memory per phase (from its
+manifest), the whole process's peak RSS, CPU time and the load average before and
+after. Append ``--label`` to tag the line in ``benchmarks/results/nightly.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = """
+import json, resource, sys, time
+from crmkit.pipeline import run_pipeline
+cfg = json.loads(sys.argv[1])
+t0 = time.perf_counter()
+res = run_pipeline(cfg, as_of=sys.argv[2], progress=False)
+wall = time.perf_counter() - t0
+usage = resource.getrusage(resource.RUSAGE_SELF)
+m = res.manifest
+print(json.dumps({"wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+                  "process_peak_mb": round(usage.ru_maxrss / 1024),
+                  "n_shards": m["run"]["n_shards"],
+                  "customers": m["inputs"]["tables"]["customers"]["rows"],
+                  "transactions": m["inputs"]["tables"].get("transactions", {}).get("rows"),
+                  "phase_seconds": m["timings_seconds"], "phase_peak_mb": m["peak_rss_mb"]}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--as-of", default="2025-12-31")
+    parser.add_argument("--n-shards", default="auto")
+    parser.add_argument("--label", default="")
+    parser.add_argument("--report", action="store_true", help="also write the HTML report")
+    args = parser.parse_args()
+    out = Path(tempfile.mkdtemp(prefix="bench_nightly_", dir=args.data.parent))
+    shards = args.n_shards if args.n_shards == "auto" else int(args.n_shards)
+    cfg = {"run": {"output_dir": str(out), "report": args.report, "n_shards": shards},
+           "inputs": {"source": str(args.data.resolve())}}
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg), args.as_of],
+                          capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(proc.returncode)
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row.update(label=args.label, data=str(args.data), process_s=round(elapsed, 1),
+               load_before=[round(x, 2) for x in load_before],
+               load_after=[round(x, 2) for x in os.getloadavg()], cores=os.cpu_count())
+    line = json.dumps(row)
+    print(line)
+    results = Path(__file__).parent / "results" / "nightly.jsonl"
+    with open(results, "a") as fh:
+        fh.write(line + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
