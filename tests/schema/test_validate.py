@@ -161,3 +161,14 @@ def test_problems_frame_lists_every_problem():
     frame = res.problems_frame()
     assert frame.height == len(res.problems)
     assert frame["n_rows"].min() >= 1
+
+
+def test_row_numbers_of_a_split_input_are_kept():
+    part = _customers(customer_id=["a", None, "c"]).with_columns(
+        pl.Series("__row", [10, 11, 12]))
+    res = validate({"customers": part}, mode="quarantine")
+    assert res.rejected["customers"]["_row"].to_list() == [11]
+    assert res.rejected["customers"]["_row"].dtype == pl.Int64
+    assert res.problems[0].examples == ("row 11: customer_id=None",)
+    assert "__row" not in res.tables["customers"].columns
+    assert "__row" not in res.rejected["customers"].columns
