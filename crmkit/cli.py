@@ -24,6 +24,8 @@ DEMO_CONFIG = """\
 [run]
 name = "demo"
 output_dir = "runs"
+# propensity (cross-sell) is opted into: it trains one model per product
+steps = ["value", "clv", "churn", "lifecycle", "propensity", "segments"]
 
 [inputs]
 source = "data"

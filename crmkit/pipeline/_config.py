@@ -33,6 +33,9 @@ class RunSection(StrictModel):
                                                 "to the config file")
     model_dir: str = Field("models", description="fitted models, relative to output_dir")
     report: bool = True
+    steps: list[str] | None = Field(None, description="the registered steps to run "
+                                                      "(default: value, clv, churn, "
+                                                      "lifecycle, segments)")
     n_shards: int | Literal["auto"] = Field(
         "auto", description="customer shards processed one at a time (memory is set by the "
                             "shard size); 'auto' sizes them from the inputs and free memory")

@@ -9,7 +9,7 @@ from crmkit._params import check_date
 from crmkit.exceptions import ConfigError
 from crmkit.pipeline._config import load_pipeline_config
 from crmkit.pipeline._graph import order_steps
-from crmkit.pipeline._registry import load_steps
+from crmkit.pipeline._registry import load_steps, select_steps
 from crmkit.pipeline._step import Step
 
 __all__ = ["preflight"]
@@ -39,8 +39,11 @@ def preflight(config: str | Path | dict, *, as_of: dt.date | str,
     from crmkit.pipeline._sources import open_source
 
     day = check_date(as_of, "as_of", "preflight")
+    chosen = steps is not None
     steps = order_steps(load_steps() if steps is None else steps)
     cfg, base = load_pipeline_config(config, steps)
+    if not chosen:
+        steps = select_steps(steps, cfg.run.steps)
     lines = [f"config ok: steps {', '.join(s.name for s in steps)}"]
     output_dir = Path(cfg.run.output_dir)
     output_dir = (output_dir if output_dir.is_absolute() else base / output_dir).resolve()

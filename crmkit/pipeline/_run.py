@@ -41,7 +41,7 @@ from crmkit.pipeline._config import load_pipeline_config
 from crmkit.pipeline._graph import order_steps
 from crmkit.pipeline._lock import remove_stale, run_lock
 from crmkit.pipeline._manifest import PhaseMeter, file_sha256, versions
-from crmkit.pipeline._registry import load_steps
+from crmkit.pipeline._registry import load_steps, select_steps
 from crmkit.pipeline._shards import (
     InputSource,
     StagedInputs,
@@ -408,8 +408,11 @@ def run_pipeline(
     RunResult
     """
     day = check_date(as_of, "as_of", "run_pipeline")
+    chosen = steps is not None
     steps = order_steps(load_steps() if steps is None else steps)
     cfg, base = load_pipeline_config(config, steps)
+    if not chosen:
+        steps = select_steps(steps, cfg.run.steps)
     output_dir = Path(cfg.run.output_dir)
     output_dir = (output_dir if output_dir.is_absolute() else base / output_dir).resolve()
     model_dir = Path(cfg.run.model_dir)
