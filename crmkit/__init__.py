@@ -23,7 +23,9 @@ from crmkit.exceptions import (
     ConvergenceWarning,
     CrmkitError,
     DataWarning,
+    InputError,
     NotFittedError,
+    QualityGateError,
     SchemaError,
 )
 from crmkit.schema import TABLES, ValidationResult, tables_as_of, validate
@@ -76,7 +78,9 @@ __all__ = sorted([
     "ConvergenceWarning",
     "CrmkitError",
     "DataWarning",
+    "InputError",
     "NotFittedError",
+    "QualityGateError",
     "SchemaError",
     "TABLES",
     "ValidationResult",

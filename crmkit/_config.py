@@ -32,7 +32,11 @@ def closest(name: str, valid: Iterable[str]) -> str:
 
 
 class StrictModel(BaseModel):
-    """Base model: frozen, and an unknown key is an error naming the closest valid key.
+    """Base model: frozen, strict types, and an unknown key names the closest valid key.
+
+    Values are not coerced between types: ``"no"`` is no boolean and ``["30"]`` no
+    list of numbers (pydantic's strict mode; an integer still fills a float field),
+    and NaN or an infinity is no number.
 
     Examples
     --------
@@ -42,9 +46,20 @@ class StrictModel(BaseModel):
     Traceback (most recent call last):
     ...
     crmkit.exceptions.ConfigError: Invalid run config: unknown key 'ouput_dir' in Run. Did you mean 'output_dir'? Valid keys: output_dir.
+    >>> class Flags(StrictModel):
+    ...     report: bool = True
+    ...     discount: float = 0.1
+    >>> parse_config(Flags, {"report": "no", "discount": float("nan")}, "run")
+    Traceback (most recent call last):
+    ...
+    crmkit.exceptions.ConfigError: Invalid run config: report: Input should be a valid boolean; discount: Input should be a finite number
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # strict: a value of the wrong type is an error, never coerced ("no" is not False,
+    # ["30"] is not [30]); integers still fill float fields. allow_inf_nan: NaN and
+    # infinities are no setting.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True,
+                              allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

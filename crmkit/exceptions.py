@@ -11,6 +11,7 @@ __all__ = [
     "CrmkitError",
     "CrmkitWarning",
     "DataWarning",
+    "InputError",
     "NotFittedError",
     "QualityGateError",
     "RunLockedError",
@@ -44,6 +45,30 @@ class SchemaError(CrmkitError, ValueError):
         self.problems = list(problems or [])
 
 
+class InputError(CrmkitError, ValueError):
+    """An input cannot be read as declared: a file cut off, a wrong encoding, a required
+    table absent or empty. The message names the file or table and where it failed."""
+
+
+class QualityGateError(CrmkitError, RuntimeError):
+    """A run breached a quality gate (the CLI's exit code 3).
+
+    For the input: it passed validation row by row but fails as a whole.
+    Too large a share of a table's rows rejected, or a table's row count too far
+    from the previous run's. ``breaches`` holds one :class:`crmkit.schema.Breach`
+    per failed check (table, check, value, limit, detail).
+
+    Examples
+    --------
+    >>> QualityGateError("transactions: 61% of rows rejected").breaches
+    []
+    """
+
+    def __init__(self, message: str, breaches: list | None = None):
+        super().__init__(message)
+        self.breaches = list(breaches or [])
+
+
 class ConfigError(CrmkitError, ValueError):
     """A pipeline or model configuration is invalid (unknown key, bad value)."""
 
@@ -70,7 +95,3 @@ class DataWarning(CrmkitWarning):
 
 class RunLockedError(CrmkitError, RuntimeError):
     """Another run for the same date holds its lock (the CLI's exit code 4)."""
-
-
-class QualityGateError(CrmkitError, RuntimeError):
-    """A run breached a quality gate (the CLI's exit code 3)."""

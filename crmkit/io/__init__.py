@@ -1,17 +1,23 @@
 """Readers and writers: Parquet/CSV/JSON/XLSX files, folders of files, DuckDB, SQL databases.
 
 Every writer is atomic (a temporary file or folder in the same place, then a
-rename), so a crash never leaves a half-written output behind.
+rename), so a crash never leaves a half-written output behind. Readers name the
+file and the place when an input is cut off or not in its declared encoding, and
+:func:`preflight` checks inputs and output folders before any computing.
 """
 
 from crmkit.io._atomic import atomic_dir, atomic_write, write_json
+from crmkit.io._preflight import check_inputs, check_writable, preflight
 from crmkit.io._tables import conform, read_table, read_tables, write_table, write_tables
 from crmkit.io._writeback import write_back
 
 __all__ = sorted([
     "atomic_dir",
     "atomic_write",
+    "check_inputs",
+    "check_writable",
     "conform",
+    "preflight",
     "read_table",
     "read_tables",
     "write_back",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import csv
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -13,8 +15,10 @@ import polars as pl
 
 from crmkit._frames import to_polars
 from crmkit._params import check_choice
+from crmkit.exceptions import InputError
 from crmkit.io._atomic import atomic_dir, atomic_write
-from crmkit.schema import TABLES, _cast_expr
+from crmkit.schema import TABLES, Contract
+from crmkit.schema._contract import cast_column, has_offsets
 
 __all__ = ["conform", "read_table", "read_tables", "write_table", "write_tables"]
 
@@ -112,21 +116,26 @@ def _write_xlsx(df: pl.DataFrame, path: Path, sheet: str) -> None:
     wb.save(path)
 
 
-def conform(frame: pl.DataFrame, table: str | None) -> pl.DataFrame:
+def conform(frame: pl.DataFrame, table: str | None,
+            contract: Contract | None = None) -> pl.DataFrame:
     """Give the canonical columns of ``table`` their canonical types where lossless.
 
     Text-based sources (CSV, JSON, SQLite) lose types. For every column of
     ``frame`` that the canonical table ``table`` defines, the values are parsed
-    with the same rules :func:`crmkit.schema.validate` uses; the parsed column
-    replaces the original only when no value is lost (no non-null value becomes
-    null). Otherwise the column is left as it is, so that ``validate`` can name
-    the bad rows instead of them vanishing here. Ids stay strings.
+    with the same rules :func:`crmkit.schema.validate` uses (dates in the
+    contract's formats, never guessed); the parsed column replaces the original
+    only when no value is lost (no non-null value becomes null). Otherwise the
+    column is left as it is, so that ``validate`` can name the bad rows instead of
+    them vanishing here. Timestamps with a UTC offset or a time zone stay as they
+    are too: ``validate`` converts them to the contract's time zone. Ids stay strings.
 
     Parameters
     ----------
     frame : polars.DataFrame
     table : str or None
         A canonical table name; any other name (or None) returns ``frame`` as is.
+    contract : Contract, optional
+        Accepted date formats (default: ISO 8601).
 
     Returns
     -------
@@ -143,31 +152,138 @@ def conform(frame: pl.DataFrame, table: str | None) -> pl.DataFrame:
     if table not in TABLES:
         return frame
     spec = TABLES[table]
-    exprs = []
-    for col in spec.columns:
-        if col.name not in frame.columns:
-            continue
-        source = frame.schema[col.name]
-        if source == col.dtype:
-            continue
-        expr = _cast_expr(col.name, source, col.dtype)
-        if expr is not None:
-            exprs.append(expr.alias(col.name))
-    if not exprs:
-        return frame
-    cast = frame.select(exprs)
     keep = {}
-    for name in cast.columns:
-        lost = (frame[name].is_not_null() & cast[name].is_null()).any()
-        if not lost and frame.schema[name].is_float() and cast.schema[name].is_integer():
-            lost = (cast[name].cast(pl.Float64) != frame[name]).any()  # 1.5 -> 1 is a loss
-        if not lost:
-            keep[name] = cast[name]
+    for col in spec.columns:
+        if col.name not in frame.columns or frame.schema[col.name] == col.dtype:
+            continue
+        if col.dtype in (pl.Date, pl.Datetime("us")) and frame.schema[col.name] == pl.String \
+                and has_offsets(frame[col.name]):
+            continue  # validate converts them to the contract's zone: no parse here
+        values, n_aware = cast_column(frame[col.name], col, table, contract)
+        if values is None or n_aware:
+            continue
+        if not (frame[col.name].is_not_null() & values.is_null()).any():
+            keep[col.name] = values
     return frame.with_columns(**keep) if keep else frame
 
 
-def _csv_schema(path: Path, table: str | None) -> dict[str, Any]:
-    header = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+_CHUNK = 1 << 20
+_TAIL = 1 << 16
+
+
+def _codec(encoding: str, owner: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except (LookupError, TypeError):
+        raise ValueError(f"The 'encoding' parameter of {owner} must be a text encoding known to "
+                         f"Python ('utf-8', 'latin-1', 'gbk', ...). Got {encoding!r} instead.") \
+            from None
+
+
+def _line_of(path: Path, offset: int) -> int:
+    line, done = 1, 0
+    with open(path, "rb") as fh:
+        while done < offset:
+            chunk = fh.read(min(_CHUNK, offset - done))
+            if not chunk:
+                break
+            line += chunk.count(b"\n")
+            done += len(chunk)
+    return line
+
+
+def _first_decode_error(path: Path, encoding: str) -> tuple[int, bytes, str] | None:
+    """(byte offset, offending bytes, reason) of the first byte ``encoding`` cannot decode."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    done = 0
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(_CHUNK)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as err:
+                pending = len(err.object) - len(chunk)  # bytes held over from the last chunk
+                at = done - pending + err.start
+                return at, bytes(err.object[err.start:err.end]), err.reason
+            if not chunk:
+                return None
+            done += len(chunk)
+
+
+def _encoding_error(path: Path, encoding: str, owner: str) -> InputError | None:
+    found = _first_decode_error(path, encoding)
+    if found is None:
+        return None
+    at, raw, reason = found
+    return InputError(
+        f"{owner}: {str(path)!r} is not valid {encoding} text: byte {raw.hex(' ')} at byte offset "
+        f"{at:,} (line {_line_of(path, at):,}) cannot be decoded ({reason}). Declare the file's "
+        f"encoding (encoding='latin-1', 'gbk', 'cp1252', ...) or convert it to {encoding}.")
+
+
+def _fields(line: bytes, encoding: str) -> int | None:
+    text = line.decode(encoding, errors="replace")
+    if text.count('"') % 2:
+        return None  # inside a quoted field that spans lines: cannot tell from one line
+    return len(next(csv.reader([text]), []))
+
+
+def _check_csv_complete(path: Path, encoding: str, owner: str) -> None:
+    """A CSV file cut off mid-row is an error, not a smaller table."""
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(f"{owner}: {str(path)!r} is empty (not even a header line): the file "
+                         "was not written completely.")
+    if "\n".encode(encoding) != b"\n":
+        return  # UTF-16 and the like: no byte-level line check
+    with open(path, "rb") as fh:
+        head = fh.read(min(size, _TAIL))
+        fh.seek(max(0, size - _TAIL))
+        tail = fh.read()
+    if not tail.endswith(b"\n"):
+        start = tail.rfind(b"\n") + 1
+        at = size - len(tail) + start
+        raise InputError(
+            f"{owner}: {str(path)!r} ends in the middle of a line (its last line, from byte "
+            f"offset {at:,}, has no line break): the file was cut off. Write it again; if it "
+            "is complete, end it with a line break.")
+    body = tail[:-1].rstrip(b"\r")
+    cut = body.rfind(b"\n")
+    if cut < 0 and size > len(tail):
+        return  # one line longer than the tail read: nothing to compare
+    last = body[cut + 1:]
+    header = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if b"\n" not in head:
+        return
+    n_header, n_last = _fields(header, encoding), _fields(last, encoding)
+    if n_header is not None and n_last is not None and n_last != n_header:
+        at = size - len(tail) + cut + 1
+        raise InputError(
+            f"{owner}: {str(path)!r}: the last line (from byte offset {at:,}) has {n_last} "
+            f"field{'s' if n_last != 1 else ''} where the header has {n_header}: the file was "
+            "cut off. Write it again.")
+
+
+def _read_csv(path: Path, name: str, encoding: str, owner: str, **options: Any) -> pl.DataFrame:
+    utf8 = encoding == "utf-8"
+    try:
+        return pl.read_csv(path, encoding="utf8" if utf8 else encoding, **options)
+    except UnicodeDecodeError:
+        err = _encoding_error(path, encoding, owner)
+        if err is None:
+            raise
+        raise err from None
+    except pl.exceptions.ComputeError as exc:
+        if utf8 and "utf-8" in str(exc).lower():
+            err = _encoding_error(path, encoding, owner)
+            if err is not None:
+                raise err from None
+        raise InputError(f"{owner}: cannot read {str(path)!r} as CSV: "
+                         f"{str(exc).splitlines()[0]}") from None
+
+
+def _csv_schema(path: Path, table: str | None, encoding: str, owner: str) -> dict[str, Any]:
+    header = _read_csv(path, str(table), encoding, owner, n_rows=0, infer_schema=False).columns
     if table in TABLES:
         names = set(TABLES[table].column_names)
         return {c: pl.String for c in header if c in names}
@@ -175,13 +291,21 @@ def _csv_schema(path: Path, table: str | None) -> dict[str, Any]:
 
 
 def read_table(path: str | os.PathLike, table: str | None = None,
-               format: str | None = None) -> pl.DataFrame:
+               format: str | None = None, *, encoding: str = "utf-8",
+               contract: Contract | None = None) -> pl.DataFrame:
     """Read one table from a Parquet, CSV or JSON file.
 
     For text formats the columns that the canonical table defines are read as
     text and then given their canonical types by :func:`conform` (ids stay
-    strings, leading zeros kept); other columns are inferred. Validate the
-    result with :func:`crmkit.schema.validate`.
+    strings, leading zeros kept; dates only in the contract's formats); other
+    columns are inferred. Validate the result with :func:`crmkit.schema.validate`.
+
+    A CSV file must be complete: a file that is empty, ends in the middle of a
+    line, or whose last line has fewer fields than the header was cut off and
+    raises :class:`~crmkit.InputError` (a file cut exactly at a line break looks
+    complete; the row-count check of :func:`crmkit.schema.quality_gate` catches
+    that). Text that is not valid in the declared ``encoding`` raises
+    :class:`~crmkit.InputError` naming the file, the byte offset and the line.
 
     Parameters
     ----------
@@ -191,6 +315,10 @@ def read_table(path: str | os.PathLike, table: str | None = None,
         (``transactions.csv`` holds ``transactions``).
     format : {"parquet", "csv", "json"}, optional
         Overrides the suffix.
+    encoding : str
+        The text encoding of a CSV file (``"utf-8"``, ``"latin-1"``, ``"gbk"``, ...).
+    contract : crmkit.schema.Contract, optional
+        Accepted date formats; pass the one given to ``validate``.
 
     Returns
     -------
@@ -207,21 +335,33 @@ def read_table(path: str | os.PathLike, table: str | None = None,
     owner = "read_table"
     source = Path(path)
     fmt = _file_format(source, format, owner)
+    encoding = _codec(encoding, owner)
     name = table if table is not None else source.stem
+    if not source.is_file():
+        raise FileNotFoundError(f"{owner}: no file {str(source)!r}.")
     if fmt == "parquet":
-        return pl.read_parquet(source)
+        try:
+            return pl.read_parquet(source)
+        except (pl.exceptions.ComputeError, OSError) as exc:
+            raise InputError(f"{owner}: cannot read {str(source)!r} as Parquet (cut off or not "
+                             f"Parquet?): {str(exc).splitlines()[0]}") from None
     if fmt == "csv":
-        schema = _csv_schema(source, name)
-        df = pl.read_csv(source, schema_overrides=schema, infer_schema_length=10_000,
-                         try_parse_dates=False)
-        return conform(df, name)
+        _check_csv_complete(source, encoding, owner)
+        schema = _csv_schema(source, name, encoding, owner)
+        df = _read_csv(source, name, encoding, owner, schema_overrides=schema,
+                       infer_schema_length=10_000, try_parse_dates=False)
+        return conform(df, name, contract)
     if fmt == "json":
         text = source.read_bytes()
         if text.strip() in (b"", b"[]"):
             df = pl.DataFrame()
         else:
-            df = pl.read_json(source, infer_schema_length=None)
-        return conform(df, name)
+            try:
+                df = pl.read_json(source, infer_schema_length=None)
+            except pl.exceptions.ComputeError as exc:
+                raise InputError(f"{owner}: cannot read {str(source)!r} as JSON (cut off?): "
+                                 f"{str(exc).splitlines()[0]}") from None
+        return conform(df, name, contract)
     raise ValueError(f"{owner}: reading .xlsx is not supported; export to .csv or .parquet.")
 
 
@@ -261,7 +401,8 @@ def _wanted(available: Iterable[str], tables: Iterable[str] | None, where: str,
 
 
 def read_tables(source: str | os.PathLike, tables: Iterable[str] | None = None, *,
-                format: str | None = None) -> dict[str, pl.DataFrame]:
+                format: str | None = None, encoding: str = "utf-8",
+                contract: Contract | None = None) -> dict[str, pl.DataFrame]:
     """Read a set of tables from a folder, a DuckDB file or a SQL database.
 
     ``source`` is one of
@@ -283,6 +424,10 @@ def read_tables(source: str | os.PathLike, tables: Iterable[str] | None = None, 
         that lists the tables present.
     format : {"parquet", "csv"}, optional
         For a folder holding both kinds of file: which to read.
+    encoding : str
+        Text encoding of the CSV files (see :func:`read_table`).
+    contract : crmkit.schema.Contract, optional
+        Accepted date formats; pass the one given to ``validate``.
 
     Returns
     -------
@@ -303,11 +448,12 @@ def read_tables(source: str | os.PathLike, tables: Iterable[str] | None = None, 
     True
     """
     owner = "read_tables"
+    _codec(encoding, owner)
     kind = _kind(source)
     if kind == "sql":
-        return _read_sql(os.fspath(source), tables, owner)
+        return _read_sql(os.fspath(source), tables, owner, contract)
     if kind == "duckdb":
-        return _read_duckdb(Path(source), tables, owner)
+        return _read_duckdb(Path(source), tables, owner, contract)
     folder = Path(source)
     if not folder.is_dir():
         raise FileNotFoundError(f"{owner}: {str(folder)!r} is not a folder.")
@@ -326,7 +472,8 @@ def read_tables(source: str | os.PathLike, tables: Iterable[str] | None = None, 
     found = {p.stem: p for p in folder.glob(f"*{_SUFFIX[fmt]}")
              if p.is_file() and not p.name.startswith(".")}
     names = _wanted(found, tables, f"folder {str(folder)!r} ({fmt})", owner)
-    return {name: read_table(found[name], table=name, format=fmt) for name in names}
+    return {name: read_table(found[name], table=name, format=fmt, encoding=encoding,
+                             contract=contract) for name in names}
 
 
 def write_tables(tables: Mapping[str, Any], dest: str | os.PathLike, *,
@@ -408,7 +555,8 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _read_duckdb(path: Path, tables: Iterable[str] | None, owner: str) -> dict[str, pl.DataFrame]:
+def _read_duckdb(path: Path, tables: Iterable[str] | None, owner: str,
+                 contract: Contract | None = None) -> dict[str, pl.DataFrame]:
     import duckdb
 
     if not path.is_file():
@@ -420,7 +568,7 @@ def _read_duckdb(path: Path, tables: Iterable[str] | None, owner: str) -> dict[s
         names = _wanted(available, tables, f"DuckDB file {str(path)!r}", owner)
         out = {}
         for name in names:
-            out[name] = conform(con.sql(f"SELECT * FROM {_quote(name)}").pl(), name)
+            out[name] = conform(con.sql(f"SELECT * FROM {_quote(name)}").pl(), name, contract)
     return out
 
 
@@ -543,7 +691,8 @@ def _write_sql(frames: Mapping[str, pl.DataFrame], uri: str, chunk_rows: int = 1
         engine.dispose()
 
 
-def _read_sql(uri: str, tables: Iterable[str] | None, owner: str) -> dict[str, pl.DataFrame]:
+def _read_sql(uri: str, tables: Iterable[str] | None, owner: str,
+              contract: Contract | None = None) -> dict[str, pl.DataFrame]:
     import sqlalchemy as sa
 
     engine = _engine(uri)
@@ -561,7 +710,7 @@ def _read_sql(uri: str, tables: Iterable[str] | None, owner: str) -> dict[str, p
                 if frame.width == 0 and len(table.columns):
                     frame = pl.DataFrame(schema={c.name: schema.get(c.name, pl.String)
                                                  for c in table.columns})
-                out[name] = conform(frame, name)
+                out[name] = conform(frame, name, contract)
     finally:
         engine.dispose()
     return out

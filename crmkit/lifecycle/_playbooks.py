@@ -1,4 +1,9 @@
-"""Playbooks: the standard service actions each stage (and optionally tier) triggers."""
+"""Playbooks: the standard service actions each stage (and optionally tier) triggers.
+
+Actions name a channel, so with the customers table they go through the one
+contact policy (:mod:`crmkit.contact_policy`): opted-out channels and
+do-not-contact customers are suppressed with a reason, never dropped silently.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from crmkit._frames import Output, to_lazy, to_output, to_polars
 from crmkit._params import check_date
+from crmkit.contact_policy import ContactPolicy, apply_contact_policy, canonical_channel
 from crmkit.exceptions import ConfigError, SchemaError
 from crmkit.lifecycle._config import STANDARD_STAGES, _format_errors, _Strict
 from crmkit.lifecycle._expr import closest
@@ -34,6 +40,11 @@ class PlaybookEntry(_Strict):
     priority: int = Field(3, ge=1, le=9)
     due_days: int = Field(14, ge=0)
     description: str = ""
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        return canonical_channel(value)  # "call" is phone: one name per channel
 
 
 DEFAULT_PLAYBOOK: tuple[dict[str, Any], ...] = (
@@ -108,12 +119,22 @@ def _frame(entries: list[PlaybookEntry]) -> pl.DataFrame:
 
 def playbook_actions(stages: Any, *, playbook: Any = None, tiers: Any = None,
                      stage_names: Sequence[str] = STANDARD_STAGES,
-                     as_of: dt.date | str | None = None, output: Output = "polars"):
+                     as_of: dt.date | str | None = None, customers: Any = None,
+                     contact_policy: ContactPolicy | dict | None = None,
+                     output: Output = "polars"):
     """The standard actions for each customer, from their stage and tier.
 
     For each customer the playbook entries of their stage that name their tier are
     used; when none does, the stage's generic entries (no tier) are. A stage
     without entries yields no action.
+
+    With ``customers`` the actions go through the contact policy
+    (:func:`crmkit.contact_policy.apply_contact_policy`) and the result is a
+    :class:`~crmkit.contact_policy.ContactSplit`: ``allowed`` holds the actions
+    that may go out, ``suppressed`` the others with their ``suppression_reason``
+    (opted out of the channel, do not contact, unknown customer), and
+    ``summary()`` the counts for the manifest. Without ``customers`` the result
+    is the plan before any consent check: not to be sent as it is.
 
     Parameters
     ----------
@@ -131,13 +152,19 @@ def playbook_actions(stages: Any, *, playbook: Any = None, tiers: Any = None,
     as_of : date, optional
         Run date; ``due_date = as_of + due_days``. Defaults to ``stages.as_of``
         when present.
+    customers : DataFrame, optional
+        The customers table (``opt_out_sms``, ``opt_out_email``,
+        ``opt_out_phone``, ``do_not_contact``, ...): apply the contact policy.
+    contact_policy : ContactPolicy or dict, optional
+        Policy settings (default :class:`~crmkit.contact_policy.ContactPolicy`).
 
     Returns
     -------
-    DataFrame
+    DataFrame or ContactSplit
         ``customer_id``, ``stage``, ``tier``, ``action``, ``channel``,
         ``action_priority``, ``due_date`` (if a date is known), ``description``;
-        sorted by customer and priority: ready to be carried by call lists.
+        sorted by customer and priority: ready to be carried by call lists. With
+        ``customers``: a ``ContactSplit`` of such tables.
 
     Examples
     --------
@@ -146,6 +173,12 @@ def playbook_actions(stages: Any, *, playbook: Any = None, tiers: Any = None,
     ...                    "tier": ["Diamond", "Gold"]})
     >>> playbook_actions(st).select("customer_id", "action").rows()
     [('a', 'senior_rm_visit'), ('b', 'retention_call'), ('b', 'retention_offer')]
+    >>> customers = pl.DataFrame({"customer_id": ["a", "b"], "opt_out_phone": [False, True]})
+    >>> split = playbook_actions(st, customers=customers)
+    >>> split.allowed.select("customer_id", "action", "channel").rows()
+    [('a', 'senior_rm_visit', 'visit')]
+    >>> split.suppressed.select("action", "suppression_reason").rows()
+    [('retention_call', 'opted out of phone'), ('retention_offer', 'opted out of phone')]
     """
     entries = _frame(_validate(DEFAULT_PLAYBOOK if playbook is None else playbook, stage_names))
     lf = to_lazy(stages, "stages")
@@ -182,4 +215,6 @@ def playbook_actions(stages: Any, *, playbook: Any = None, tiers: Any = None,
     cols.append("description")
     out = (pl.concat([hit.select(cols), rest.select(cols)])
            .sort("customer_id", "action_priority", "action").collect())
+    if customers is not None:
+        return apply_contact_policy(out, customers, policy=contact_policy, output=output)
     return to_output(out, output)

@@ -27,7 +27,8 @@ def bank_tables() -> dict[str, pl.DataFrame]:
             "first_seen": [D(2020, 1, 31), D(2021, 6, 1), D(1999, 12, 31)],
             "birth_year": [1980, None, 1955], "risk_level": [3, 1, None],
             "opt_out_sms": [False, True, False], "opt_out_email": [False, False, True],
-            "opt_out_phone": [True, False, False],
+            "opt_out_phone": [True, False, False], "do_not_contact": [False, False, True],
+            "contact_window": ["09:00-18:00", None, "18:00-21:00"],
         },
         "products": {
             "product_id": ["P01", "P02", "0003"], "category": ["deposit", "fund", "bond"],
@@ -46,13 +47,13 @@ def bank_tables() -> dict[str, pl.DataFrame]:
         "balances": {
             "account_id": ["A0001", "A0001", "A0003"],
             "date": [D(2024, 1, 31), D(2024, 2, 29), D(2024, 1, 31)],
-            "balance": [1234.5, 0.1 + 0.2, -1e-300],
+            "balance": [1234.5, 0.1 + 0.2, 1e-300],
         },
         "transactions": {
             "transaction_id": ["t1", "t2", "t3", "t4"], "customer_id": ["0001", "0001", "0002", "0010"],
             "timestamp": [T(2024, 1, 2, 9, 30, 0, 123456), T(2024, 1, 2), T(2024, 2, 29, 23, 59, 59),
                           T(1999, 12, 31)],
-            "amount": [10.0, -2.5, 1e15, 0.3333333333333333],
+            "amount": [10.0, -2.5, 9e9 + 0.01, 0.3333333333333333],
             "channel": ["app", None, "branch", "web"], "product_id": ["P01", None, "P02", "0003"],
         },
         "assignments": {

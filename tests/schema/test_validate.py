@@ -65,7 +65,8 @@ def test_messy_bank_reports_every_problem(mode):
     expected = {
         ("customers", "customer_id", "duplicate key customer_id"),
         ("customers", "customer_id", "null values"),
-        ("customers", "first_seen", "values that cannot be read as Date"),
+        ("customers", "first_seen", "values that cannot be read as a date in the accepted "
+                                    "format ISO 8601 date: YYYY-MM-DD or YYYYMMDD"),
         ("transactions", "amount", "non-finite values"),
         ("transactions", "timestamp", f"dated after as_of {AS_OF}"),
         ("transactions", "customer_id", "references unknown customers.customer_id"),
@@ -118,8 +119,10 @@ def test_types_are_cast_and_bad_values_named():
     with pytest.raises(SchemaError) as err:
         validate({"customers": customers})
     text = str(err.value)
-    assert "customers.first_seen: values that cannot be read as Date (1 row; e.g. row 2: customer_id='c', first_seen='yesterday')" in text
-    assert "customers.risk_level: values that cannot be read as Int64" in text
+    assert ("customers.first_seen: values that cannot be read as a date in the accepted format "
+            "ISO 8601 date: YYYY-MM-DD or YYYYMMDD (1 row; e.g. row 2: customer_id='c', "
+            "first_seen='yesterday')") in text
+    assert "customers.risk_level: values that cannot be read as a whole number" in text
     assert "customers.risk_level: values above 5" in text
     res = validate({"customers": customers.head(2).with_columns(pl.lit("3").alias("risk_level"))})
     assert res.tables["customers"].schema["first_seen"] == pl.Date
@@ -138,7 +141,7 @@ def test_examples_are_at_most_five():
 
 def test_a_wholly_wrong_type_is_structural():
     customers = _customers(first_seen=[[1], [2], [3]])
-    with pytest.raises(SchemaError, match="cannot be read as Date"):
+    with pytest.raises(SchemaError, match="has type List.Int64., which cannot be read as a date"):
         validate({"customers": customers}, mode="quarantine")
 
 
@@ -158,3 +161,14 @@ def test_problems_frame_lists_every_problem():
     frame = res.problems_frame()
     assert frame.height == len(res.problems)
     assert frame["n_rows"].min() >= 1
+
+
+def test_row_numbers_of_a_split_input_are_kept():
+    part = _customers(customer_id=["a", None, "c"]).with_columns(
+        pl.Series("__row", [10, 11, 12]))
+    res = validate({"customers": part}, mode="quarantine")
+    assert res.rejected["customers"]["_row"].to_list() == [11]
+    assert res.rejected["customers"]["_row"].dtype == pl.Int64
+    assert res.problems[0].examples == ("row 11: customer_id=None",)
+    assert "__row" not in res.tables["customers"].columns
+    assert "__row" not in res.rejected["customers"].columns
