@@ -18,7 +18,8 @@ from ._util import BANK, END
 
 def _shard(day, previous=None, outputs=None):
     readers = {"features": lambda: build_features(BANK, as_of=day),
-               "transactions": lambda: BANK["transactions"]}
+               "transactions": lambda: BANK["transactions"],
+               "customers": lambda: BANK["customers"]}
     for name, frame in (outputs or {}).items():
         readers[name] = (lambda f: lambda: f)(frame)
     prev = (lambda step, table, shard: previous) if previous is not None else None
@@ -41,7 +42,8 @@ def test_step_two_runs():
     cfg = LifecycleStepConfig()
     first_day = dt.date(2025, 11, 30)
     first, facts = _run(first_day, cfg)
-    assert set(first) == {"stages", "stage_changes", "transition_matrix", "actions"}
+    assert set(first) == {"stages", "stage_changes", "transition_matrix", "actions",
+                          "suppressed_actions"}
     assert facts["previous_run"] is False
     assert first["stage_changes"].height == first["stages"].height
 
@@ -100,8 +102,21 @@ def test_nightly_run_writes_and_lists_lifecycle_outputs(tmp_path):
     run_dir = tmp_path / "runs" / "2025-12-31"
     manifest = json.loads((run_dir / "manifest.json").read_text())
     outs = manifest["steps"]["lifecycle"]["outputs"]
-    assert set(outs) == {"stages", "stage_changes", "transition_matrix", "actions"}
+    assert set(outs) == {"stages", "stage_changes", "transition_matrix", "actions",
+                         "suppressed_actions"}
     assert manifest["steps"]["lifecycle"]["previous_run"] is True
+    # no action of the run names a channel its customer opted out of
+    from crmkit.datasets import make_bank
+
+    customers = make_bank(300, seed=3)["customers"]
+    actions = pl.read_parquet(run_dir / "lifecycle" / "actions.parquet").join(
+        customers, on="customer_id")
+    for channel in ("email", "sms", "phone"):
+        assert actions.filter((pl.col("channel") == channel)
+                              & pl.col(f"opt_out_{channel}")).height == 0
+    suppressed = pl.read_parquet(run_dir / "lifecycle" / "suppressed_actions.parquet")
+    assert suppressed.height == sum(
+        manifest["steps"]["lifecycle"]["actions_suppressed"].values()) > 0
     for rel in outs.values():
         assert (run_dir / rel).exists() and rel in manifest["outputs"]
     stages = pl.read_parquet(run_dir / "lifecycle" / "stages.parquet")

@@ -4,7 +4,8 @@ Per-customer tables in ``<run>/lifecycle/``: ``stages`` (customer_id, as_of, sta
 stage_rule), ``stage_changes`` (against the previous run's ``stages``; every
 customer is a ``(new)`` arrival in the first run) and, with ``playbook = true``,
 ``actions`` (the playbook's standard actions per customer, tier-specific where the
-``value`` step ran). Aggregate: ``transition_matrix`` (long form, counts and row
+``value`` step ran, through the contact policy: ``suppressed_actions`` holds those
+on a channel the customer opted out of, or otherwise not allowed, with the reason). Aggregate: ``transition_matrix`` (long form, counts and row
 rates), combined from per-shard pair counts.
 
 Model outputs of other steps (by default ``p_alive`` of ``clv.clv`` and, as
@@ -128,11 +129,19 @@ def score(shard: Shard, cfg: LifecycleStepConfig, state: Any) -> ShardOutput:
         if tiers is not None and "tier" in tiers.columns:
             with_tier = stages.join(tiers.select("customer_id", pl.col("tier").cast(pl.String)),
                                     on="customer_id", how="left")
-        actions = playbook_actions(with_tier, stage_names=config.stages)
-        tables["actions"] = actions
-        partials["actions"] = count_partial(actions, "action")
+        # every action that names a channel goes through the one contact policy:
+        # opted-out channels, do-not-contact and contact windows are suppressed, counted
+        split = playbook_actions(with_tier, stage_names=config.stages, as_of=shard.as_of,
+                                 customers=shard.get("customers"))
+        tables["actions"] = split.allowed
+        tables["suppressed_actions"] = split.suppressed
+        partials["actions"] = count_partial(split.allowed, "action")
+        partials["suppressed"] = count_partial(split.suppressed, "suppression_reason")
     else:
         tables["actions"] = pl.DataFrame(schema={"customer_id": pl.String, "action": pl.String})
+        tables["suppressed_actions"] = pl.DataFrame(
+            schema={"customer_id": pl.String, "action": pl.String,
+                    "suppression_reason": pl.String})
     return ShardOutput(tables=tables, partials=partials)
 
 
@@ -155,13 +164,14 @@ def finalize(partials: Mapping[str, pl.DataFrame], cfg: LifecycleStepConfig, sta
     }
     if "actions" in partials:
         facts["actions"] = counts_from(partials, "actions", "action")
+        facts["actions_suppressed"] = counts_from(partials, "suppressed", "suppression_reason")
     return StepSummary(tables={"transition_matrix": matrix}, facts=facts)
 
 
 STEP = Step(
     name="lifecycle", config_model=LifecycleStepConfig, score=score,
-    inputs=("features", "transactions"), optional_inputs=OPTIONAL,
-    outputs=("stages", "stage_changes", "actions"), finalize=finalize,
+    inputs=("features", "transactions", "customers"), optional_inputs=OPTIONAL,
+    outputs=("stages", "stage_changes", "actions", "suppressed_actions"), finalize=finalize,
     doc="lifecycle stages, stage-change events against the previous run, transition matrix, "
         "playbook actions",
 )
