@@ -18,6 +18,7 @@ from pydantic import Field, create_model, field_validator
 from crmkit._config import StrictModel, parse_config
 from crmkit.exceptions import ConfigError
 from crmkit.features import DEFAULT_ASSET_WEIGHTS
+from crmkit.schema import Contract, QualityGate
 from crmkit.pipeline._graph import order_steps
 from crmkit.pipeline._step import Step
 
@@ -71,6 +72,11 @@ class ValidationSection(StrictModel):
 
     mode: Literal["strict", "quarantine"] = "quarantine"
     future_rows: Literal["reject", "cut"] = "reject"
+    contract: Contract = Field(default_factory=Contract,
+                               description="formats, time zone, money bounds, cross-table rules")
+    quality: QualityGate = Field(default_factory=QualityGate,
+                                 description="rejected-row shares, volume against the previous "
+                                             "run, required tables")
 
 
 class FeaturesSection(StrictModel):

@@ -61,7 +61,7 @@ from crmkit.pipeline._store import (
     due_for_refit,
     settings_match,
 )
-from crmkit.schema import Problem, empty_table, tables_as_of, validate
+from crmkit.schema import Problem, empty_table, quality_gate, tables_as_of, validate
 
 __all__ = ["FitContext", "RunResult", "find_previous_run", "run_pipeline"]
 
@@ -217,8 +217,10 @@ class _Run:
 def _prepare_shards(run: _Run, mode: str, cut: bool, tick) -> dict[str, Any]:
     """Validate every shard and build its features; returns the input facts."""
     staged, day = run.staged, run.day
+    contract = run.cfg.validation.contract
     shared_check = validate({"customers": empty_table("customers"), **{
-        n: f for n, f in staged.shared.items()}}, as_of=None if cut else day, mode="quarantine")
+        n: f for n, f in staged.shared.items()}}, as_of=None if cut else day, mode="quarantine",
+        contract=contract)
     shared = {n: shared_check.tables[n] for n in staged.shared if n in shared_check.tables}
     problems = list(shared_check.problems)
     rejected_counts = {n: 0 for n in staged.facts}
@@ -229,7 +231,7 @@ def _prepare_shards(run: _Run, mode: str, cut: bool, tick) -> dict[str, Any]:
     for i in range(run.n):
         raw = {name: staged.read(name, i) for name in staged.sharded}
         raw.update(shared)
-        checked = validate(raw, as_of=None if cut else day, mode="quarantine")
+        checked = validate(raw, as_of=None if cut else day, mode="quarantine", contract=contract)
         problems.extend(checked.problems)
         tables = tables_as_of(checked.tables, day) if cut else checked.tables
         for name in staged.sharded:
@@ -250,7 +252,17 @@ def _prepare_shards(run: _Run, mode: str, cut: bool, tick) -> dict[str, Any]:
         n = len(problems)
         raise SchemaError(f"{n} problem{'s' if n != 1 else ''} in the input tables:\n"
                           + "\n".join(str(p) for p in problems), problems)
-    return {"problems": problems, "rejected": rejected_counts}
+    previous_counts = None
+    if run.previous_dir is not None and (run.previous_dir / "manifest.json").exists():
+        previous_counts = {t: f["rows"] for t, f in json.loads(
+            (run.previous_dir / "manifest.json").read_text(encoding="utf-8")
+        )["inputs"]["tables"].items()}
+    # the rejected share, required tables and volumes against the previous run, over all
+    # shards: a broken day fails the run (exit code 3) before any model sees it
+    quality = quality_gate(previous_counts=previous_counts, gate=run.cfg.validation.quality,
+                           rows={n: f["rows"] for n, f in staged.facts.items()},
+                           rejected=rejected_counts, problems=problems)
+    return {"problems": problems, "rejected": rejected_counts, "quality": quality}
 
 
 def _gather(step: Step, cfg: Any, run: _Run, ctx: FitContext) -> dict[str, pl.DataFrame]:
@@ -509,7 +521,8 @@ def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, featur
             },
             "validation": {"mode": cfg.validation.mode,
                            "future_rows": cfg.validation.future_rows,
-                           "problems": [str(p) for p in checked["problems"]]},
+                           "problems": [str(p) for p in checked["problems"]],
+                           "quality": checked["quality"]},
             "steps": {},
         }
         with atomic_dir(run_dir) as tmp:

@@ -137,3 +137,28 @@ def test_exit_codes_and_dry_run(tmp_path, bank_dir, capsys):
     out = capsys.readouterr().out
     assert "config ok: steps" in out and "customers" in out and "writable:" in out
     assert not (tmp_path / "runs" / "2025-12-31").exists()  # a dry run computes nothing
+
+
+def test_a_broken_day_fails_the_run_with_the_quality_gate_code(tmp_path):
+    """61% of the transactions unreadable: exit code 3 naming the table and the share;
+    nothing is written and no model is stored."""
+    import polars as pl
+
+    from crmkit.cli import EXIT_QUALITY_GATE
+    from crmkit.datasets import make_bank
+
+    bank = make_bank(400, seed=5, years=1)
+    tx = bank["transactions"]
+    bad = pl.int_range(tx.height, eager=True) % 100 < 61
+    bank["transactions"] = tx.with_columns(
+        pl.when(bad).then(pl.lit("n/a")).otherwise(pl.col("amount").cast(pl.String))
+        .alias("amount"))
+    write_tables(bank, tmp_path / "data", format="csv")
+    cfg = _write_config(tmp_path, tmp_path / "data")
+    err = subprocess.run([sys.executable, "-m", "crmkit.cli", "run", str(cfg), "--as-of",
+                          "2025-12-31", "--no-progress"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert err.returncode == EXIT_QUALITY_GATE, err.stderr
+    assert "transactions" in err.stderr and "61" in err.stderr
+    assert not (tmp_path / "runs" / "2025-12-31").exists()
+    assert not list((tmp_path / "runs").rglob("*.json"))
