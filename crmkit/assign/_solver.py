@@ -815,7 +815,8 @@ def _why_none(mgr, levels, terr, branch, region, skill, where) -> str:
     terr_ok = pl.lit(False)
     for lvl in levels:
         rule = terr[lvl]
-        cond = {"branch": pl.col("branch_id") == branch, "region": pl.col("region") == region,
+        cond = {"branch": pl.col("branch_id") == pl.lit(branch, pl.String),
+                "region": pl.col("region") == pl.lit(region, pl.String),
                 "anywhere": pl.lit(True)}[rule]
         terr_ok = terr_ok | ((pl.col("level") == lvl) & cond.fill_null(False))
     m = m.filter(terr_ok)
