@@ -10,9 +10,10 @@ only if active, never above capacity (a count, a workload weight, or both).
 
 Each candidate pair (customer ``i``, RM ``j``, role ``r``) costs, in cost units::
 
-    continuity * [j is not i's current RM in role r]      (a current backup promoted
-                                                           to primary, or the reverse,
-                                                           costs continuity * (1 - backup_continuity))
+    continuity * [j is not i's current primary]           (primary slot; a current backup
+                                                           promoted to primary costs
+                                                           continuity * (1 - backup_continuity))
+    continuity * (1 - backup_continuity) * [j is not a current backup]   (backup slot)
   + level_weight * (1 + priority_i) * rank(level_j in eligibility[tier_i])
   + distance_weight * (0 same branch, 1 same region, 2 elsewhere)
 
@@ -20,7 +21,8 @@ and every RM pays a convex piecewise-linear workload penalty: each customer plac
 beyond ``u_k`` of its capacity costs ``balance_weight * c_k`` (``balance_bands``).
 A slot left unplaced costs more than any rearrangement of the others can save
 (``(U + 1) * (n_managers + 2)`` with ``U`` the largest arc plus band cost, times
-``1 + priority_i / max priority``; half that for a backup slot), so the solver
+``1 + priority_i / max priority``; half that for a backup slot; plus ``continuity``
+when the customer had an RM in that role), so the solver
 places as many customers as the capacities allow, preferring high priority ones,
 and only then optimises the soft terms.
 
@@ -251,8 +253,9 @@ class RMAssigner(BaseEstimator):
     continuity : float, default 20.0
         Cost of giving a customer a different RM than the current one.
     backup_continuity : float, default 0.75
-        Share of ``continuity`` saved when a current backup becomes the primary (or
-        the primary becomes a backup): a leaving RM's customers go first to their team.
+        Share of ``continuity`` saved when a current backup becomes the primary; a
+        change of backup costs ``continuity * (1 - backup_continuity)``. So when the
+        primary leaves, the backup takes over and a new backup is found.
     level_weight, distance_weight, balance_weight : float, default 1.0
         Weights of the preferred-level, same-branch and workload-balance terms.
     balance_bands : list of (float, float)
@@ -334,9 +337,11 @@ class RMAssigner(BaseEstimator):
         return cls(**cfg.estimator_params())
 
     def _validated(self) -> dict:
-        cfg = AssignConfig.model_validate({
+        from crmkit._config import parse_config
+        cfg = parse_config(AssignConfig, {
             k: (list(v) if isinstance(v, tuple) and k in ("team_tiers", "balance_bands") else v)
-            for k, v in self.get_params().items() if not (k == "territory" and v is None)})
+            for k, v in self.get_params().items() if not (k == "territory" and v is None)},
+            _OWNER)
         _check_bands(cfg.balance_bands, _OWNER)
         return cfg.model_dump()
 
@@ -467,7 +472,13 @@ def solve_assignment(customers: Any, managers: Any, current: Any = None, *,
     big = (max_unit + max_band + 1) * (n_mgr + 2)
     pr = cust["priority"].to_numpy()
     pmax = float(pr.max()) if pr.size and pr.max() > 0 else 1.0
-    unplaced_cost = np.round(big * (1 + pr / pmax)).astype(np.int64)
+    base = np.round(big * (1 + pr / pmax)).astype(np.int64)
+    # a customer who loses the current RM to "unplaced" breaks continuity too
+    full = int(round(cfg["cost_scale"] * cfg["continuity"]))
+    has_p = cust["cur_primary"].is_not_null().to_numpy()
+    has_b = cust["cur_backups"].is_not_null().to_numpy()
+    part = int(round(cfg["cost_scale"] * cfg["continuity"] * (1 - cfg["backup_continuity"])))
+    unplaced_cost = (base + full * has_p, base // 2 + part * has_b)
     n_slots_b = np.where(cust["is_team"].to_numpy(), cfg["team_size"] - 1, 0).astype(np.int64)
 
     mode = cfg["solver"]
@@ -494,7 +505,7 @@ def solve_assignment(customers: Any, managers: Any, current: Any = None, *,
     np.add.at(placed_b, ci[~is_p], 1)
     miss_p = 1 - placed_p
     miss_b = n_slots_b - placed_b
-    unplaced_total = int((miss_p * unplaced_cost).sum() + (miss_b * (unplaced_cost // 2)).sum())
+    unplaced_total = int((miss_p * unplaced_cost[0]).sum() + (miss_b * unplaced_cost[1]).sum())
     band_total = _band_cost(loads, *segs)
     parts_int = {k: int(chosen[k].sum()) if chosen.height else 0
                  for k in ("c_continuity", "c_level", "c_distance")}
@@ -544,10 +555,11 @@ def _candidate_arcs(cust: pl.DataFrame, mgr: pl.DataFrame, elig: dict, terr: dic
         else:
             p = cl.join(ml, how="cross")
         parts.append(p)
-    schema_cols = ["i", "j", "role", "cost", "c_continuity", "c_level", "c_distance"]
+    schema_cols = ["i", "j", "role", "cost", "c_continuity", "c_level", "c_distance", "is_current"]
     if not parts:
         return pl.DataFrame(schema={"i": pl.UInt32, "j": pl.UInt32, "role": pl.String, "cost": pl.Int64,
-                                    "c_continuity": pl.Int64, "c_level": pl.Int64, "c_distance": pl.Int64})
+                                    "c_continuity": pl.Int64, "c_level": pl.Int64, "c_distance": pl.Int64,
+                                    "is_current": pl.Boolean})
     a = pl.concat(parts, how="diagonal_relaxed")
     a = a.filter(pl.col("skill").is_null() | pl.col("skills").list.contains(pl.col("skill")).fill_null(False))
     scale = cfg["cost_scale"]
@@ -566,15 +578,15 @@ def _candidate_arcs(cust: pl.DataFrame, mgr: pl.DataFrame, elig: dict, terr: dic
     )
     full, part = int(round(scale * cont)), int(round(scale * cont * (1 - bshare)))
     prim = a.with_columns(
-        pl.lit("primary").alias("role"),
+        pl.lit("primary").alias("role"), pl.col("_is_cur_p").alias("is_current"),
         pl.when(pl.col("_is_cur_p")).then(0).when(pl.col("_is_cur_b")).then(part)
         .when(pl.col("_has_p") | pl.col("_has_b")).then(full).otherwise(0).cast(pl.Int64).alias("c_continuity"))
     outs = [prim]
     if cfg["team_size"] > 1:
         back = a.filter(pl.col("is_team")).with_columns(
-            pl.lit("backup").alias("role"),
-            pl.when(pl.col("_is_cur_b")).then(0).when(pl.col("_is_cur_p")).then(part)
-            .when(pl.col("_has_b") | pl.col("_has_p")).then(full).otherwise(0).cast(pl.Int64)
+            pl.lit("backup").alias("role"), pl.col("_is_cur_b").alias("is_current"),
+            pl.when(pl.col("_is_cur_b")).then(0)
+            .when(pl.col("_has_b") | pl.col("_has_p")).then(part).otherwise(0).cast(pl.Int64)
             .alias("c_continuity"))
         outs.append(back)
     a = pl.concat(outs)
@@ -585,10 +597,7 @@ def _candidate_arcs(cust: pl.DataFrame, mgr: pl.DataFrame, elig: dict, terr: dic
 def _keep_valid(arcs: pl.DataFrame, cust: pl.DataFrame, mgr: pl.DataFrame) -> pl.DataFrame:
     """Hard continuity: a slot whose current RM is a candidate keeps only that arc, unless the
     RM's capacity no longer holds the customers it would keep this way."""
-    keep = arcs.filter(pl.col("c_continuity") == 0).join(
-        cust.select("i", pl.col("cur_primary").is_not_null().alias("_hp"),
-                    pl.col("cur_backups").is_not_null().alias("_hb")), on="i")
-    keep = keep.filter(pl.when(pl.col("role") == "primary").then(pl.col("_hp")).otherwise(pl.col("_hb")))
+    keep = arcs.filter(pl.col("is_current"))
     load = keep.group_by("j").agg(pl.len().alias("_n")).join(mgr.select("j", "capacity"), on="j")
     fits = load.filter(pl.col("_n") <= pl.col("capacity"))["j"]
     fixed = keep.filter(pl.col("j").is_in(fits.implode())).select("i", "role", "j")
@@ -603,7 +612,7 @@ def _keep_valid(arcs: pl.DataFrame, cust: pl.DataFrame, mgr: pl.DataFrame) -> pl
 def _prune(arcs: pl.DataFrame, k: int) -> pl.DataFrame:
     ranked = arcs.sort("i", "role", "cost", "j").with_columns(
         pl.int_range(pl.len()).over(["i", "role"]).alias("_r"))
-    return ranked.filter((pl.col("_r") < k) | (pl.col("c_continuity") == 0)).drop("_r")
+    return ranked.filter((pl.col("_r") < k) | pl.col("is_current")).drop("_r")
 
 
 def _bands(mgr: pl.DataFrame, cfg: dict) -> list[tuple[float, int]]:
@@ -673,10 +682,10 @@ def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b):
     caps_.append(np.ones(uniq.size, np.int64)); costs_.append(np.zeros(uniq.size, np.int64))
     # unplaced arcs
     tails.append(np.arange(n_c)); heads.append(np.full(n_c, sink))
-    caps_.append(np.ones(n_c, np.int64)); costs_.append(unplaced_cost)
+    caps_.append(np.ones(n_c, np.int64)); costs_.append(unplaced_cost[0])
     hb = np.nonzero(n_slots_b > 0)[0]
     tails.append(n_c + hb); heads.append(np.full(hb.size, sink))
-    caps_.append(n_slots_b[hb]); costs_.append(unplaced_cost[hb] // 2)
+    caps_.append(n_slots_b[hb]); costs_.append(unplaced_cost[1][hb])
     # manager -> sink segments
     for w, c in zip(widths, costs):
         wi = w.astype(np.int64)
@@ -725,8 +734,8 @@ def _solve_mip(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, cfg):
     # variables: x (n_a) | u_primary (n_c) | u_backup (len hb) | s (n_m * n_seg)
     off_up, off_ub, off_s = n_a, n_a + n_c, n_a + n_c + hb.size
     n_var = off_s + n_m * n_seg
-    c = np.concatenate([arcs["cost"].to_numpy().astype(float), unplaced_cost.astype(float),
-                        (unplaced_cost[hb] // 2).astype(float),
+    c = np.concatenate([arcs["cost"].to_numpy().astype(float), unplaced_cost[0].astype(float),
+                        unplaced_cost[1][hb].astype(float),
                         np.concatenate([np.full(n_m, float(cc)) for cc in costs])])
     lb = np.zeros(n_var)
     ub = np.concatenate([np.ones(n_a), np.ones(n_c), n_slots_b[hb].astype(float),
