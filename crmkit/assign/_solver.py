@@ -210,6 +210,9 @@ class AssignmentResult:
         Candidate (customer, RM, role) pairs the solver considered.
     seconds : float
         Wall-clock time of the whole solve, input checks included.
+    timings : dict
+        Seconds spent building the network (``build``), in the solver (``solve``) and
+        decoding the answer into tables (``decode``).
     """
 
     assignment: pl.DataFrame
@@ -223,6 +226,7 @@ class AssignmentResult:
     solver: str
     n_arcs: int
     seconds: float
+    timings: dict = dataclasses.field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------
@@ -433,8 +437,66 @@ def solve_assignment(customers: Any, managers: Any, current: Any = None, *,
     >>> res.moves.select("customer_id", "from_manager_id", "to_manager_id", "reason").rows()
     [('a', 'B1', 'B2', 'rm_inactive')]
     """
-    from crmkit._config import parse_config
     t0 = time.perf_counter()
+    P = _build_problem(customers, managers, current, config, params)
+    cfg, cust, cust_all, mgr, cur, arcs = P["cfg"], P["cust"], P["cust_all"], P["mgr"], P["cur"], P["arcs"]
+    elig, terr, bands = P["elig"], P["terr"], P["bands"]
+    unplaced_cost, n_slots_b = P["unplaced_cost"], P["n_slots_b"]
+    t1 = time.perf_counter()
+    mode = cfg["solver"]
+    if mode == "auto":
+        mode = "flow" if cfg["capacity"] == "count" else "mip"
+    if mode == "flow" and cfg["capacity"] != "count":
+        raise ValueError(f"The 'solver' parameter of {_OWNER} must be 'mip' or 'auto' when capacity is "
+                         f"{cfg['capacity']!r} (a generalized assignment problem). Got 'flow' instead.")
+    if mode == "flow":
+        flow, loads, status, gap, segs = _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b)
+        solver_name = "ortools_min_cost_flow"
+    else:
+        flow, loads, status, gap, segs = _solve_mip(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, cfg)
+        solver_name = "highs_mip"
+
+    t2 = time.perf_counter()
+    chosen = arcs.filter(pl.Series(flow > 0.5))
+    scale = cfg["cost_scale"]
+    # objective: arc costs + band costs + unplaced penalties, from the decoded solution
+    placed_p = np.zeros(cust.height, dtype=np.int64)
+    placed_b = np.zeros(cust.height, dtype=np.int64)
+    ci = chosen["i"].to_numpy().astype(np.int64)
+    is_p = (chosen["role"] == "primary").to_numpy()
+    np.add.at(placed_p, ci[is_p], 1)
+    np.add.at(placed_b, ci[~is_p], 1)
+    miss_p = 1 - placed_p
+    miss_b = n_slots_b - placed_b
+    unplaced_total = int((miss_p * unplaced_cost[0]).sum() + (miss_b * unplaced_cost[1]).sum())
+    band_total = _band_cost(loads, *segs)
+    parts_int = {k: int(chosen[k].sum()) if chosen.height else 0
+                 for k in ("c_continuity", "c_level", "c_distance")}
+    total_int = sum(parts_int.values()) + band_total + unplaced_total
+    parts = {"continuity": parts_int["c_continuity"] / scale, "level": parts_int["c_level"] / scale,
+             "distance": parts_int["c_distance"] / scale, "balance": band_total / scale,
+             "unplaced": unplaced_total / scale}
+
+    m_info = mgr.select("j", "manager_id", "level", pl.col("branch_id").alias("manager_branch_id"))
+    assignment = (chosen.join(m_info, on="j").join(cust.select("i", "customer_id", "tier", "branch_id"), on="i")
+                  .select("customer_id", "role", "manager_id", "level", "manager_branch_id", "tier",
+                          "branch_id", (pl.col("cost") / scale).alias("cost"))
+                  .sort("customer_id", pl.col("role") != "primary", "manager_id"))
+    unplaced = _unplaced(cust, mgr, arcs, miss_p, miss_b, elig, terr, cfg)
+    from crmkit.assign._moves import compute_moves
+    moves = compute_moves(cur, assignment, cust_all, mgr, elig, terr, unplaced)
+    wl = _workload_table(mgr, assignment, cust_all)
+    return AssignmentResult(
+        assignment=assignment, unplaced=unplaced, moves=moves, workload=wl,
+        objective=total_int / scale, objective_parts=parts, status=status, gap=gap,
+        solver=solver_name, n_arcs=arcs.height, seconds=time.perf_counter() - t0,
+        timings={"build": t1 - t0, "solve": t2 - t1, "decode": time.perf_counter() - t2})
+
+
+
+def _build_problem(customers, managers, current, config, params) -> dict:
+    """Validated inputs, candidate arcs and penalties: everything a solver needs."""
+    from crmkit._config import parse_config
     base = parse_config(AssignConfig, config or {}, "assign").model_dump()
     base.update(params)
     cfg = parse_config(AssignConfig, base, "assign").model_dump()
@@ -481,53 +543,8 @@ def solve_assignment(customers: Any, managers: Any, current: Any = None, *,
     unplaced_cost = (base + full * has_p, base // 2 + part * has_b)
     n_slots_b = np.where(cust["is_team"].to_numpy(), cfg["team_size"] - 1, 0).astype(np.int64)
 
-    mode = cfg["solver"]
-    if mode == "auto":
-        mode = "flow" if cfg["capacity"] == "count" else "mip"
-    if mode == "flow" and cfg["capacity"] != "count":
-        raise ValueError(f"The 'solver' parameter of {_OWNER} must be 'mip' or 'auto' when capacity is "
-                         f"{cfg['capacity']!r} (a generalized assignment problem). Got 'flow' instead.")
-    if mode == "flow":
-        flow, loads, status, gap, segs = _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b)
-        solver_name = "ortools_min_cost_flow"
-    else:
-        flow, loads, status, gap, segs = _solve_mip(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, cfg)
-        solver_name = "highs_mip"
-
-    chosen = arcs.filter(pl.Series(flow > 0.5))
-    scale = cfg["cost_scale"]
-    # objective: arc costs + band costs + unplaced penalties, from the decoded solution
-    placed_p = np.zeros(cust.height, dtype=np.int64)
-    placed_b = np.zeros(cust.height, dtype=np.int64)
-    ci = chosen["i"].to_numpy().astype(np.int64)
-    is_p = (chosen["role"] == "primary").to_numpy()
-    np.add.at(placed_p, ci[is_p], 1)
-    np.add.at(placed_b, ci[~is_p], 1)
-    miss_p = 1 - placed_p
-    miss_b = n_slots_b - placed_b
-    unplaced_total = int((miss_p * unplaced_cost[0]).sum() + (miss_b * unplaced_cost[1]).sum())
-    band_total = _band_cost(loads, *segs)
-    parts_int = {k: int(chosen[k].sum()) if chosen.height else 0
-                 for k in ("c_continuity", "c_level", "c_distance")}
-    total_int = sum(parts_int.values()) + band_total + unplaced_total
-    parts = {"continuity": parts_int["c_continuity"] / scale, "level": parts_int["c_level"] / scale,
-             "distance": parts_int["c_distance"] / scale, "balance": band_total / scale,
-             "unplaced": unplaced_total / scale}
-
-    m_info = mgr.select("j", "manager_id", "level", pl.col("branch_id").alias("manager_branch_id"))
-    assignment = (chosen.join(m_info, on="j").join(cust.select("i", "customer_id", "tier", "branch_id"), on="i")
-                  .select("customer_id", "role", "manager_id", "level", "manager_branch_id", "tier",
-                          "branch_id", (pl.col("cost") / scale).alias("cost"))
-                  .sort("customer_id", pl.col("role") != "primary", "manager_id"))
-    unplaced = _unplaced(cust, mgr, arcs, miss_p, miss_b, elig, terr, cfg)
-    from crmkit.assign._moves import compute_moves
-    moves = compute_moves(cur, assignment, cust_all, mgr, elig, terr, unplaced)
-    wl = _workload_table(mgr, assignment, cust_all)
-    return AssignmentResult(
-        assignment=assignment, unplaced=unplaced, moves=moves, workload=wl,
-        objective=total_int / scale, objective_parts=parts, status=status, gap=gap,
-        solver=solver_name, n_arcs=arcs.height, seconds=time.perf_counter() - t0)
-
+    return dict(cfg=cfg, elig=elig, terr=terr, mgr=mgr, cust_all=cust_all, cust=cust, cur=cur,
+                arcs=arcs, bands=bands, unplaced_cost=unplaced_cost, n_slots_b=n_slots_b)
 
 def _candidate_arcs(cust: pl.DataFrame, mgr: pl.DataFrame, elig: dict, terr: dict,
                     cfg: dict) -> pl.DataFrame:
@@ -715,9 +732,10 @@ def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b):
     return flow, loads, "optimal", 0.0, (widths, costs)
 
 
-def _solve_mip(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, cfg):
-    from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import coo_matrix, vstack
+def _mip_matrices(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, cfg):
+    """The assignment as a (mixed-integer) linear program: costs, constraints, bounds."""
+    from scipy.optimize import LinearConstraint
+    from scipy.sparse import coo_matrix
 
     n_c, n_m, n_a = cust.height, mgr.height, arcs.height
     mode = cfg["capacity"]
@@ -777,6 +795,16 @@ def _solve_mip(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, cfg):
     if mode == "both":
         cm = coo_matrix((np.ones(n_a), (aj, np.arange(n_a))), shape=(n_m, n_var))
         rows.append(LinearConstraint(cm, -np.inf, cap_count))
+    return c, rows, lb, ub, integrality, (widths, costs), load_coef
+
+
+def _solve_mip(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, cfg):
+    from scipy.optimize import Bounds, milp
+
+    n_a, n_m = arcs.height, mgr.height
+    aj = arcs["j"].to_numpy().astype(np.int64)
+    c, rows, lb, ub, integrality, (widths, costs), load_coef = _mip_matrices(
+        arcs, cust, mgr, bands, unplaced_cost, n_slots_b, cfg)
     res = milp(c, constraints=rows, integrality=integrality, bounds=Bounds(lb, ub),
                options={"time_limit": cfg["time_limit"], "mip_rel_gap": cfg["mip_rel_gap"], "disp": False})
     if res.x is None:
@@ -811,6 +839,8 @@ def _unplaced(cust, mgr, arcs, miss_p, miss_b, elig, terr, cfg) -> pl.DataFrame:
             reason = _why_none(mgr, levels, terr, branch, region, skill, where)
         elif role == "backup" and n < cfg["team_size"]:
             reason = f"team: only {n} eligible RMs ({where}) for a team of {cfg['team_size']}"
+        elif role == "backup":
+            reason = f"capacity: all {n} eligible RMs ({where}) are full or already in the customer's team"
         else:
             reason = f"capacity: all {n} eligible RMs ({where}) are full"
         out.append((cid, role, tier, branch, reason))
