@@ -479,7 +479,7 @@ def solve_assignment(customers: Any, managers: Any, current: Any = None, *,
 
     m_info = mgr.select("j", "manager_id", "level", pl.col("branch_id").alias("manager_branch_id"))
     assignment = (chosen.join(m_info, on="j").join(cust.select("i", "customer_id", "tier", "branch_id"), on="i")
-                  .select("customer_id", "role", "manager_id", "level", "manager_branch_id", "tier",
+                  .select("customer_id", pl.col("role").cast(pl.String), "manager_id", "level", "manager_branch_id", "tier",
                           "branch_id", (pl.col("cost") / scale).alias("cost"))
                   .sort("customer_id", pl.col("role") != "primary", "manager_id"))
     unplaced = _unplaced(cust, mgr, arcs, miss_p, miss_b, elig, terr, cfg)
@@ -546,69 +546,92 @@ def _build_problem(customers, managers, current, config, params) -> dict:
     return dict(cfg=cfg, elig=elig, terr=terr, mgr=mgr, cust_all=cust_all, cust=cust, cur=cur,
                 arcs=arcs, bands=bands, unplaced_cost=unplaced_cost, n_slots_b=n_slots_b)
 
+_ROLE = pl.Enum(["primary", "backup"])
+
+
 def _candidate_arcs(cust: pl.DataFrame, mgr: pl.DataFrame, elig: dict, terr: dict,
                     cfg: dict) -> pl.DataFrame:
-    """Every eligible (customer, RM, role) pair with its integer cost parts."""
+    """Every eligible (customer, RM, role) pair with its integer cost parts.
+
+    Strings are turned into integer codes first, so the (possibly tens of millions of)
+    candidate rows hold only small integers.
+    """
+    schema = {"i": pl.UInt32, "j": pl.UInt32, "role": _ROLE, "cost": pl.Int64, "c_continuity": pl.Int64,
+              "c_level": pl.Int64, "c_distance": pl.Int64, "is_current": pl.Boolean}
     el = pl.DataFrame([(t, lvl, r) for t, lv in elig.items() for r, lvl in enumerate(lv)],
                       schema={"tier": pl.String, "level": pl.String, "level_rank": pl.Int32}, orient="row")
+    # shared integer codes for branches and regions
+    branches = pl.concat([cust["branch_id"], mgr["branch_id"]]).unique().sort()
+    regions = pl.concat([cust["region"], mgr["region"]]).drop_nulls().unique().sort()
+    bcode = {b: k for k, b in enumerate(branches.to_list())}
+    rcode = {r: k for k, r in enumerate(regions.to_list())}
+    mid_to_j = dict(zip(mgr["manager_id"].to_list(), mgr["j"].to_list()))
+
+    def codes(col: pl.Expr, mapping: dict) -> pl.Expr:
+        return col.replace_strict(mapping, default=None, return_dtype=pl.Int32)
+
     active = mgr.filter(pl.col("active") & (pl.col("capacity") > 0) & (pl.col("workload_capacity") > 0))
-    c = cust.select("i", "tier", "branch_id", "region", "priority", "skill", "is_team",
-                    "cur_primary", "cur_backups").join(el, on="tier")
+    use_skills = cust["skill"].null_count() < cust.height
+    c = cust.select(
+        "i", "tier", codes(pl.col("branch_id"), bcode).alias("b"), codes(pl.col("region"), rcode).alias("r"),
+        "priority", "is_team",
+        codes(pl.col("cur_primary"), mid_to_j).fill_null(-1).alias("cur_p"),
+        pl.col("cur_backups").is_not_null().alias("has_b"),
+        pl.col("cur_primary").is_not_null().alias("has_p"),
+        *(["skill"] if use_skills else []),
+    ).join(el, on="tier").drop("tier")
+    cur_b = (cust.select("i", "cur_backups").drop_nulls().explode("cur_backups")
+             .select("i", codes(pl.col("cur_backups"), mid_to_j).cast(pl.UInt32).alias("j"))
+             .drop_nulls().with_columns(pl.lit(True).alias("_is_cur_b")))
     parts = []
     for lvl in MANAGER_LEVELS:
-        cl = c.filter(pl.col("level") == lvl)
+        cl = c.filter(pl.col("level") == lvl).drop("level")
         ml = active.filter(pl.col("level") == lvl).select(
-            "j", "manager_id", pl.col("branch_id").alias("m_branch"), pl.col("region").alias("m_region"),
-            "skills")
+            pl.col("j").cast(pl.UInt32), codes(pl.col("branch_id"), bcode).alias("mb"),
+            codes(pl.col("region"), rcode).alias("mr"), *(["skills"] if use_skills else []))
         if cl.height == 0 or ml.height == 0:
             continue
         rule = terr[lvl]
         if rule == "branch":
-            p = cl.join(ml, left_on="branch_id", right_on="m_branch").with_columns(
-                pl.col("branch_id").alias("m_branch"))
+            p = cl.join(ml, left_on="b", right_on="mb").with_columns(pl.col("b").alias("mb"))
         elif rule == "region":
-            p = cl.join(ml, left_on="region", right_on="m_region").with_columns(
-                pl.col("region").alias("m_region"))
+            p = cl.join(ml, left_on="r", right_on="mr").with_columns(pl.col("r").alias("mr"))
         else:
             p = cl.join(ml, how="cross")
+        if use_skills:
+            p = p.filter(pl.col("skill").is_null()
+                         | pl.col("skills").list.contains(pl.col("skill")).fill_null(False)).drop("skill", "skills")
         parts.append(p)
-    schema_cols = ["i", "j", "role", "cost", "c_continuity", "c_level", "c_distance", "is_current"]
     if not parts:
-        return pl.DataFrame(schema={"i": pl.UInt32, "j": pl.UInt32, "role": pl.String, "cost": pl.Int64,
-                                    "c_continuity": pl.Int64, "c_level": pl.Int64, "c_distance": pl.Int64,
-                                    "is_current": pl.Boolean})
+        return pl.DataFrame(schema=schema)
     a = pl.concat(parts, how="diagonal_relaxed")
-    a = a.filter(pl.col("skill").is_null() | pl.col("skills").list.contains(pl.col("skill")).fill_null(False))
     scale = cfg["cost_scale"]
     cont, bshare = cfg["continuity"], cfg["backup_continuity"]
-    dist = (pl.when(pl.col("m_branch") == pl.col("branch_id")).then(0)
-            .when(pl.col("region").is_not_null() & (pl.col("m_region") == pl.col("region"))).then(1)
-            .otherwise(2))
+    full, part = int(round(scale * cont)), int(round(scale * cont * (1 - bshare)))
+    dist = (pl.when(pl.col("mb") == pl.col("b")).then(0)
+            .when(pl.col("r").is_not_null() & (pl.col("mr") == pl.col("r"))).then(1).otherwise(2))
     a = a.with_columns(
         (pl.lit(scale * cfg["level_weight"]) * (1 + pl.col("priority")) * pl.col("level_rank"))
         .round().cast(pl.Int64).alias("c_level"),
         (pl.lit(scale * cfg["distance_weight"]) * dist).round().cast(pl.Int64).alias("c_distance"),
-        (pl.col("manager_id") == pl.col("cur_primary")).fill_null(False).alias("_is_cur_p"),
-        pl.col("cur_backups").list.contains(pl.col("manager_id")).fill_null(False).alias("_is_cur_b"),
-        pl.col("cur_primary").is_not_null().alias("_has_p"),
-        pl.col("cur_backups").is_not_null().alias("_has_b"),
-    )
-    full, part = int(round(scale * cont)), int(round(scale * cont * (1 - bshare)))
-    prim = a.with_columns(
-        pl.lit("primary").alias("role"), pl.col("_is_cur_p").alias("is_current"),
-        pl.when(pl.col("_is_cur_p")).then(0).when(pl.col("_is_cur_b")).then(part)
-        .when(pl.col("_has_p") | pl.col("_has_b")).then(full).otherwise(0).cast(pl.Int64).alias("c_continuity"))
+    ).join(cur_b, on=["i", "j"], how="left").with_columns(pl.col("_is_cur_b").fill_null(False))
+    is_p = pl.col("j").cast(pl.Int64) == pl.col("cur_p")
+    prim = a.select(
+        "i", "j", pl.lit("primary", _ROLE).alias("role"),
+        pl.when(is_p).then(0).when(pl.col("_is_cur_b")).then(part)
+        .when(pl.col("has_p") | pl.col("has_b")).then(full).otherwise(0).cast(pl.Int64).alias("c_continuity"),
+        "c_level", "c_distance", is_p.alias("is_current"))
     outs = [prim]
     if cfg["team_size"] > 1:
-        back = a.filter(pl.col("is_team")).with_columns(
-            pl.lit("backup").alias("role"), pl.col("_is_cur_b").alias("is_current"),
+        back = a.filter(pl.col("is_team")).select(
+            "i", "j", pl.lit("backup", _ROLE).alias("role"),
             pl.when(pl.col("_is_cur_b")).then(0)
-            .when(pl.col("_has_b") | pl.col("_has_p")).then(part).otherwise(0).cast(pl.Int64)
-            .alias("c_continuity"))
+            .when(pl.col("has_b") | pl.col("has_p")).then(part).otherwise(0).cast(pl.Int64).alias("c_continuity"),
+            "c_level", "c_distance", pl.col("_is_cur_b").alias("is_current"))
         outs.append(back)
     a = pl.concat(outs)
     return a.with_columns((pl.col("c_continuity") + pl.col("c_level") + pl.col("c_distance")).alias("cost")
-                          ).select(*schema_cols)
+                          ).select(*schema).cast(schema)
 
 
 def _keep_valid(arcs: pl.DataFrame, cust: pl.DataFrame, mgr: pl.DataFrame) -> pl.DataFrame:
