@@ -49,8 +49,9 @@ _LAZY = {
     "WeibullAFT": "crmkit.churn",
     "KaplanMeierBaseline": "crmkit.churn",
     "run_pipeline": "crmkit.pipeline",
+    "RMAssigner": "crmkit.assign",
 }
-_SUBPACKAGES = ("churn", "datasets", "features", "io", "lifecycle", "pipeline", "report",
+_SUBPACKAGES = ("assign", "churn", "datasets", "features", "io", "lifecycle", "pipeline", "report",
                 "schema", "value")
 
 
