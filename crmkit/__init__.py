@@ -52,9 +52,10 @@ _LAZY = {
     "PropensityModel": "crmkit.propensity",
     "run_pipeline": "crmkit.pipeline",
     "load_model": "crmkit._estimator",
+    "RMAssigner": "crmkit.assign",
 }
-_SUBPACKAGES = ("churn", "datasets", "features", "io", "lifecycle", "pipeline", "propensity",
-                "report",
+_SUBPACKAGES = ("assign", "churn", "datasets", "features", "io", "lifecycle", "pipeline",
+                "propensity", "report",
                 "schema", "value")
 
 
