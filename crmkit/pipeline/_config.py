@@ -34,6 +34,9 @@ class RunSection(StrictModel):
                                                 "to the config file")
     model_dir: str = Field("models", description="fitted models, relative to output_dir")
     report: bool = True
+    write_back: str | None = Field(None, description="a SQLAlchemy URI or DuckDB file: the "
+                                                      "run's per-customer tables replace that "
+                                                      "date's rows there, in one transaction")
     steps: list[str] | None = Field(None, description="the registered steps to run "
                                                       "(default: value, clv, churn, "
                                                       "lifecycle, segments)")

@@ -587,6 +587,8 @@ def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, featur
             manifest["run"]["n_shards"] = n
             manifest["run"]["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(
                 timespec="seconds")
+            if cfg.run.write_back:
+                manifest["write_back"] = _write_back(cfg.run.write_back, base, tmp, manifest, day)
             if cfg.run.report:
                 from crmkit.report import write_run_report
 
@@ -658,6 +660,30 @@ def _drift(cfg: Any, run_dir: Path, manifest: dict[str, Any], previous: Path | N
                        previous_outputs=_LazyOutputs(previous, prev_manifest)
                        if prev_manifest else None,
                        step_facts=manifest.get("steps"), config=cfg.drift)
+
+
+WRITE_BACK = ("value.value_tiers", "clv.clv", "churn.churn_scores", "lifecycle.stages",
+              "lifecycle.actions", "propensity.offers", "segments.membership",
+              "calls.call_list")
+"""The run tables written back to the database (as ``<step>_<table>``), when they exist."""
+
+
+def _write_back(dest: str, base: Path, run_dir: Path, manifest: dict[str, Any],
+                day: dt.date) -> dict[str, Any]:
+    """Replace the run date's rows in the database, in one transaction, before the run
+    folder is published: a failed write-back fails the run, and its rerun writes again."""
+    from crmkit.io import write_back
+
+    if "://" not in dest and not Path(dest).is_absolute():
+        dest = str(base / dest)
+    tables = {}
+    for name in WRITE_BACK:
+        step, table = name.split(".")
+        rel = manifest["steps"].get(step, {}).get("outputs", {}).get(table)
+        if rel is not None:
+            tables[f"{step}_{table}"] = pl.read_parquet(run_dir / rel)
+    written = write_back(tables, dest, run_date=day)
+    return {"tables": written, "destination": dest.split("@")[-1]}
 
 
 def _report_features(run_dir: Path) -> pl.DataFrame:

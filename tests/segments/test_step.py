@@ -50,3 +50,23 @@ def test_segments_step_exports_and_cli_export_agree(tmp_path, capsys):
     assert f"gold_at_risk: {gold['rows']:,} row(s)" in capsys.readouterr().out
     cli = pl.read_parquet(tmp_path / "cli" / "gold_at_risk_2025-12-31.parquet")
     assert cli.sort("customer_id").equals(written.sort("customer_id"))
+
+
+def test_write_back_replaces_the_run_dates_rows_in_one_copy(tmp_path):
+    import sqlalchemy as sa
+
+    db = f"sqlite:///{tmp_path / 'crm.db'}"
+    cfg = {"run": {"output_dir": str(tmp_path / "runs"), "report": False, "write_back": db},
+           "inputs": {"source": "sample", "sample_customers": 600}, "segments": SEGMENTS}
+    first = run_pipeline(cfg, as_of="2025-12-31")
+    again = run_pipeline(cfg, as_of="2025-12-31", force=True)
+    written = again.manifest["write_back"]["tables"]
+    assert written["churn_churn_scores"] == {"rows": 600, "replaced": 600}
+    assert first.manifest["write_back"]["tables"]["churn_churn_scores"]["replaced"] == 0
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        n = conn.execute(sa.text("select count(*) from churn_churn_scores")).scalar()
+        seg = conn.execute(sa.text("select count(*) from segments_membership")).scalar()
+    engine.dispose()
+    assert n == 600  # a rerun leaves exactly one copy of the run's rows
+    assert seg == sum(again.manifest["steps"]["segments"]["sizes"].values())

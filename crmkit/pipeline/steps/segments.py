@@ -52,10 +52,12 @@ def finalize(partials: Mapping[str, pl.DataFrame], cfg: SegmentsConfig, state: A
     if members is None:
         return StepSummary(facts={"segments": 0})
     files = ctx.files_dir("segments")
-    res = run_segments(members.sort("customer_id"), {s.name: s for s in segments},
+    members = members.sort("customer_id")
+    res = run_segments(members, {s.name: s for s in segments},
                        export_dir=files / "exports", run_date=ctx.as_of,
                        config_fingerprint=ctx.config_fingerprint, link_base=files.parent)
-    return StepSummary(tables=res.tables, facts=res.manifest)
+    membership = segment_membership(members, segments).sort("segment", "customer_id")
+    return StepSummary(tables={**res.tables, "membership": membership}, facts=res.manifest)
 
 
 STEP = Step(
