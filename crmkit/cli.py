@@ -24,8 +24,8 @@ DEMO_CONFIG = """\
 [run]
 name = "demo"
 output_dir = "runs"
-# propensity (cross-sell) is opted into: it trains one model per product
-steps = ["value", "clv", "churn", "lifecycle", "propensity", "segments"]
+# propensity (cross-sell) and assign (RM books) are opted into
+steps = ["value", "clv", "churn", "lifecycle", "propensity", "assign", "segments"]
 
 [inputs]
 source = "data"

@@ -20,12 +20,13 @@ STEP_MODULES: list[str] = [
     "churn",
     "lifecycle",
     "propensity",
+    "assign",
     "segments",
 ]
 
 DEFAULT_STEPS: tuple[str, ...] = ("value", "clv", "churn", "lifecycle", "segments")
 """The steps a run uses unless ``[run] steps`` names others (propensity trains one model
-per product and is opted into)."""
+per product and assign solves for every VIP at once: both are opted into)."""
 
 
 def load_steps() -> list[Step]:

@@ -205,6 +205,8 @@ class _Run:
 
     def global_shard(self, step: Step) -> Shard:
         def reader(name: str):
+            if name in self.staged.shared:  # one table for every shard: read it once
+                return self.input_reader(name, 0)
             parts = [self.input_reader(name, i) for i in range(self.n)]
             return lambda: pl.concat([p() for p in parts], how="vertical_relaxed")
 

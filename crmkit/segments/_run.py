@@ -35,7 +35,7 @@ _NOT_STEPS = {"features", "quarantine", "exports"}
 
 PER_CUSTOMER_TABLES = ("value.value_tiers", "value.rfm_segments", "clv.clv",
                        "churn.churn_scores", "lifecycle.stages", "propensity.scores",
-                       "assign.assignment", "calls.call_list")
+                       "calls.call_list")
 """Run tables with one row per customer that segments may use (``step.table``)."""
 
 

@@ -1,0 +1,83 @@
+"""The ``assign`` step: every VIP customer's relationship manager, solved exactly.
+
+A global step (an assignment weighs all customers against all managers' capacity):
+it reads each customer's tier and branch (``value.value_tiers``), assets and churn
+risk, the current assignments and the managers, and solves with
+:func:`crmkit.assign.solve_assignment` (min-cost flow, or a MIP where workloads
+bind). Per-customer table ``assign/assignment`` (primary and, for core customers,
+backup RM); aggregates: ``moves`` against the current assignment with their reason,
+``unplaced`` customers with the reason, RM ``books`` and ``scorecards``, and
+``handover`` sheets for leaving RMs. The manifest records the objective, status
+and gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from crmkit.assign import AssignConfig
+from crmkit.pipeline._step import Shard, ShardOutput, Step, StepSummary
+
+__all__ = ["STEP"]
+
+
+def customer_rows(shard: Shard) -> pl.DataFrame:
+    """One row per customer: tier, branch, assets, churn risk and the current RMs."""
+    tiers = shard.get("value.value_tiers").select("customer_id", "tier", "branch_id")
+    feats = shard.get("features").select("customer_id", "financial_assets")
+    rows = tiers.join(feats, on="customer_id", how="left")
+    risk = shard.optional("churn.churn_scores")
+    if risk is not None and "churn_prob_90d" in risk.columns:
+        rows = rows.join(risk.select("customer_id", pl.col("churn_prob_90d").alias(
+            "churn_probability")), on="customer_id", how="left")
+    # the previous run's solution is the current book (the input table is the bank's
+    # record, which the first run starts from)
+    current = shard.previous("assign", "assignment")
+    if current is None:
+        current = shard.get("assignments")
+    for role, col in (("primary", "current_manager_id"), ("backup", "current_backup_id")):
+        rows = rows.join(current.filter(pl.col("role") == role).select(
+            "customer_id", pl.col("manager_id").alias(col)), on="customer_id", how="left")
+    return rows.sort("customer_id")
+
+
+def score(shard: Shard, cfg: AssignConfig, state: Any) -> ShardOutput:
+    """Solve the assignment of the whole (small) customer table."""
+    from crmkit.assign import rm_books, rm_scorecards, solve_assignment
+
+    customers = customer_rows(shard)
+    managers = shard.get("managers")
+    res = solve_assignment(customers, managers, config=cfg)
+    assignment = res.assignment.sort("customer_id")
+    books = rm_books(assignment, customers, managers)
+    scorecards = rm_scorecards(assignment, customers, managers,
+                               complaints=shard.get("complaints"), as_of=shard.as_of)
+    facts = pl.DataFrame({"objective": [float(res.objective)], "status": [str(res.status)],
+                          "gap": [float(res.gap) if res.gap is not None else None],
+                          "solver": [str(res.solver)], "arcs": [int(res.n_arcs)]})
+    return ShardOutput(tables={"assignment": assignment},
+                       partials={"moves": res.moves, "unplaced": res.unplaced, "books": books,
+                                 "scorecards": scorecards, "facts": facts})
+
+
+def finalize(partials: Mapping[str, pl.DataFrame], cfg: AssignConfig, state: Any,
+             ctx: Any) -> StepSummary:
+    """Moves, unplaced customers, books and scorecards; the solver's report."""
+    facts = partials["facts"].row(0, named=True)
+    moves = partials["moves"]
+    unplaced = partials["unplaced"]
+    return StepSummary(
+        tables={"moves": moves, "unplaced": unplaced, "books": partials["books"],
+                "scorecards": partials["scorecards"]},
+        facts={**facts, "moves": int(moves.height), "unplaced": int(unplaced.height)})
+
+
+STEP = Step(
+    name="assign", config_model=AssignConfig, score=score, scope="global",
+    inputs=("features", "value.value_tiers", "assignments", "managers", "complaints"),
+    optional_inputs=("churn.churn_scores",), outputs=("assignment",), finalize=finalize,
+    doc="exact RM assignment by tier, level, territory and capacity; moves, books, scorecards",
+)

@@ -1,0 +1,36 @@
+"""The assign step in nightly runs: the preset's rules, capacities, and stable reruns."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from crmkit.assign import ELIGIBILITY_PRESETS
+from crmkit.datasets import make_bank
+from crmkit.pipeline import run_pipeline
+from crmkit.pipeline.steps.assign import STEP
+from crmkit.pipeline.steps.value import STEP as VALUE
+
+
+def test_assign_step_follows_the_preset_and_the_next_run_moves_nobody(tmp_path):
+    cfg = {"run": {"output_dir": str(tmp_path / "runs"), "report": False, "n_shards": 3},
+           "inputs": {"source": "sample", "sample_customers": 1500}}
+    first = run_pipeline(cfg, as_of="2025-11-30", steps=[VALUE, STEP])
+    facts = first.manifest["steps"]["assign"]
+    assert facts["status"] == "optimal" and facts["unplaced"] == 0
+    assignment = first.outputs["assign"]["assignment"]
+    allowed = ELIGIBILITY_PRESETS["retail_bank"]
+    for tier, level in assignment.select("tier", "level").unique().iter_rows():
+        assert level in allowed[tier], (tier, level)
+    managers = make_bank(1500, seed=0)["managers"]
+    load = assignment.group_by("manager_id").len().join(managers, on="manager_id")
+    assert (load["len"] <= load["capacity"]).all()
+    tiers = first.outputs["value"]["value_tiers"]
+    vip = tiers.filter(pl.col("tier").is_in(["Diamond", "Platinum", "Gold"]))
+    assert set(assignment.filter(pl.col("role") == "primary")["customer_id"]) == set(
+        vip["customer_id"])
+    # a month later, with the previous run's books as the current ones: customers whose
+    # tier did not change keep their RM
+    second = run_pipeline(cfg, as_of="2025-12-31", steps=[VALUE, STEP])
+    moves = second.outputs["assign"]["moves"]
+    same_tier = second.outputs["value"]["tier_movement"].filter(pl.col("movement") == "same")
+    assert moves.join(same_tier, on="customer_id").height == 0
