@@ -24,8 +24,8 @@ DEMO_CONFIG = """\
 [run]
 name = "demo"
 output_dir = "runs"
-# propensity (cross-sell) and assign (RM books) are opted into
-steps = ["value", "clv", "churn", "lifecycle", "propensity", "assign", "segments"]
+# propensity (cross-sell), assign (RM books) and calls (call lists) are opted into
+steps = ["value", "clv", "churn", "lifecycle", "propensity", "assign", "calls", "segments"]
 
 [inputs]
 source = "data"

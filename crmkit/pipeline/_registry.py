@@ -21,12 +21,13 @@ STEP_MODULES: list[str] = [
     "lifecycle",
     "propensity",
     "assign",
+    "calls",
     "segments",
 ]
 
 DEFAULT_STEPS: tuple[str, ...] = ("value", "clv", "churn", "lifecycle", "segments")
 """The steps a run uses unless ``[run] steps`` names others (propensity trains one model
-per product and assign solves for every VIP at once: both are opted into)."""
+per product, assign and calls solve for every VIP at once: they are opted into)."""
 
 
 def load_steps() -> list[Step]:

@@ -34,3 +34,24 @@ def test_assign_step_follows_the_preset_and_the_next_run_moves_nobody(tmp_path):
     moves = second.outputs["assign"]["moves"]
     same_tier = second.outputs["value"]["tier_movement"].filter(pl.col("movement") == "same")
     assert moves.join(same_tier, on="customer_id").height == 0
+
+
+def test_calls_step_lists_each_rms_top_customers_within_the_rules(tmp_path):
+    from crmkit.pipeline import load_steps
+
+    steps = [s for s in load_steps() if s.name in (
+        "value", "clv", "churn", "lifecycle", "assign", "calls")]
+    cfg = {"run": {"output_dir": str(tmp_path / "runs"), "report": False, "n_shards": 2},
+           "inputs": {"source": "sample", "sample_customers": 1500}, "calls": {"top_n": 5}}
+    res = run_pipeline(cfg, as_of="2025-12-31", steps=steps)
+    calls = res.outputs["calls"]["call_list"]
+    facts = res.manifest["steps"]["calls"]
+    assert calls.height == facts["calls"] > 0
+    assert calls.group_by("manager_id").len()["len"].max() <= 5
+    customers = make_bank(1500, seed=0)["customers"]
+    joined = calls.join(customers, on="customer_id")
+    for channel in ("email", "sms", "phone"):
+        assert joined.filter((pl.col("channel") == channel)
+                             & pl.col(f"opt_out_{channel}")).height == 0
+    assignment = res.outputs["assign"]["assignment"].filter(pl.col("role") == "primary")
+    assert calls.join(assignment, on=["customer_id", "manager_id"]).height == calls.height

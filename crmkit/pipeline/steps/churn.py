@@ -87,8 +87,8 @@ class ChurnConfig(RefitMixin):
         from crmkit.churn import CoxPH, WeibullAFT
 
         cls = CoxPH if self.model == "cox" else WeibullAFT
-        return cls(penalizer=self.penalizer, horizons_days=tuple(self.horizons_days),
-                   rmst_horizon_days=self.rmst_horizon_days)
+        return cls(unit="days", penalizer=self.penalizer, horizons=tuple(self.horizons_days),
+                   rmst_horizon=self.rmst_horizon_days)
 
 
 def _default_covariates() -> tuple[str, ...]:
@@ -198,7 +198,7 @@ def score(shard: Shard, cfg: ChurnConfig, model: Any) -> ShardOutput:
     at_risk = features.join(status.filter(pl.col("risk_status") == "at_risk"),
                             on="customer_id", how="semi")
     scores = score_customers(model, prepare_covariates(at_risk, cfg.covariates),
-                             horizons_days=cfg.horizons_days, lifetime=True, reasons=cfg.reasons)
+                             horizons=cfg.horizons_days, lifetime=True, reasons=cfg.reasons)
     table = (status.join(scores, on="customer_id", how="left", maintain_order="left")
              .sort("customer_id"))
     probs = [c for c in scores.columns if c.startswith("churn_prob_")]

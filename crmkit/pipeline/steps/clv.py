@@ -57,8 +57,8 @@ def fit(stats: Mapping[str, pl.DataFrame], ctx: Any, cfg: ClvConfig) -> FitResul
     from crmkit.value import BetaGeo, GammaGamma
 
     rfm = stats["rfm"].sort("customer_id")
-    bg = BetaGeo(penalizer_coef=cfg.penalizer).fit(rfm)
-    gg = GammaGamma(penalizer_coef=cfg.penalizer).fit(rfm)
+    bg = BetaGeo(penalizer=cfg.penalizer).fit(rfm)
+    gg = GammaGamma(penalizer=cfg.penalizer).fit(rfm)
     payload = {"transaction_model": json.loads(bg.to_json()),
                "spend_model": json.loads(gg.to_json())}
     metrics = {"transaction_model": {"model": "BetaGeo", "params": dict(bg.params_)},
