@@ -45,6 +45,10 @@ def _schema_error(owner: str, column: str, what: str, count: int, examples: list
     return SchemaError(f"{owner}: column {column!r} has {count} {what} (e.g. {shown}).")
 
 
+_ISO_LAYOUTS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
+
+
 def parse_dates(frame: pl.DataFrame | pl.LazyFrame, columns: dict, owner: str, *,
                 strict: bool = True):
     """Parse ISO date strings in ``columns`` (name -> polars Date or Datetime type).
@@ -68,7 +72,10 @@ def parse_dates(frame: pl.DataFrame | pl.LazyFrame, columns: dict, owner: str, *
         return frame
     def parsed(c, t):
         col = pl.col(c).str.strip_chars()
-        as_dt = col.str.to_datetime(time_unit="us", strict=False)
+        # ISO layouts only, each named: without a format polars guesses one from the
+        # first value (01/02/2024 read day-first for a whole column)
+        as_dt = pl.coalesce([col.str.to_datetime(format=f, time_unit="us", strict=False)
+                             for f in _ISO_LAYOUTS])
         return as_dt.dt.date() if t == pl.Date else as_dt.cast(t)
     exprs = {c: parsed(c, t) for c, t in todo.items()}
     checks = [((pl.col(c).is_not_null() & e.is_null()).alias(c)) for c, e in exprs.items()]
