@@ -96,10 +96,15 @@ def run(config: str, as_of: str, progress: bool | None, force: bool, wait: float
             click.echo(line)
         return
     log = _json_logger(log_json) if log_json else None
+    _run_and_print(config, day, progress=progress, force=force, wait=wait, log=log)
+
+
+def _run_and_print(config, day, **kw) -> None:
+    from crmkit.pipeline import run_pipeline
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = run_pipeline(config, as_of=day, progress=progress, force=force, wait=wait,
-                              log=log)
+        result = run_pipeline(config, as_of=day, **kw)
     # every warning is in the manifest in full; here one line each
     for w in caught:
         first = (str(w.message).strip().splitlines() or [""])[0]
@@ -147,7 +152,7 @@ def demo(out: str, customers: int, seed: int, as_of: str, progress: bool | None)
         tmp.write_text(DEMO_CONFIG)
     previous = end.replace(day=1) - dt.timedelta(days=1)
     for day in (previous, end):
-        _print_run(run_pipeline(config, as_of=day, progress=progress))
+        _run_and_print(config, day, progress=progress)
     click.echo(f"Config: {config}; open {root / 'runs' / end.isoformat() / 'report.html'}")
 
 

@@ -21,13 +21,13 @@ by shard on a deterministic sample of at most ``training_customers`` customers
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import polars as pl
 from pydantic import Field, field_validator
 
+from crmkit._estimator import from_envelope, to_envelope
 from crmkit.features._shard import crc32_of
 from crmkit.pipeline._step import FitResult, ModelSpec, Shard, ShardOutput, Step, StepSummary
 from crmkit.pipeline.steps._common import RefitMixin, count_partial, counts_from, finite_or_none
@@ -173,15 +173,13 @@ def fit(stats: Mapping[str, pl.DataFrame], ctx: Any, cfg: ChurnConfig) -> FitRes
     metrics["coefficients"] = dict(zip(model.covariates_, [float(c) for c in model.coef_]))
     if hasattr(model, "screening_report_"):
         metrics["screening"] = model.screening_report_.to_dicts()
-    return FitResult(model, {"model": json.loads(model.to_json())}, training=training,
+    return FitResult(model, {"model": to_envelope(model)}, training=training,
                      metrics=metrics)
 
 
 def load(payload: Mapping[str, Any], cfg: ChurnConfig) -> Any:
     """The survival model from its stored JSON data."""
-    from crmkit.churn import load_model
-
-    return load_model(json.dumps(payload["model"]))
+    return from_envelope(payload["model"])
 
 
 def score(shard: Shard, cfg: ChurnConfig, model: Any) -> ShardOutput:

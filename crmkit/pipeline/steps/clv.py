@@ -13,13 +13,13 @@ purchases.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import polars as pl
 from pydantic import Field
 
+from crmkit._estimator import from_envelope, to_envelope
 from crmkit.pipeline._step import FitResult, ModelSpec, Shard, ShardOutput, Step, StepSummary
 from crmkit.pipeline.steps._common import RefitMixin, finite_or_none
 
@@ -59,8 +59,7 @@ def fit(stats: Mapping[str, pl.DataFrame], ctx: Any, cfg: ClvConfig) -> FitResul
     rfm = stats["rfm"].sort("customer_id")
     bg = BetaGeo(penalizer=cfg.penalizer).fit(rfm)
     gg = GammaGamma(penalizer=cfg.penalizer).fit(rfm)
-    payload = {"transaction_model": json.loads(bg.to_json()),
-               "spend_model": json.loads(gg.to_json())}
+    payload = {"transaction_model": to_envelope(bg), "spend_model": to_envelope(gg)}
     metrics = {"transaction_model": {"model": "BetaGeo", "params": dict(bg.params_)},
                "spend_model": {"model": "GammaGamma", "params": dict(gg.params_)}}
     return FitResult((bg, gg), payload, training={"customers": int(rfm.height),
@@ -69,10 +68,7 @@ def fit(stats: Mapping[str, pl.DataFrame], ctx: Any, cfg: ClvConfig) -> FitResul
 
 def load(payload: Mapping[str, Any], cfg: ClvConfig) -> Any:
     """The two models from their stored JSON data."""
-    from crmkit.value import load_clv_model
-
-    return (load_clv_model(json.dumps(payload["transaction_model"])),
-            load_clv_model(json.dumps(payload["spend_model"])))
+    return (from_envelope(payload["transaction_model"]), from_envelope(payload["spend_model"]))
 
 
 def score(shard: Shard, cfg: ClvConfig, models: Any) -> ShardOutput:
@@ -81,7 +77,7 @@ def score(shard: Shard, cfg: ClvConfig, models: Any) -> ShardOutput:
 
     bg, gg = models
     rfm = _rfm(shard, cfg)
-    clv = customer_lifetime_value(bg, gg, rfm, horizon=cfg.horizon,
+    clv = customer_lifetime_value(bg, gg, rfm, horizons=cfg.horizon,
                                   annual_discount_rate=cfg.annual_discount_rate,
                                   margin=cfg.margin)
     p_alive = bg.probability_alive(rfm)

@@ -19,6 +19,7 @@ import polars as pl
 from pydantic import model_validator
 
 from crmkit._config import StrictModel
+from crmkit._estimator import to_envelope
 from crmkit.exceptions import ConfigError
 from crmkit.pipeline._step import FitResult, Shard, ShardOutput, Step, StepSummary
 from crmkit.pipeline.steps._common import count_partial, counts_from, sum_counts
@@ -81,7 +82,7 @@ def fit(stats: Mapping[str, pl.DataFrame], ctx: Any, cfg: ValueConfig) -> FitRes
     rfm = (stats["rfm"].group_by(cols).agg(pl.col("_w").sum()).sort(cols, nulls_last=True)
            .with_row_index(scorer.id_col).with_columns(pl.col(scorer.id_col).cast(pl.String)))
     scorer.fit(rfm, sample_weight="_w")
-    return FitResult(scorer, {"rfm_scorer": scorer.to_json()},
+    return FitResult(scorer, {"rfm_scorer": to_envelope(scorer)},
                      training={"customers": int(rfm["_w"].sum())})
 
 
