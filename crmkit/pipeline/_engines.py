@@ -189,7 +189,7 @@ class DaskEngine(Engine):
             if self.address is None:
                 self._cluster = LocalCluster(
                     n_workers=self.n_workers, threads_per_worker=self.threads_per_worker,
-                    processes=True, memory_limit=self.memory_limit, dashboard_address=None)
+                    processes=True, memory_limit=self.memory_limit, dashboard_address=":0")
                 self._client = Client(self._cluster)
             else:
                 self._client = Client(self.address)
