@@ -29,9 +29,63 @@ from pathlib import Path
 
 import psutil
 
+PROFILE = """
+import resource
+import crmkit.pipeline._run as _run
+from crmkit.pipeline._engines import LocalEngine
+
+TASKS = []
+WORK = []
+
+
+def _peak_mb():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+
+
+def _nbytes(value):
+    if hasattr(value, "estimated_size"):
+        return value.estimated_size()
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v) for v in value)
+    return 0
+
+
+class ProfilingEngine(LocalEngine):
+    # one task at a time, as local, with each task's time, peak RSS and result size
+    def map(self, fn, items, *, shared=None, on_done=None):
+        step = getattr(shared[1], "name", "") if isinstance(shared, tuple) and len(shared) > 1 else ""
+        out = []
+        for i, item in enumerate(items):
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            t0 = time.perf_counter()
+            value = fn(shared, item)
+            TASKS.append({"task": fn.__name__, "step": step, "shard": item,
+                          "s": round(time.perf_counter() - t0, 3),
+                          "peak_mb": round(_peak_mb()), "result_bytes": _nbytes(value)})
+            out.append(value)
+            if on_done is not None:
+                on_done(i)
+        run = shared[0] if isinstance(shared, tuple) else None
+        if run is not None and hasattr(run, "work"):
+            WORK.append({"after": fn.__name__, "step": step, "work_mb": round(sum(
+                p.stat().st_size for p in run.work.rglob("*") if p.is_file()) / 2**20, 1)})
+        return out
+
+
+_run.make_engine = lambda name, settings=None: ProfilingEngine()
+"""
+
 CHILD = """
-import json, sys, time
+import json, os, sys, time
 from crmkit.pipeline import run_pipeline
+if os.environ.get("CRMKIT_BENCH_PROFILE"):
+    exec(PROFILE_CODE)
 if __name__ == "__main__":
     cfg = json.loads(sys.argv[1])
     t0 = time.perf_counter()
@@ -42,7 +96,8 @@ if __name__ == "__main__":
                       "customers": m["inputs"]["tables"]["customers"]["rows"],
                       "transactions": m["inputs"]["tables"].get("transactions", {}).get("rows"),
                       "phase_seconds": m["timings_seconds"], "driver_phase_peak_mb": m["peak_rss_mb"],
-                      "outputs_sha256": {k: v["sha256"] for k, v in sorted(m["outputs"].items())}}))
+                      "outputs_sha256": {k: v["sha256"] for k, v in sorted(m["outputs"].items())},
+                      **({"tasks": TASKS, "work_folder": WORK} if "TASKS" in globals() else {})}))
 """
 
 
@@ -81,7 +136,8 @@ class TreeSampler(threading.Thread):
             self.stop.wait(self.every)
 
 
-def run_one(data: Path, engine: str, shards: int | str, workers: int, as_of: str) -> dict:
+def run_one(data: Path, engine: str, shards: int | str, workers: int, as_of: str,
+            profile: bool = False) -> dict:
     out = Path(tempfile.mkdtemp(prefix=f"bench_engines_{engine}_", dir=data.parent))
     run: dict = {"output_dir": str(out), "report": False, "n_shards": shards,
                  "engine": engine}
@@ -93,8 +149,13 @@ def run_one(data: Path, engine: str, shards: int | str, workers: int, as_of: str
                          "spark_conf": {"spark.driver.memory": "2g"}}
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(cfg), as_of],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = dict(os.environ)
+    code = CHILD
+    if profile:
+        env["CRMKIT_BENCH_PROFILE"] = "1"
+        code = f"PROFILE_CODE = {PROFILE!r}\n" + CHILD
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(cfg), as_of],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     sampler = TreeSampler(proc.pid)
     sampler.start()
     stdout, stderr = proc.communicate()
@@ -131,13 +192,17 @@ def main() -> None:
     parser.add_argument("--n-shards", default="auto")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--label", default="")
+    parser.add_argument("--profile", action="store_true",
+                        help="local engine only: time, peak RSS and result size of every "
+                             "shard task (the per-shard figures of docs/scale.md)")
     args = parser.parse_args()
     shards = args.n_shards if args.n_shards == "auto" else int(args.n_shards)
     results = Path(__file__).parent / "results" / "engines.jsonl"
     rows = []
     for engine in args.engines:
-        row = run_one(args.data, engine, shards, args.workers, args.as_of)
-        row["label"] = args.label
+        row = run_one(args.data, engine, shards, args.workers, args.as_of,
+                      profile=args.profile and engine == "local")
+        row["label"] = args.label + ("-profile" if args.profile and engine == "local" else "")
         rows.append(row)
         line = json.dumps(row)
         print(line, flush=True)
