@@ -48,9 +48,11 @@ _LAZY = {
     "CoxPH": "crmkit.churn",
     "WeibullAFT": "crmkit.churn",
     "KaplanMeierBaseline": "crmkit.churn",
+    "PropensityModel": "crmkit.propensity",
     "run_pipeline": "crmkit.pipeline",
 }
-_SUBPACKAGES = ("churn", "datasets", "features", "io", "lifecycle", "pipeline", "report",
+_SUBPACKAGES = ("churn", "datasets", "features", "io", "lifecycle", "pipeline", "propensity",
+                "report",
                 "schema", "value")
 
 

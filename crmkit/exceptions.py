@@ -12,6 +12,8 @@ __all__ = [
     "CrmkitWarning",
     "DataWarning",
     "NotFittedError",
+    "QualityGateError",
+    "RunLockedError",
     "SchemaError",
 ]
 
@@ -64,3 +66,11 @@ class ConvergenceWarning(CrmkitWarning):
 
 class DataWarning(CrmkitWarning):
     """Input data were usable but something in them deserves attention."""
+
+
+class RunLockedError(CrmkitError, RuntimeError):
+    """Another run for the same date holds its lock (the CLI's exit code 4)."""
+
+
+class QualityGateError(CrmkitError, RuntimeError):
+    """A run breached a quality gate (the CLI's exit code 3)."""

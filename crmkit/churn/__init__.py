@@ -19,6 +19,26 @@ from crmkit.churn._data import (
     split_y,
 )
 from crmkit.churn._km import KaplanMeierBaseline
+from crmkit.churn._competing import aalen_johansen
+from crmkit.churn._calibration import HorizonCalibrator, calibration_by_decile
+from crmkit.churn._covariates import CHURN_RISK_COVARIATES, CHURN_RISK_KNOTS
+from crmkit.churn._covariates import prepare_covariates as prepare_risk_covariates
+from crmkit.churn._landmark import (
+    customer_folds,
+    landmark_dates,
+    landmark_outcomes,
+    landmark_training_data,
+    outcome_known_on,
+)
+from crmkit.churn._risk_model import (
+    ChurnRiskModel,
+    fit_churn_risk,
+    make_survival_estimator,
+    null_log_likelihood,
+    score_churn_risk,
+)
+from crmkit.churn._thresholds import call_list, capacity_threshold
+from crmkit.churn._risk_set import RISK_STATUSES, apply_risk_set, risk_status, silence_days_of
 from crmkit.churn._plots import plot_calibration, plot_reason_codes, plot_survival_by_group
 from crmkit.churn._prepare import DEFAULT_COVARIATES, prepare_covariates
 from crmkit.churn._scoring import score_customers
@@ -44,6 +64,28 @@ __all__ = sorted([
     "plot_reason_codes",
     "plot_survival_by_group",
     "prepare_covariates",
+    "RISK_STATUSES",
+    "aalen_johansen",
+    "null_log_likelihood",
+    "CHURN_RISK_COVARIATES",
+    "CHURN_RISK_KNOTS",
+    "ChurnRiskModel",
+    "HorizonCalibrator",
+    "calibration_by_decile",
+    "call_list",
+    "capacity_threshold",
+    "customer_folds",
+    "fit_churn_risk",
+    "landmark_dates",
+    "landmark_outcomes",
+    "landmark_training_data",
+    "make_survival_estimator",
+    "outcome_known_on",
+    "prepare_risk_covariates",
+    "score_churn_risk",
+    "apply_risk_set",
+    "risk_status",
+    "silence_days_of",
     "score_customers",
     "screen_covariates",
     "split_y",

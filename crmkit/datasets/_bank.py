@@ -472,6 +472,10 @@ def _contacts_and_complaints(rng, c: dict, assignments: pl.DataFrame, end_day: i
     kind = rng.choice(np.array(["call", "visit", "email", "sms"]), rows.size, p=[0.5, 0.15, 0.2, 0.15])
     outcome = rng.choice(np.array(["reached", "no_answer", "declined", "sale"]), rows.size,
                          p=[0.55, 0.25, 0.12, 0.08])
+    # the bank cannot contact a customer before it knows them (drawn first, then
+    # dropped, so every other row and table stays as it was for the seed)
+    known = day >= c["first_seen"][rows]
+    rows, day, kind, outcome = rows[known], day[known], kind[known], outcome[known]
     contacts = pl.DataFrame({"customer_id": c["ids"].gather(rows), "date": _dates(day),
                              "kind": pl.Series(kind), "outcome": pl.Series(outcome)}).sort(
         "customer_id", "date")

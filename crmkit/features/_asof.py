@@ -32,6 +32,10 @@ DEFAULT_ASSET_WEIGHTS: dict[str, float] = {
 """Financial assets of the retail-bank preset: deposits, funds, bonds and wealth
 products in full, personal loans at 50%; other categories do not count."""
 
+ONBOARDING_DAYS = 90
+"""``onboarding`` is True when the first product is less than this many days old
+(the retail-bank preset's ``onboarding_days``)."""
+
 
 def _trend(current: str, prior: str) -> pl.Expr:
     """Symmetric relative change in [-1, 1]; 0 when both are 0."""
@@ -150,6 +154,11 @@ def build_features(
         *[_trend(f"txn_amount_{w}d", f"txn_amount_prior_{w}d").alias(f"txn_amount_trend_{w}d")
           for w in windows],
         _trend("financial_assets", "financial_assets_prior_90d").alias("financial_assets_trend_90d"),
+        # a trend from zero is +1 whatever the amount: flag it so models can tell a new
+        # customer's first deposit from growth of an existing relationship
+        ((pl.col("financial_assets_prior_90d") == 0) & (pl.col("financial_assets") > 0))
+        .alias("financial_assets_from_zero"),
+        (pl.col("days_since_first_product") < ONBOARDING_DAYS).fill_null(False).alias("onboarding"),
     )
     order = (
         ["customer_id", "branch_id", "risk_level", "age_years", "tenure_days", "has_transacted",
@@ -161,7 +170,8 @@ def build_features(
            "n_products_open", "n_categories_open", "n_products_ever", "n_products_closed_365d",
            *holds, "first_product_date", "days_since_first_product", "all_products_closed",
            "last_close_date", "financial_assets", "financial_assets_prior_90d",
-           "financial_assets_trend_90d", "balance_total"]
+           "financial_assets_trend_90d", "balance_total", "financial_assets_from_zero",
+           "onboarding"]
     )
     return to_output(out.select(order).sort("customer_id").collect(), output)
 

@@ -6,6 +6,7 @@ rename), so a crash never leaves a half-written output behind.
 
 from crmkit.io._atomic import atomic_dir, atomic_write, write_json
 from crmkit.io._tables import conform, read_table, read_tables, write_table, write_tables
+from crmkit.io._writeback import write_back
 
 __all__ = sorted([
     "atomic_dir",
@@ -13,6 +14,7 @@ __all__ = sorted([
     "conform",
     "read_table",
     "read_tables",
+    "write_back",
     "write_json",
     "write_table",
     "write_tables",

@@ -14,7 +14,7 @@ from crmkit._params import check_date
 from crmkit.exceptions import SchemaError
 from crmkit.lifecycle._config import ChurnDefinition, validate_churn_definition
 
-__all__ = ["churn_reason_counts", "label_churn"]
+__all__ = ["activity_summary", "churn_reason_counts", "label_churn"]
 
 _SCHEMA = {"customer_id": pl.String, "churned": pl.Boolean, "churn_date": pl.Date,
            "reason": pl.String}
@@ -45,7 +45,10 @@ def label_churn(tables: Mapping[str, Any], *, as_of: dt.date | str,
         reads ``transactions``. ``customers`` (if given) sets the customers
         labelled; ``complaints``, ``balances`` and the ``channel`` of transactions
         feed the reason signals when present. Only rows dated on or before
-        ``as_of`` are used; an account closed after ``as_of`` counts as open.
+        ``as_of`` are used (customers first seen after it are not labelled); an
+        account closed after ``as_of`` counts as open. ``kind="silent"`` and
+        ``"combined"`` read ``holdings`` and ``transactions`` (activity is a
+        transaction or an account opening).
     as_of : date or str
     definition : ChurnDefinition, mapping or preset name
         ``kind="contractual"``: churned when the customer had at least one product
@@ -54,13 +57,18 @@ def label_churn(tables: Mapping[str, Any], *, as_of: dt.date | str,
         ``inactivity_days`` or more before ``as_of``; ``churn_date`` is the last
         transaction (or the day the inactivity reached ``inactivity_days`` with
         ``churn_date="confirmed"``).
+        ``kind="silent"``: churned when the last activity is ``inactivity_days`` or
+        more before ``as_of``, dated at the last activity (when the silence began).
+        ``kind="combined"``: contractual or silent; a silence is the cause when it
+        had lasted ``inactivity_days`` before the last closure.
     output : {"polars", "pandas"}
 
     Returns
     -------
     DataFrame
         ``customer_id``, ``churned`` (bool), ``churn_date`` (date, null when not
-        churned), ``reason`` (str, null when not churned), sorted by customer.
+        churned), ``reason`` (str, null when not churned), and for the silent and
+        combined kinds ``cause`` (``"closure"`` or ``"silence"``), sorted by customer.
 
     Notes
     -----
@@ -89,13 +97,19 @@ def label_churn(tables: Mapping[str, Any], *, as_of: dt.date | str,
     definition = validate_churn_definition(definition)
     tables = dict(tables)
     customers = _table(tables, "customers", ("customer_id",))
+    with_cause = definition.kind in ("silent", "combined")
     if definition.kind == "contractual":
         churners, universe = _contractual(tables, as_of)
-    else:
+    elif definition.kind == "non_contractual":
         churners, universe = _non_contractual(tables, as_of, definition)
+    else:
+        churners, universe = _silent_or_combined(tables, as_of, definition)
     if customers is not None:
+        if "first_seen" in customers.collect_schema().names():
+            # a customer first seen after as_of does not exist yet on as_of
+            customers = customers.filter(pl.col("first_seen").cast(pl.Date) <= as_of)
         universe = customers.select(pl.col("customer_id").cast(pl.String)).unique()
-    churners = _reasons(churners, tables, as_of, definition)
+    churners = _reasons(churners, tables, as_of, definition, keep=("cause",) if with_cause else ())
     out = (
         universe.join(churners, on="customer_id", how="left")
         .select(
@@ -103,11 +117,112 @@ def label_churn(tables: Mapping[str, Any], *, as_of: dt.date | str,
             pl.col("churn_date").is_not_null().alias("churned"),
             pl.col("churn_date").cast(pl.Date),
             pl.col("reason").cast(pl.String),
+            *([pl.col("cause").cast(pl.String)] if with_cause else []),
         )
         .sort("customer_id")
         .collect()
     )
     return to_output(out, output)
+
+
+def activity_summary(tables: Mapping[str, Any], as_of: dt.date,
+                     owner: str = "activity_summary") -> pl.LazyFrame:
+    """Per customer as of a date: products ever/open, last closure, last activity.
+
+    Activity is a transaction or an account opening on or before ``as_of``
+    (closures and bank-initiated contacts are not the customer being active).
+    Columns: ``customer_id``, ``n_products_ever``, ``n_products_open``,
+    ``last_close``, ``first_activity``, ``last_activity``; one row per customer
+    with any holding or transaction, sorted by customer; lazy.
+
+    Examples
+    --------
+    >>> import polars as pl, datetime as dt
+    >>> h = pl.DataFrame({"account_id": ["A1"], "customer_id": ["a"],
+    ...                   "opened": [dt.date(2024, 1, 5)], "closed": [None]})
+    >>> tx = pl.DataFrame({"customer_id": ["a", "b"],
+    ...                    "timestamp": [dt.datetime(2024, 3, 1), dt.datetime(2024, 2, 1)]})
+    >>> activity_summary({"holdings": h, "transactions": tx}, dt.date(2024, 6, 30)).collect().rows()
+    [('a', 1, 1, None, datetime.date(2024, 1, 5), datetime.date(2024, 3, 1)), ('b', 0, 0, None, datetime.date(2024, 2, 1), datetime.date(2024, 2, 1))]
+    """
+    holdings = _table(tables, "holdings", ("customer_id", "opened"))
+    tx = _table(tables, "transactions", ("customer_id", "timestamp"))
+    if holdings is None and tx is None:
+        raise SchemaError(f"{owner}: needs a holdings table (customer_id, opened, closed) or a "
+                          "transactions table (customer_id, timestamp); got neither.")
+    days = []
+    prod = None
+    if holdings is not None:
+        names = holdings.collect_schema().names()
+        closed = pl.col("closed").cast(pl.Date) if "closed" in names else pl.lit(None, pl.Date)
+        h = (holdings.select(pl.col("customer_id").cast(pl.String),
+                             pl.col("opened").cast(pl.Date), closed.alias("closed"))
+             .filter(pl.col("opened") <= as_of)
+             .with_columns(pl.when(pl.col("closed") <= as_of).then(pl.col("closed"))
+                           .alias("closed")))
+        prod = h.group_by("customer_id").agg(
+            pl.len().cast(pl.Int64).alias("n_products_ever"),
+            pl.col("closed").is_null().sum().cast(pl.Int64).alias("n_products_open"),
+            pl.col("closed").max().alias("last_close"))
+        days.append(h.select("customer_id", pl.col("opened").alias("day")))
+    if tx is not None:
+        days.append(tx.select(pl.col("customer_id").cast(pl.String),
+                              pl.col("timestamp").cast(pl.Date).alias("day"))
+                    .filter(pl.col("day") <= as_of))
+    act = pl.concat(days).group_by("customer_id").agg(
+        pl.col("day").min().alias("first_activity"), pl.col("day").max().alias("last_activity"))
+    if prod is None:
+        out = act.with_columns(pl.lit(0, pl.Int64).alias("n_products_ever"),
+                               pl.lit(0, pl.Int64).alias("n_products_open"),
+                               pl.lit(None, pl.Date).alias("last_close"))
+    else:
+        out = (prod.join(act, on="customer_id", how="full", coalesce=True)
+               .with_columns(pl.col("n_products_ever", "n_products_open").fill_null(0)))
+    return out.select("customer_id", "n_products_ever", "n_products_open", "last_close",
+                      "first_activity", "last_activity").sort("customer_id")
+
+
+def _silent_or_combined(tables: dict, as_of: dt.date,
+                        definition: ChurnDefinition) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Silent: no activity for inactivity_days, dated when the silence began (the last
+    activity) and only when the silence has lasted inactivity_days by ``as_of`` (so a
+    label as of D reads nothing after D). Combined: that or every product closed;
+    the cause is "silence" when the silence had lasted inactivity_days before the
+    last closure, else "closure" (dated at the closure)."""
+    summ = activity_summary(tables, as_of, "label_churn")
+    n = definition.inactivity_days
+    cutoff = as_of - dt.timedelta(days=n)
+    silent_date = pl.col("last_activity") if definition.churn_date == "last_activity" else \
+        pl.col("last_activity") + pl.duration(days=n)
+    silent = pl.when(pl.col("last_activity") <= cutoff).then(silent_date)
+    if definition.kind == "combined":
+        closure = pl.when((pl.col("n_products_ever") > 0) & (pl.col("n_products_open") == 0)) \
+            .then(pl.col("last_close"))
+    else:
+        closure = pl.lit(None, pl.Date)
+    framed = summ.with_columns(silent.alias("__silent"), closure.alias("__closure"))
+    # a silence is the cause only when it had lasted inactivity_days before the last
+    # closure: a customer who goes quiet and closes everything a month later closed
+    by_silence = pl.col("__silent").is_not_null() & (
+        pl.col("__closure").is_null()
+        | (pl.col("last_activity") + pl.duration(days=n) <= pl.col("__closure")))
+    churners = (
+        framed.filter(pl.col("__silent").is_not_null() | pl.col("__closure").is_not_null())
+        .select("customer_id",
+                pl.when(by_silence).then(pl.col("__silent")).otherwise(pl.col("__closure"))
+                .alias("churn_date"),
+                pl.when(by_silence).then(pl.lit("silence")).otherwise(pl.lit("closure"))
+                .alias("cause"))
+    )
+    if definition.kind == "combined" and "holdings" in tables and tables["holdings"] is not None:
+        closure_reasons, _ = _contractual(tables, as_of)
+        churners = churners.join(
+            closure_reasons.select("customer_id", "close_reason"), on="customer_id", how="left"
+        ).with_columns(pl.when(pl.col("cause") == "closure").then(pl.col("close_reason"))
+                       .alias("close_reason"))
+    else:
+        churners = churners.with_columns(pl.lit(None, pl.String).alias("close_reason"))
+    return churners, summ.select("customer_id")
 
 
 def _contractual(tables: dict, as_of: dt.date) -> tuple[pl.LazyFrame, pl.LazyFrame]:
@@ -168,7 +283,7 @@ def _non_contractual(tables: dict, as_of: dt.date,
 
 
 def _reasons(churners: pl.LazyFrame, tables: dict, as_of: dt.date,
-             definition: ChurnDefinition) -> pl.LazyFrame:
+             definition: ChurnDefinition, keep: tuple[str, ...] = ()) -> pl.LazyFrame:
     """Reason = mapped closure reason, else the first signal in signal_order, else fallback."""
     lookback = pl.duration(days=definition.reason_lookback_days)
     win = churners.select("customer_id", "churn_date",
@@ -239,7 +354,7 @@ def _reasons(churners: pl.LazyFrame, tables: dict, as_of: dt.date,
     closure = pl.col("close_reason").replace(mapping) if mapping else pl.col("close_reason")
     return out.select(
         "customer_id", "churn_date",
-        pl.coalesce(closure, signal, pl.lit(definition.fallback)).alias("reason"),
+        pl.coalesce(closure, signal, pl.lit(definition.fallback)).alias("reason"), *keep,
     )
 
 

@@ -107,12 +107,16 @@ class ChurnDefinition(_Strict):
 
     Parameters
     ----------
-    kind : {"contractual", "non_contractual"}
+    kind : {"contractual", "non_contractual", "silent", "combined"}
         Contractual: a customer has churned when every product they held is closed
         (churn date = the last closure). Non-contractual: when they made no
-        transaction for ``inactivity_days``.
+        transaction for ``inactivity_days``. Silent: products may stay open, but
+        no activity (transaction or account opening) for ``inactivity_days``; the
+        churn is dated when the silence began and known only ``inactivity_days``
+        later. Combined: contractual or silent, whichever came first.
     inactivity_days : int
-        Inactivity that counts as churn in the non-contractual definition.
+        Inactivity that counts as churn in the non-contractual, silent and
+        combined definitions (and the silence threshold of the churn risk set).
     churn_date : {"last_activity", "confirmed"}
         Non-contractual churn date: the last transaction (the customer is taken to
         have left after it, the usual survival convention) or the date the
@@ -143,7 +147,7 @@ class ChurnDefinition(_Strict):
     (180, 'inactivity')
     """
 
-    kind: Literal["contractual", "non_contractual"]
+    kind: Literal["contractual", "non_contractual", "silent", "combined"]
     inactivity_days: int = Field(365, gt=0)
     churn_date: Literal["last_activity", "confirmed"] = "last_activity"
     reason_lookback_days: int = Field(180, gt=0)
@@ -161,7 +165,7 @@ class ChurnDefinition(_Strict):
         """The reason used when nothing else is found."""
         if self.fallback_reason is not None:
             return self.fallback_reason
-        return "inactivity" if self.kind == "non_contractual" else "unknown"
+        return "unknown" if self.kind == "contractual" else "inactivity"
 
 
 class LifecycleConfig(_Strict):
@@ -274,6 +278,10 @@ def validate_churn_definition(data: Any) -> ChurnDefinition:
     if isinstance(data, LifecycleConfig):
         return data.churn
     if isinstance(data, str):
+        from crmkit.lifecycle._presets import CHURN_PRESETS
+
+        if data in CHURN_PRESETS:
+            return ChurnDefinition.model_validate(copy.deepcopy(CHURN_PRESETS[data]))
         return load_config(data).churn
     try:
         return ChurnDefinition.model_validate(dict(data))

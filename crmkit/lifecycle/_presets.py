@@ -140,6 +140,15 @@ RETAILER = {
 
 PRESETS: dict[str, dict] = {"retail_bank": RETAIL_BANK, "retailer": RETAILER}
 
+# Churn definitions that are not a lifecycle preset's own: the bank's combined
+# definition (every product closed, or silent for the dormant threshold, 180 days).
+CHURN_PRESETS: dict[str, dict] = {
+    "retail_bank_combined": {**RETAIL_BANK["churn"], "kind": "combined",
+                             "inactivity_days": RETAIL_BANK["params"]["dormant_days"]},
+    "retail_bank_silent": {**RETAIL_BANK["churn"], "kind": "silent",
+                           "inactivity_days": RETAIL_BANK["params"]["dormant_days"]},
+}
+
 
 def preset_names() -> list[str]:
     """Names of the shipped presets.

@@ -5,6 +5,7 @@ This is the only place that knows the order of the steps.
 
 from crmkit.pipeline._config import load_pipeline_config, pipeline_config_model
 from crmkit.pipeline._graph import order_steps
+from crmkit.pipeline._preflight import preflight
 from crmkit.pipeline._registry import STEP_MODULES, load_steps
 from crmkit.pipeline._run import FitContext, RunResult, find_previous_run, run_pipeline
 from crmkit.pipeline._step import FitResult, ModelSpec, Shard, ShardOutput, Step, StepSummary
@@ -29,5 +30,6 @@ __all__ = sorted([
     "load_steps",
     "order_steps",
     "pipeline_config_model",
+    "preflight",
     "run_pipeline",
 ])

@@ -34,6 +34,9 @@ class RunSection(StrictModel):
                                                 "to the config file")
     model_dir: str = Field("models", description="fitted models, relative to output_dir")
     report: bool = True
+    steps: list[str] | None = Field(None, description="the registered steps to run "
+                                                      "(default: value, clv, churn, "
+                                                      "lifecycle, segments)")
     n_shards: int | Literal["auto"] = Field(
         "auto", description="customer shards processed one at a time (memory is set by the "
                             "shard size); 'auto' sizes them from the inputs and free memory")
@@ -157,6 +160,9 @@ def pipeline_config_model(steps: list[Step]):
         "features": (FeaturesSection, FeaturesSection()),
         "engine": (EngineSection, EngineSection()),
     }
+    from crmkit.pipeline._drift import DriftConfig
+
+    fields["drift"] = (DriftConfig, DriftConfig())
     for step in steps:
         fields[step.name] = (step.config_model, step.config_model())
     return create_model("PipelineConfig", __base__=StrictModel, **fields)

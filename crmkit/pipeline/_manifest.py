@@ -92,6 +92,10 @@ class PhaseMeter:
             pass
         return 0
 
+    def current_peak_mb(self) -> float:
+        """The peak resident memory of the phase under way, so far."""
+        return round(self._peak_kb() / 1024, 1)
+
     def lap(self, name: str) -> None:
         """Close the phase ``name``: record its time and peak, start the next one."""
         now = self._clock()

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
+import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,23 +34,26 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from crmkit._params import check_date
-from crmkit.exceptions import SchemaError
+from crmkit.exceptions import QualityGateError, SchemaError
 from crmkit.features import build_features
 from crmkit.features._shard import shard_index
 from crmkit.io import atomic_dir, write_json
 from crmkit.pipeline._config import load_pipeline_config
 from crmkit.pipeline._engines import Engine, make_engine
 from crmkit.pipeline._graph import order_steps
+from crmkit.pipeline._lock import remove_stale, run_lock
 from crmkit.pipeline._manifest import PhaseMeter, file_sha256, versions
-from crmkit.pipeline._registry import load_steps
+from crmkit.pipeline._registry import load_steps, select_steps
 from crmkit.pipeline._shards import (
     InputSource,
     StagedInputs,
     merge_parts,
     part_path,
     remove_tree,
+    split_file,
     stage_inputs,
     write_frame,
+    write_part,
 )
 from crmkit.pipeline._sources import open_source
 from crmkit.pipeline._step import Shard, ShardOutput, Step, StepSummary
@@ -72,6 +78,17 @@ class FitContext:
     previous_run_dir: Path | None
     input_fingerprint: str
     notes: list[str] = field(default_factory=list)
+    work: Path | None = None
+    config_fingerprint: str = ""
+
+    def files_dir(self, step: str) -> Path:
+        """A folder for files a step writes besides its tables (exports); the runner
+        moves its contents into ``<run>/<step>/`` when the run is written."""
+        if self.work is None:
+            raise RuntimeError("files_dir is only available inside a run")
+        folder = self.work / "files" / step
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
 
 @dataclass
@@ -182,10 +199,19 @@ class _Run:
         path = self.previous_dir / step / f"{table}.parquet"
         if not path.exists():
             return None
-        lf = pl.scan_parquet(path)
-        if shard.count > 1:
-            lf = lf.filter(shard_index(pl.col("customer_id"), shard.count) == shard.index)
-        return lf.collect()
+        if shard.count == 1:
+            return pl.read_parquet(path)
+        folder = self.work / "previous" / step / table
+        if not folder.exists():
+            # split the previous run's table into this run's shards once, not once a shard;
+            # into a temporary folder renamed into place, as tasks on an engine may race
+            tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}")
+            split_file(path, shard.count, tmp)
+            try:
+                os.rename(tmp, folder)
+            except OSError:  # another task split it first
+                remove_tree(tmp)
+        return pl.read_parquet(folder / f"{shard.index:05d}.parquet")
 
     def shard(self, step: Step, index: int) -> Shard:
         readers = {name: self.input_reader(name, index) for name in step.inputs}
@@ -215,7 +241,7 @@ def _prepare_shards(run: _Run, mode: str, cut: bool, tick) -> dict[str, Any]:
     rejected_counts = {n: 0 for n in staged.facts}
     for name, frame in shared_check.rejected.items():
         rejected_counts[name] = frame.height
-        write_frame(frame, part_path(run.work / "rejected", "q", name, 0))
+        write_part(frame, part_path(run.work / "rejected", "q", name, 0), key="_row")
     staged.shared = shared
     done = [0]
 
@@ -236,11 +262,16 @@ def _prepare_shards(run: _Run, mode: str, cut: bool, tick) -> dict[str, Any]:
     return {"problems": problems, "rejected": rejected_counts}
 
 
-def _write_part(frame: pl.DataFrame, dest: Path) -> None:
-    """:func:`write_frame` under a temporary name renamed into place: a task run again
-    (its worker lost) replaces its part whole, never leaves half a file."""
+def _write_part(frame: pl.DataFrame, dest: Path, key: str | None = "customer_id") -> None:
+    """:func:`write_part` (sorted by ``key``; :func:`write_frame` as it is when None) under a
+    temporary name renamed into place: a task run again (its worker lost) replaces its
+    part whole, never leaves half a file."""
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
-    write_frame(frame, tmp)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if key is None:
+        write_frame(frame, tmp)
+    else:
+        write_part(frame, tmp, key=key)
     os.replace(tmp, dest)
 
 
@@ -255,13 +286,13 @@ def _prepare_shard(shared: tuple[_Run, bool], i: int) -> tuple[list[Problem], di
     tables = tables_as_of(checked.tables, day) if cut else checked.tables
     for name in staged.sharded:
         if name in tables:
-            _write_part(tables[name], run.clean / name / f"{i:05d}.parquet")
+            _write_part(tables[name], run.clean / name / f"{i:05d}.parquet", key=None)
     counts: dict[str, int] = {}
     for name, frame in checked.rejected.items():
         if name in staged.shared:
             continue
         counts[name] = counts.get(name, 0) + frame.height
-        _write_part(frame, part_path(run.work / "rejected", "q", name, i + 1))
+        _write_part(frame, part_path(run.work / "rejected", "q", name, i + 1), key="_row")
     problems = list(checked.problems)
     del raw, checked
     features = build_features(tables, as_of=day, **run.feature_options)
@@ -377,7 +408,7 @@ def _run_step(step: Step, cfg: Any, run: _Run, ctx: FitContext, store: ModelStor
             for i in range(run.n):
                 part = frame if run.n == 1 else frame.filter(
                     shard_index(pl.col("customer_id"), run.n) == i)
-                write_frame(part, part_path(run.work / "out", step.name, table, i))
+                write_part(part, part_path(run.work / "out", step.name, table, i))
         found = [out.partials]
         del out
     else:
@@ -402,18 +433,25 @@ def run_pipeline(
     as_of: dt.date | str,
     steps: list[Step] | None = None,
     progress: bool | None = None,
+    force: bool = False,
+    wait: float = 0.0,
+    log: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Run the nightly pipeline described by ``config`` as of one date.
 
     The run folder ``<output_dir>/<as_of>/`` holds ``features/features.parquet``,
     one folder per step with its tables, ``quarantine/`` (rejected rows with their
     reasons, and ``problems.csv``), ``manifest.json`` (inputs, row counts, config,
-    versions, models, timings, output checksums) and ``report.html``. It is written
-    to a temporary folder and renamed into place, so a crash never leaves half a
-    run; a rerun for the same date replaces the folder whole. Models fitted by the
-    run are published to the model store only when the run folder is complete.
-    Outputs are a pure function of (inputs, config, as_of, stored models), whatever
-    the number of shards: a rerun gives identical files.
+    versions, models, warnings, timings, output checksums) and ``report.html``. It is
+    written to a temporary folder and renamed into place, so a crash never leaves
+    half a run. Models fitted by the run are published to the model store only when
+    the run folder is complete. Outputs are a pure function of (inputs, config,
+    as_of, stored models), whatever the number of shards.
+
+    One run per date at a time: a second run for the same date waits up to ``wait``
+    seconds for the first, then raises :class:`crmkit.RunLockedError`. Holding the
+    lock, a run removes what killed runs of its date left behind. A complete run
+    with the same config is not repeated unless ``force``.
 
     Parameters
     ----------
@@ -425,14 +463,24 @@ def run_pipeline(
         Defaults to the registered steps; ordered by their declared inputs.
     progress : bool, optional
         Show a progress bar (default: when stderr is a terminal).
+    force : bool
+        Recompute a run that is already complete with this config.
+    wait : float
+        Seconds to wait for another run of the same date.
+    log : callable, optional
+        Called with one JSON-able record per phase (``event``, ``phase``, timings,
+        peak memory, counts): the CLI's ``--log-json``.
 
     Returns
     -------
     RunResult
     """
     day = check_date(as_of, "as_of", "run_pipeline")
+    chosen = steps is not None
     steps = order_steps(load_steps() if steps is None else steps)
     cfg, base = load_pipeline_config(config, steps)
+    if not chosen:
+        steps = select_steps(steps, cfg.run.steps)
     output_dir = Path(cfg.run.output_dir)
     output_dir = (output_dir if output_dir.is_absolute() else base / output_dir).resolve()
     model_dir = Path(cfg.run.model_dir)
@@ -451,12 +499,44 @@ def run_pipeline(
     def tick(name: str, done: str | None = "") -> None:
         if done is None:  # progress within a phase
             bar.set_postfix_str(name)
+            _emit(log, {"event": "progress", "as_of": day.isoformat(), "detail": name,
+                        "peak_rss_mb": meter.current_peak_mb()})
             return
         meter.lap(name)
         bar.update(1)
         bar.set_postfix_str(name)
+        _emit(log, {"event": "phase", "as_of": day.isoformat(), "phase": name,
+                    "seconds": meter.seconds[name], "peak_rss_mb": meter.peak_mb[name]})
 
-    output_dir.mkdir(parents=True, exist_ok=True)
+    _check_writable(output_dir, model_dir)
+    with run_lock(output_dir, day, wait):
+        stale = remove_stale(output_dir, day, model_dir)
+        done = run_dir / "manifest.json"
+        if done.exists() and not force:
+            manifest = json.loads(done.read_text(encoding="utf-8"))
+            if manifest.get("config") == cfg.model_dump(mode="json"):
+                _emit(log, {"event": "skipped", "as_of": day.isoformat(),
+                            "reason": "complete run with the same config; use force"})
+                bar.close()
+                return RunResult(run_dir=run_dir, manifest=manifest)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            manifest = _execute(cfg, base, day, steps, output_dir, run_dir, store, previous,
+                                feature_options, started, meter, bar, tick, stale, caught)
+    _emit(log, {"event": "done", "as_of": day.isoformat(), "run_dir": str(run_dir),
+                "n_shards": manifest["run"]["n_shards"],
+                "rows": {k: v["rows"] for k, v in manifest["outputs"].items()},
+                "rejected": {k: v["rejected"] for k, v in manifest["inputs"]["tables"].items()},
+                "problems": len(manifest["validation"]["problems"]),
+                "warnings": len(manifest["warnings"])})
+    for line in manifest["warnings"]:
+        warnings.warn(line, RunWarning, stacklevel=2)
+    return RunResult(run_dir=run_dir, manifest=manifest)
+
+
+def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, feature_options,
+             started, meter, bar, tick, stale, caught) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f".{day.isoformat()}.work.", dir=output_dir))
     staging: list[Path] = []
     run = None
@@ -475,7 +555,9 @@ def run_pipeline(
         ).hexdigest()
         n_customers = sum(pl.scan_parquet(part_path(work / "out", "features", "features", i))
                           .select(pl.len()).collect().item() for i in range(n))
-        ctx = FitContext(day, n_customers, feature_options, previous, fingerprint)
+        ctx = FitContext(day, n_customers, feature_options, previous, fingerprint, work=work,
+                         config_fingerprint=hashlib.sha256(json.dumps(
+                             cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest())
         step_facts: dict[str, Any] = {}
         for step in steps:
             step_facts[step.name] = _run_step(step, getattr(cfg, step.name), run, ctx, store,
@@ -538,10 +620,26 @@ def run_pipeline(
                     record(rel, frame.height)
                     outs[table] = rel
                 manifest["steps"][step.name] = {"outputs": dict(sorted(outs.items())), **facts}
+                files = work / "files" / step.name
+                if files.is_dir():
+                    for path in sorted(p for p in files.rglob("*") if p.is_file()):
+                        rel = f"{step.name}/{path.relative_to(files).as_posix()}"
+                        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                        shutil.move(path, tmp / rel)
+                        written[rel] = {"rows": None, "sha256": file_sha256(tmp / rel)}
+            drift = _drift(cfg, tmp, manifest, previous)
+            if drift is not None:
+                manifest["drift"] = drift.to_manifest()
+                if drift.failed and cfg.drift.on_breach == "fail":
+                    raise QualityGateError(
+                        "The run breached its quality gates (nothing was written): "
+                        + "; ".join(drift.messages))
             manifest["outputs"] = written
             tick("write")
             manifest["timings_seconds"] = meter.seconds
             manifest["peak_rss_mb"] = meter.peak_mb
+            manifest["stale_removed"] = stale
+            manifest["warnings"] = _warning_lines(caught)
             manifest["run"]["n_shards"] = n
             manifest["run"]["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(
                 timespec="seconds")
@@ -561,7 +659,63 @@ def run_pipeline(
             store.discard(folder)
         remove_tree(work)
         bar.close()
-    return RunResult(run_dir=run_dir, manifest=manifest)
+    return manifest
+
+
+class RunWarning(UserWarning):
+    """A warning raised during a run, passed on once the run is complete."""
+
+
+def _warning_lines(caught: list) -> list[str]:
+    """Each distinct warning once, as ``Category: message`` (the manifest keeps them all)."""
+    seen: dict[str, None] = {}
+    for w in caught:
+        if issubclass(w.category, RunWarning):
+            continue
+        seen.setdefault(f"{w.category.__name__}: {str(w.message).strip()}", None)
+    return list(seen)
+
+
+def _emit(log: Callable[[dict[str, Any]], None] | None, record: dict[str, Any]) -> None:
+    if log is not None:
+        log(record)
+
+
+def _check_writable(*folders: Path) -> None:
+    """Fail before any work when an output or model folder cannot be written."""
+    for folder in folders:
+        probe = folder
+        while not probe.exists():
+            probe = probe.parent
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise PermissionError(f"The folder {folder} cannot be written (checked before "
+                                  "the run started); fix its permissions or change "
+                                  "[run] output_dir / model_dir.")
+
+
+def _drift(cfg: Any, run_dir: Path, manifest: dict[str, Any], previous: Path | None):
+    """The drift checks against the previous run (key feature columns only are read)."""
+    from crmkit.pipeline._drift import check_drift
+
+    if not cfg.drift.enabled:
+        return None
+
+    def features_of(folder: Path) -> pl.DataFrame | None:
+        path = folder / "features" / "features.parquet"
+        if not path.exists():
+            return None
+        names = pl.read_parquet_schema(path)
+        return pl.read_parquet(path, columns=["customer_id", *[
+            c for c in cfg.drift.features if c in names and c != "customer_id"]])
+
+    prev_manifest = None
+    if previous is not None and (previous / "manifest.json").exists():
+        prev_manifest = json.loads((previous / "manifest.json").read_text(encoding="utf-8"))
+    return check_drift(features_of(run_dir), _LazyOutputs(run_dir, manifest),
+                       previous_features=features_of(previous) if previous else None,
+                       previous_outputs=_LazyOutputs(previous, prev_manifest)
+                       if prev_manifest else None,
+                       step_facts=manifest.get("steps"), config=cfg.drift)
 
 
 def _report_features(run_dir: Path) -> pl.DataFrame:

@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 
 from crmkit.features._shard import crc32_of
 
-__all__ = ["GLOBAL_TABLES", "ROW", "InputSource", "StagedInputs", "merge_parts",
-           "stage_inputs", "write_frame"]
+__all__ = ["GLOBAL_TABLES", "ROW", "InputSource", "StagedInputs", "merge_parts", "split_file",
+           "stage_inputs", "write_frame", "write_part"]
 
 ROW = "__row"
 GLOBAL_TABLES = ("products", "managers")
@@ -150,6 +150,17 @@ class _ShardWriters:
                 pq.write_table(self.schema.empty_table(), self.folder / f"{i:05d}.parquet")
 
 
+def split_file(path: Path, n_shards: int, folder: Path) -> None:
+    """Split a Parquet file keyed by ``customer_id`` into ``n_shards`` files, batch by batch."""
+    writers = _ShardWriters(folder, n_shards)
+    pf = pq.ParquetFile(path)
+    writers.schema = pf.schema_arrow
+    for batch in pf.iter_batches(batch_size=BATCH_ROWS):
+        frame = pl.from_arrow(batch)
+        writers.write(frame, _shard_of_rows("previous", frame, n_shards, None))
+    writers.close()
+
+
 def _fingerprint(frame: pl.DataFrame) -> int:
     if frame.height == 0:
         return 0
@@ -229,6 +240,20 @@ def write_frame(frame: pl.DataFrame, dest: Path, row_group: int = ROW_GROUP) -> 
     pq.write_table(frame.rechunk().to_arrow(), dest, row_group_size=row_group,
                    compression="zstd")
     return dest
+
+
+PART_ROW_GROUP = 16_384
+
+
+def write_part(frame: pl.DataFrame, dest: Path, key: str = "customer_id") -> Path:
+    """Write one shard's part of a table, sorted as the merged file will be.
+
+    Small row groups of sorted rows carry tight min/max statistics, so each key
+    range of :func:`merge_parts` reads only the row groups it needs from each part.
+    """
+    if key in frame.columns:
+        frame = frame.sort(_sort_columns(frame.schema, key), nulls_last=True)
+    return write_frame(frame, dest, row_group=PART_ROW_GROUP)
 
 
 def _sort_columns(schema: pl.Schema, key: str) -> list[str]:

@@ -1,10 +1,16 @@
-"""The run report: one self-contained HTML file per run (inline CSS, embedded charts)."""
+"""The run report: one self-contained HTML file per run, written for its readers.
+
+It opens on the headline (customers, VIPs by tier, movers, assets at risk, call
+list, warnings), then tiers and tier movement, lifecycle flows, churn risk by
+tier with calibration, CLV, cross-sell propensity, RM workload and calls, drift,
+segments and exports, and a technical appendix. Each section appears whether or
+not its step ran; without data it says why. Charts are inline PNG images, CSS is
+inline, the page needs no network. The page is rendered from a jinja2 template
+shipped with the package (``crmkit/report/templates/report.html.j2``).
+"""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,100 +18,102 @@ from typing import Any
 import polars as pl
 
 from crmkit.io import atomic_write
+from crmkit.report._sections import SECTION_IDS, build_sections
 
-__all__ = ["write_run_report"]
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
-color:#1d2733;line-height:1.4}
-h1{font-size:1.6rem}h2{border-bottom:2px solid #d7dde5;padding-bottom:.2rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem;display:block;max-width:100%;overflow-x:auto}
-th,td{border:1px solid #d7dde5;padding:.25rem .5rem;text-align:right}
-th{background:#eef2f6}td:first-child,th:first-child{text-align:left}
-.bad{color:#a4262c}.ok{color:#107c10}.muted{color:#6b7785;font-size:.85rem}
-.grid{display:flex;flex-wrap:wrap;gap:1rem}.grid figure{margin:0}
-"""
-
-# Feature columns worth a line in the summary, when present.
-_KEY_FEATURES = ("tenure_days", "age_years", "txn_count_90d", "txn_amount_90d",
-                 "txn_count_trend_90d", "days_since_last_txn", "n_products_open",
-                 "financial_assets", "financial_assets_trend_90d", "complaints_365d")
+__all__ = ["SECTION_IDS", "render_run_report", "write_run_report"]
 
 
-def _table(frame: pl.DataFrame, max_rows: int = 20) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    rows = []
-    for row in frame.head(max_rows).iter_rows():
-        cells = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row)
-        rows.append(f"<tr>{cells}</tr>")
-    more = (f"<p class='muted'>first {max_rows} of {frame.height:,} rows</p>"
-            if frame.height > max_rows else "")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>{more}"
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("crmkit.report", "templates"),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        trim_blocks=False, lstrip_blocks=False)
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
+def _previous(path: Path, manifest: Mapping[str, Any]):
+    """The previous run folder's tables, when it sits next to this run's folder."""
+    prev = manifest.get("run", {}).get("previous_run")
+    if not prev:
+        return None, None
+    # The runner writes the report into a temporary sibling of <output_dir>/<as_of>/.
+    folder = path.parent.parent / str(prev)
+    if not (folder / "manifest.json").exists():
+        return None, None
+    from crmkit.segments import load_run_tables
+
+    try:
+        features, outputs = load_run_tables(folder)
+    except (OSError, pl.exceptions.PolarsError):
+        return None, None
+    return outputs, features
 
 
-def _bar_chart(counts: pl.DataFrame, label: str, title: str) -> str:
-    import matplotlib
+def render_run_report(manifest: Mapping[str, Any], features: pl.DataFrame | None,
+                      outputs: Mapping[str, Mapping[str, pl.DataFrame]], *,
+                      drift: Any = None, exports: Any = None,
+                      previous_outputs: Mapping[str, Mapping[str, pl.DataFrame]] | None = None,
+                      previous_features: pl.DataFrame | None = None, currency: str = "CNY",
+                      risk_threshold: float = 0.1, report_dir: Path | None = None) -> str:
+    """The report as an HTML string (see :func:`write_run_report` for the arguments)."""
+    from importlib import metadata
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.6, 2.8), dpi=90)
-    ax.barh([str(v) for v in counts[label].to_list()], counts["count"].to_list(), color="#2f6f9f")
-    ax.invert_yaxis()
-    ax.set_title(title, fontsize=10)
-    ax.tick_params(labelsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode()
-    return f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'></figure>"
-
-
-def _categorical_charts(step: str, tables: Mapping[str, pl.DataFrame]) -> str:
-    charts = []
-    for name, frame in tables.items():
-        for col, dtype in frame.schema.items():
-            if col.endswith("_id") or dtype not in (pl.String, pl.Categorical, pl.Boolean):
-                continue
-            distinct = frame[col].n_unique() if frame.height else 0
-            # a chart says something only when values repeat and differ
-            if distinct > 15 or distinct <= 1 or distinct == frame.height:
-                continue
-            counts = frame[col].cast(pl.String).fill_null("(none)").value_counts(sort=True)
-            charts.append(_bar_chart(counts, col, f"{step}/{name}: {col}"))
-    return f"<div class='grid'>{''.join(charts)}</div>" if charts else ""
+    sections, _ = build_sections(manifest, features, outputs, drift=drift, exports=exports,
+                                 previous_outputs=previous_outputs,
+                                 previous_features=previous_features, currency=currency,
+                                 risk_threshold=risk_threshold, report_dir=report_dir)
+    run = manifest.get("run", {})
+    as_of = str(run.get("as_of", ""))
+    name = str(run.get("name", "")) or "crmkit"
+    prev = run.get("previous_run")
+    try:
+        version = metadata.version("crmkit")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        version = "(source)"
+    subtitle = (f"Compared with the run of {prev}." if prev else
+                "First run: there is no previous run to compare with.")
+    return _environment().get_template("report.html.j2").render(
+        title=f"{name.capitalize()} run of {as_of}", subtitle=subtitle, as_of=as_of,
+        sections=sections, version=version)
 
 
 def write_run_report(path: str | Path, manifest: Mapping[str, Any], features: pl.DataFrame,
-                     outputs: Mapping[str, Mapping[str, pl.DataFrame]]) -> Path:
-    """Write the HTML report of one run.
-
-    Sections: the run (date, previous run, timings), the inputs (rows read and
-    rejected per table), validation problems, a summary of key features, and for
-    each step its output tables (row counts, a preview, bar charts of categorical
-    columns such as stage or tier) and what it recorded in the manifest.
+                     outputs: Mapping[str, Mapping[str, pl.DataFrame]], *, drift: Any = None,
+                     exports: Any = None,
+                     previous_outputs: Mapping[str, Mapping[str, pl.DataFrame]] | None = None,
+                     previous_features: pl.DataFrame | None = None, currency: str = "CNY",
+                     risk_threshold: float = 0.1) -> Path:
+    """Write the HTML report of one run (atomically).
 
     Parameters
     ----------
     path : str or path-like
-        The ``.html`` file to write (atomically).
+        The ``.html`` file to write.
     manifest : mapping
         The run manifest, as written to ``manifest.json``.
     features : polars.DataFrame
         The run's feature table.
     outputs : mapping
-        Step name to {table name: frame}.
+        Step name to {table name: frame}. Read when present: ``value`` (value_tiers,
+        tier_movement, tier_movement_summary, clv, hidden_vips), ``lifecycle``
+        (stages, stage_changes, transition_matrix, actions), ``churn``
+        (churn_scores), ``propensity`` (scores), ``assign`` (books), ``calls``
+        (call_list), ``segments`` (sizes).
+    drift : DriftResult or mapping, optional
+        :func:`crmkit.pipeline._drift.check_drift`'s result (or ``manifest["drift"]``).
+        Without it, and with the previous run at hand, the report computes the
+        drift checks with the default thresholds and says so.
+    exports : list, optional
+        :class:`crmkit.segments.ExportResult` objects or their stamps (or
+        ``manifest["steps"]["segments"]["exports"]``); links are relative to the report.
+    previous_outputs, previous_features : optional
+        The previous run's tables; by default read from the previous run's folder
+        next to this one, when it exists.
+    currency : str
+        Shown with amounts.
+    risk_threshold : float
+        Churn probability from which a customer counts as at risk.
 
     Returns
     -------
@@ -117,73 +125,22 @@ def write_run_report(path: str | Path, manifest: Mapping[str, Any], features: pl
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "report.html"
     >>> manifest = {"run": {"name": "nightly", "as_of": "2025-12-31"}, "inputs": {"tables": {}},
     ...             "validation": {"problems": []}, "steps": {}, "timings_seconds": {}}
-    >>> write_run_report(out, manifest, pl.DataFrame({"tenure_days": [1, 2]}), {}).exists()
+    >>> page = write_run_report(out, manifest, pl.DataFrame({"customer_id": ["a"]}), {})
+    >>> text = page.read_text()
+    >>> all(f'id="{s}"' in text for s in SECTION_IDS)
+    True
+    >>> "The churn step did not run" in text
     True
     """
-    run = manifest.get("run", {})
-    parts = [f"<h1>crmkit run report: {html.escape(str(run.get('name', '')))} as of "
-             f"{html.escape(str(run.get('as_of', '')))}</h1>"]
-    prev = run.get("previous_run")
-    parts.append(f"<p>Previous run: {html.escape(prev) if prev else 'none (first run)'}. "
-                 f"Started {html.escape(str(run.get('started_at', '')))}, finished "
-                 f"{html.escape(str(run.get('finished_at', '')))}.</p>")
-    timings = manifest.get("timings_seconds", {})
-    if timings:
-        parts.append("<h2>Timings</h2>" + _table(pl.DataFrame(
-            {"step": list(timings), "seconds": [float(v) for v in timings.values()]})))
-
-    tables = manifest.get("inputs", {}).get("tables", {})
-    parts.append("<h2>Inputs</h2>")
-    if tables:
-        parts.append(_table(pl.DataFrame({
-            "table": list(tables),
-            "rows": [t["rows"] for t in tables.values()],
-            "rejected": [t["rejected"] for t in tables.values()],
-        })))
-    problems = manifest.get("validation", {}).get("problems", [])
-    if problems:
-        items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
-        parts.append(f"<h2 class='bad'>Validation: {len(problems)} problem(s)</h2><ul>{items}</ul>"
-                     "<p>Rejected rows and their reasons are in <code>quarantine/</code>.</p>")
-    else:
-        parts.append("<p class='ok'>Validation: no problems.</p>")
-
-    parts.append(f"<h2>Features</h2><p>{features.height:,} customers, "
-                 f"{features.width} features.</p>")
-    cols = [c for c in _KEY_FEATURES if c in features.columns]
-    if cols and features.height:
-        summary = pl.DataFrame({
-            "feature": cols,
-            "mean": [features[c].cast(pl.Float64).mean() for c in cols],
-            "median": [features[c].cast(pl.Float64).median() for c in cols],
-            "null share": [features[c].null_count() / features.height for c in cols],
-        })
-        parts.append(_table(summary))
-
-    for step, step_tables in outputs.items():
-        parts.append(f"<h2>{html.escape(step)}</h2>")
-        facts = {k: v for k, v in manifest.get("steps", {}).get(step, {}).items() if k != "outputs"}
-        if facts:
-            items = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(_fmt_fact(v))}</li>"
-                            for k, v in facts.items())
-            parts.append(f"<ul>{items}</ul>")
-        parts.append(_categorical_charts(step, step_tables))
-        for name, frame in step_tables.items():
-            parts.append(f"<h3>{html.escape(name)} <span class='muted'>({frame.height:,} rows)"
-                         f"</span></h3>" + _table(frame, max_rows=10))
-
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>crmkit run "
-            f"{html.escape(str(run.get('as_of', '')))}</title><style>{_CSS}</style></head>"
-            f"<body>{''.join(parts)}</body></html>")
     path = Path(path)
+    if previous_outputs is None and previous_features is None:
+        previous_outputs, previous_features = _previous(path, manifest)
+    page = render_run_report(manifest, features, outputs, drift=drift, exports=exports,
+                             previous_outputs=previous_outputs,
+                             previous_features=previous_features, currency=currency,
+                             risk_threshold=risk_threshold, report_dir=path.parent)
     with atomic_write(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
 
 
-def _fmt_fact(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_fmt(v) if not isinstance(v, dict) else '{…}'}" for k, v in value.items())
-    if isinstance(value, float):
-        return _fmt(value)
-    return str(value)

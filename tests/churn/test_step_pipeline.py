@@ -30,7 +30,7 @@ def test_churn_step_in_nightly_runs(tmp_path):
     assert scores.columns[:4] == ["customer_id", "risk_status", "churn_prob_30d",
                                   "churn_prob_90d"]
     # only customers at risk are scored; the others say why they are not
-    assert set(scores["risk_status"]) == {"at_risk", "churned", "prospect"}
+    assert set(scores["risk_status"]) == {"at_risk", "churned", "prospect", "silent"}
     not_at_risk = scores.filter(pl.col("risk_status") != "at_risk")
     assert not_at_risk["churn_prob_90d"].null_count() == not_at_risk.height > 0
     assert scores.filter(pl.col("risk_status") == "at_risk")["churn_prob_90d"].null_count() == 0
@@ -42,7 +42,7 @@ def test_churn_step_in_nightly_runs(tmp_path):
     assert stored["format"] == "crmkit.model/1"
     assert stored["payload"]["model"]["format"] == "crmkit.churn/1"
 
-    run_pipeline(cfg, as_of="2025-11-20", steps=[STEP], progress=False)  # rerun: identical
+    run_pipeline(cfg, as_of="2025-11-20", steps=[STEP], progress=False, force=True)  # identical
     again = json.loads((runs / "2025-11-20" / "manifest.json").read_text())
     rel = c1["outputs"]["churn_scores"]
     assert again["outputs"][rel]["sha256"] == m1["outputs"][rel]["sha256"]

@@ -18,6 +18,7 @@ import pytest
 from crmkit import ConfigError
 from crmkit._config import StrictModel
 from crmkit.pipeline import ModelStore, Shard, ShardOutput, Step, load_steps, run_pipeline
+from crmkit.pipeline._registry import DEFAULT_STEPS
 from crmkit.pipeline.steps.clv import STEP as CLV
 from crmkit.pipeline.steps.value import STEP as VALUE
 
@@ -44,6 +45,14 @@ def test_outputs_identical_for_any_shard_count(tmp_path):
         seen[n] = (_hashes(first.manifest), _hashes(second.manifest))
     assert len(seen[1][1]) >= 12
     assert seen[1] == seen[3] == seen[8]
+
+
+def test_run_steps_selects_registered_steps(tmp_path):
+    res = run_pipeline({**_config(tmp_path, customers=300, steps=["value"])},
+                       as_of="2025-12-31")
+    assert list(res.manifest["steps"]) == ["value"]
+    with pytest.raises(ConfigError, match="'vlaue' is not a step. Did you mean 'value'"):
+        run_pipeline(_config(tmp_path, steps=["vlaue"]), as_of="2025-12-31")
 
 
 def test_auto_shards_follow_the_memory_target(tmp_path):
@@ -90,7 +99,9 @@ def test_a_failed_run_changes_nothing_in_the_store(tmp_path):
         run_pipeline(_config(tmp_path), as_of="2025-12-31", steps=[VALUE, CLV, crash])
     models = tmp_path / "models"
     assert not models.exists() or not list(models.rglob("*.json"))
-    assert [p.name for p in tmp_path.iterdir() if p.name != "models"] == []  # no work folder
+    # no run folder and no work folder (the date's lock file stays, empty of meaning)
+    assert [p.name for p in tmp_path.iterdir()
+            if p.name != "models" and not p.name.endswith(".lock")] == []
     ok = run_pipeline(_config(tmp_path), as_of="2025-12-31", steps=[VALUE, CLV])
     assert ok.manifest["steps"]["clv"]["model"]["refitted"]
     clv = ok.outputs["clv"]["clv"]
@@ -132,11 +143,13 @@ def test_a_step_reading_an_input_nobody_produces_fails_at_config_check(tmp_path)
 
 
 def test_steps_are_ordered_by_their_inputs_not_their_listing(tmp_path):
-    steps = list(reversed(load_steps()))
+    steps = [s for s in reversed(load_steps()) if s.name in DEFAULT_STEPS]
     res = run_pipeline(_config(tmp_path, customers=400), as_of="2025-12-31", steps=steps)
     order = list(res.manifest["steps"])
-    assert sorted(order) == ["churn", "clv", "lifecycle", "value"]
-    assert order[-1] == "lifecycle"  # it reads the clv, churn and value outputs
+    assert sorted(order) == ["churn", "clv", "lifecycle", "segments", "value"]
+    # lifecycle reads clv, churn and value; segments reads them all
+    assert order.index("lifecycle") > max(order.index(s) for s in ("clv", "churn", "value"))
+    assert order[-1] == "segments"
     assert res.manifest["steps"]["lifecycle"]["model_inputs_used"] == [
         "churn.churn_scores.churn_prob_180d", "clv.clv.p_alive"]
 

@@ -46,8 +46,9 @@ def test_rerun_gives_identical_outputs(tmp_path):
     cfg = _config(tmp_path)
     cfg["inputs"]["sample_customers"] = 3000
     first = run_pipeline(cfg, as_of="2025-12-31").manifest
-    second = run_pipeline(cfg, as_of="2025-12-31").manifest
-    assert set(first["steps"]) == {"value", "clv", "churn", "lifecycle"}
+    second = run_pipeline(cfg, as_of="2025-12-31", force=True).manifest
+    assert second["run"]["started_at"] >= first["run"]["started_at"]
+    assert set(first["steps"]) == {"value", "clv", "churn", "lifecycle", "segments"}
     assert len(first["outputs"]) > 10
     assert first["outputs"] == second["outputs"]  # same rows, same sha256 of every file
 

@@ -39,7 +39,7 @@ def test_value_step_in_nightly_runs(tmp_path):
     assert c1["refitted"] and v1["tier_movement"] == {"new": sum(v1["tiers"].values())}
     assert (runs / "models" / "clv" / "2025-11-30.json").exists()
 
-    run_pipeline(cfg, as_of="2025-11-30", steps=steps, progress=False)  # rerun: identical
+    run_pipeline(cfg, as_of="2025-11-30", steps=steps, progress=False, force=True)  # identical
     again = json.loads((runs / "2025-11-30" / "manifest.json").read_text())
     assert again["outputs"] == m1["outputs"]
 

@@ -5,9 +5,10 @@ Per-customer table ``<run>/churn/churn_scores.parquet``: ``customer_id``,
 horizon (conditional on being a customer on the run date),
 ``restricted_mean_days``, ``median_remaining_days``, ``reason_<k>`` and
 ``reason_<k>_contribution``. Customers who already churned (by the configured
-churn definition) and prospects (no product and no transaction yet) are not at
-risk: their scores are null and ``risk_status`` says why; the manifest's means are
-over customers at risk.
+churn definition), prospects (no product and no transaction yet) and customers
+already silent beyond the definition's threshold are not at risk
+(:func:`crmkit.churn.risk_status`): their scores are null and ``risk_status`` says
+why; the manifest's means are over customers at risk.
 
 ``fit`` (on the ``refit`` schedule, stored): the model on the last
 ``training_window_days`` (customers at risk at the window start, covariates as of
@@ -183,30 +184,17 @@ def load(payload: Mapping[str, Any], cfg: ChurnConfig) -> Any:
     return load_model(json.dumps(payload["model"]))
 
 
-def risk_status(tables: Mapping[str, pl.DataFrame], features: pl.DataFrame, as_of: dt.date,
-                definition: Any) -> pl.DataFrame:
-    """``at_risk``, ``churned`` (by the churn definition) or ``prospect`` per customer."""
-    from crmkit.lifecycle import label_churn
-
-    churned = label_churn(tables, as_of=as_of, definition=definition).select(
-        "customer_id", "churned")
-    return (features.select("customer_id", "has_transacted", "n_products_ever")
-            .join(churned, on="customer_id", how="left", maintain_order="left")
-            .select("customer_id",
-                    pl.when(pl.col("churned").fill_null(False)).then(pl.lit("churned"))
-                    .when(~pl.col("has_transacted") & (pl.col("n_products_ever") == 0))
-                    .then(pl.lit("prospect"))
-                    .otherwise(pl.lit("at_risk")).alias("risk_status")))
-
-
 def score(shard: Shard, cfg: ChurnConfig, model: Any) -> ShardOutput:
     """Churn scores of the shard's customers at risk; null with a status for the others."""
     from crmkit.churn import prepare_covariates, score_customers
 
+    from crmkit.churn import risk_status
+
     features = shard.get("features")
-    status = risk_status(shard.tables(("customers", "holdings", "transactions", "balances",
-                                       "products", "complaints")),
-                         features, shard.as_of, cfg.churn_definition)
+    status = risk_status(shard.tables(("customers", "holdings", "transactions")), shard.as_of,
+                         cfg.churn_definition)
+    status = features.select("customer_id").join(status, on="customer_id", how="left",
+                                                  maintain_order="left")
     at_risk = features.join(status.filter(pl.col("risk_status") == "at_risk"),
                             on="customer_id", how="semi")
     scores = score_customers(model, prepare_covariates(at_risk, cfg.covariates),

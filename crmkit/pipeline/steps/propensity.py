@@ -1,0 +1,128 @@
+"""The ``propensity`` step: cross-sell propensities and next best products with reasons.
+
+Per-customer tables in ``<run>/propensity/``: ``scores`` (``customer_id``, ``tier``
+and ``p_<product>`` for every modelled product) and ``offers`` (the top ``k``
+suitable products a customer does not hold and did not open or decline within the
+look-back window, with expected value and reasons).
+
+``fit`` (on the ``refit`` schedule, stored): a :class:`crmkit.propensity.PropensityModel`
+on stacked landmarks (features as of each landmark, take-ups in the following
+horizon), built shard by shard on a deterministic share of customers
+(``training_sample``). Its backtest (fitted on the earlier landmarks, scored on the
+latest) is recorded per product in the model store and the manifest, beside the
+popularity-within-tier baseline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from crmkit.pipeline._step import FitResult, ModelSpec, Shard, ShardOutput, Step, StepSummary
+from crmkit.pipeline.steps._common import RefitMixin, count_partial, counts_from, finite_or_none
+from crmkit.propensity import PropensityConfig
+
+__all__ = ["STEP", "PropensityStepConfig"]
+
+HISTORY = ("customers", "holdings", "transactions", "balances", "products", "contacts",
+           "complaints")
+
+
+class PropensityStepConfig(RefitMixin, PropensityConfig):
+    """``[propensity]``: :class:`crmkit.propensity.PropensityConfig` plus ``refit``."""
+
+
+def fit_stats(shard: Shard, cfg: PropensityStepConfig, ctx: Any) -> dict[str, pl.DataFrame]:
+    """Landmark training rows of the shard's sampled customers."""
+    from crmkit.propensity import build_training_set, landmark_dates
+
+    landmarks = landmark_dates(shard.as_of, horizon=cfg.horizon, unit=cfg.unit,
+                               landmarks=cfg.landmarks, spacing_months=cfg.landmark_spacing_months)
+    train = build_training_set(shard.tables(HISTORY), as_of=landmarks, horizon=cfg.horizon,
+                               unit=cfg.unit, level=cfg.level, targets=cfg.targets,
+                               windows=tuple(shard.feature_options.get("windows", (30, 90, 365))),
+                               sample=cfg.training_sample if cfg.training_sample < 1 else None)
+    return {"train": train}
+
+
+def _backtest(train: pl.DataFrame, cfg: PropensityStepConfig) -> dict[str, Any]:
+    """Fit on the earlier landmarks, score the latest: metrics per product vs the baseline."""
+    from crmkit.propensity import PropensityModel, evaluate_propensities, split_training_set
+
+    latest = train["as_of"].max()
+    earlier, test = train.filter(pl.col("as_of") < latest), train.filter(pl.col("as_of") == latest)
+    if earlier.height == 0 or test.height == 0:
+        return {"skipped": "one landmark only"}
+    X, Y, groups = split_training_set(earlier)
+    model = PropensityModel(**cfg.model_params()).fit(X, Y, groups=groups)
+    Xt, Yt, _ = split_training_set(test)
+    scores = model.predict_propensities(Xt)
+    baseline = model.predict_propensities(Xt, baseline=True)
+    table = evaluate_propensities(Yt, scores, baseline)
+    return {"as_of": str(latest), "per_product": [
+        {k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in row.items()}
+        for row in table.to_dicts()]}
+
+
+def fit(stats: Mapping[str, pl.DataFrame], ctx: Any, cfg: PropensityStepConfig) -> FitResult:
+    """The per-product model on every sampled customer-landmark row, and its backtest."""
+    from crmkit.propensity import PropensityModel, split_training_set
+
+    train = stats["train"].sort(["customer_id", "as_of"])
+    X, Y, groups = split_training_set(train)
+    model = PropensityModel(**cfg.model_params()).fit(X, Y, groups=groups)
+    metrics = {"backtest": _backtest(train, cfg) if cfg.backtest else "off"}
+    training = {"rows": int(train.height), "customers": int(train["customer_id"].n_unique()),
+                "landmarks": sorted({str(d) for d in train["as_of"].unique().to_list()})}
+    return FitResult(model, {"model": json.loads(model.to_json())}, training=training,
+                     metrics=metrics)
+
+
+def load(payload: Mapping[str, Any], cfg: PropensityStepConfig) -> Any:
+    """The model from its stored JSON data (nothing is executed)."""
+    from crmkit.propensity import load_model
+
+    return load_model(dict(payload["model"]))
+
+
+def score(shard: Shard, cfg: PropensityStepConfig, model: Any) -> ShardOutput:
+    """Propensities and next best products of one shard's customers."""
+    from crmkit.propensity import score_shard
+
+    scores, offers = score_shard(
+        model, shard.tables(HISTORY), as_of=shard.as_of, k=cfg.k, reasons=cfg.reasons,
+        lookback_days=cfg.lookback_days, product_value=cfg.product_value,
+        risk_tolerance=cfg.risk_tolerance, unassessed_max_rating=cfg.unassessed_max_rating,
+        windows=tuple(shard.feature_options.get("windows", (30, 90, 365))))
+    probs = [c for c in scores.columns if c.startswith("p_")]
+    sums = scores.select(pl.len().alias("n"), *[pl.col(c).sum() for c in probs])
+    offer_col = "product_id" if "product_id" in offers.columns else offers.columns[1]
+    return ShardOutput(tables={"scores": scores, "offers": offers},
+                       partials={"sums": sums, "offers": count_partial(offers, offer_col)})
+
+
+def finalize(partials: Mapping[str, pl.DataFrame], cfg: PropensityStepConfig, model: Any,
+             ctx: Any) -> StepSummary:
+    """Offers per product and mean propensities."""
+    sums = partials["sums"].sum()
+    n = int(sums["n"][0])
+    offer_col = [c for c in partials["offers"].columns if c != "n"][0]
+    return StepSummary(facts={
+        "customers_scored": n,
+        "mean_propensity": {c: finite_or_none(sums[c][0] / n) if n else None
+                            for c in sums.columns if c != "n"},
+        "offers": counts_from(partials, "offers", offer_col),
+    })
+
+
+STEP = Step(
+    name="propensity", config_model=PropensityStepConfig, score=score,
+    inputs=("features", *HISTORY), outputs=("scores", "offers"),
+    fit=fit, fit_stats=fit_stats, finalize=finalize,
+    model=ModelSpec("propensity", schedule=lambda cfg: cfg.refit,
+                    settings=lambda cfg: cfg.model_dump(exclude={"refit"}), load=load),
+    doc="cross-sell propensities per product, next best products with reasons, backtest",
+)

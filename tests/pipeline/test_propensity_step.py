@@ -1,0 +1,33 @@
+"""The propensity step in a nightly run: stored model, offers that follow the rules."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from crmkit.datasets import make_bank
+from crmkit.pipeline import run_pipeline
+from crmkit.pipeline.steps.propensity import STEP
+
+
+def test_propensity_step_scores_offers_and_stores_its_model(tmp_path):
+    cfg = {"run": {"output_dir": str(tmp_path / "runs"), "report": False, "n_shards": 2},
+           "inputs": {"source": "sample", "sample_customers": 1200},
+           "propensity": {"min_positives": 15, "n_estimators": 30, "cv": 2, "reasons": 1}}
+    res = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP])
+    facts = res.manifest["steps"]["propensity"]
+    assert facts["model"]["refitted"] and facts["customers_scored"] == 1200
+    backtest = facts["model"]["metrics"]["backtest"]
+    assert backtest["as_of"] == "2025-09-30" and backtest["per_product"]
+    assert (tmp_path / "runs" / "models" / "propensity" / "2025-12-31.json").exists()
+    offers = res.outputs["propensity"]["offers"]
+    bank = make_bank(1200, seed=0)
+    held = bank["holdings"].filter(pl.col("opened") <= pl.date(2025, 12, 31)).filter(
+        pl.col("closed").is_null() | (pl.col("closed") > pl.date(2025, 12, 31)))
+    clash = offers.join(held.select("customer_id", "product_id"), on=["customer_id", "product_id"])
+    assert clash.height == 0  # a held product is never offered
+    assert (offers["risk_rating"] <= offers["risk_level"].fill_null(1)).all()  # suitability
+    assert offers.group_by("customer_id").len()["len"].max() <= 3
+    # the next run in the month scores with the stored model
+    later = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP], force=True)
+    assert not later.manifest["steps"]["propensity"]["model"]["refitted"]
+    assert later.outputs["propensity"]["offers"].equals(offers)

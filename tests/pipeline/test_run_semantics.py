@@ -1,0 +1,139 @@
+"""Run semantics a scheduler relies on: one run per date, kill -9 and rerun, no-op reruns,
+exit codes, JSON log lines, one-line warnings (the CLI as a subprocess, on files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from crmkit.cli import EXIT_BAD_INPUT, EXIT_LOCKED, main
+from crmkit.io import write_tables
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _crmkit(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "crmkit.cli", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def bank_dir(tmp_path_factory):
+    from crmkit.datasets import make_bank
+
+    folder = tmp_path_factory.mktemp("bank")
+    write_tables(make_bank(1500, seed=4), folder / "data")
+    return folder / "data"
+
+
+def _write_config(folder: Path, data: Path, n_shards: int = 3) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = folder / "nightly.toml"
+    cfg.write_text(f'[run]\noutput_dir = "runs"\nreport = false\nn_shards = {n_shards}\n'
+                   f'[inputs]\nsource = "{data}"\n')
+    return cfg
+
+
+def _outputs(run_dir: Path) -> dict[str, str]:
+    return {k: v["sha256"] for k, v in
+            json.loads((run_dir / "manifest.json").read_text())["outputs"].items()}
+
+
+def test_two_runs_for_one_date_exactly_one_writes(tmp_path, bank_dir):
+    cfg = _write_config(tmp_path, bank_dir, n_shards=60)  # slow enough to overlap
+    lock = tmp_path / "runs" / ".2025-12-31.lock"
+    first = _crmkit("run", str(cfg), "--as-of", "2025-12-31", "--no-progress")
+    deadline = time.time() + 120
+    while time.time() < deadline:  # until the first run holds the date's lock
+        if lock.exists() and lock.read_text().strip() == str(first.pid):
+            break
+        time.sleep(0.05)
+    second = _crmkit("run", str(cfg), "--as-of", "2025-12-31", "--no-progress")
+    out2, err2 = second.communicate(timeout=300)
+    out1, err1 = first.communicate(timeout=600)
+    assert first.returncode == 0, err1
+    assert "run 2025-12-31" in out1 and "run 2025-12-31" not in out2
+    assert second.returncode == EXIT_LOCKED, err2
+    assert "Another run for 2025-12-31 is under way" in err2
+    assert (tmp_path / "runs" / "2025-12-31" / "manifest.json").exists()
+
+
+def test_sigkill_at_any_point_then_rerun_equals_an_uninterrupted_run(tmp_path, bank_dir):
+    reference = _write_config(tmp_path / "ref", bank_dir)
+    assert main(["run", str(reference), "--as-of", "2025-12-31", "--no-progress"]) == 0
+    expected = _outputs(tmp_path / "ref" / "runs" / "2025-12-31")
+    expected_models = sorted(p.relative_to(tmp_path / "ref" / "runs" / "models").as_posix()
+                             for p in (tmp_path / "ref" / "runs" / "models").rglob("*.json"))
+    cfg = _write_config(tmp_path / "killed", bank_dir)
+    runs = tmp_path / "killed" / "runs"
+    for delay in (0.5, 2.0, 4.0, 7.0):
+        proc = _crmkit("run", str(cfg), "--as-of", "2025-12-31", "--no-progress", "--force")
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        if not (runs / "2025-12-31").exists():
+            # a killed run never publishes a model
+            assert not list((runs / "models").rglob("*.json")) if (runs / "models").exists() \
+                else True
+    assert main(["run", str(cfg), "--as-of", "2025-12-31", "--no-progress", "--force"]) == 0
+    assert _outputs(runs / "2025-12-31") == expected
+    leftovers = [p.name for p in runs.iterdir() if p.name.startswith(".")
+                 and not p.name.endswith(".lock")]
+    assert leftovers == []
+    assert not list((runs / "models").glob(".staging-*"))
+    models = sorted(p.relative_to(runs / "models").as_posix()
+                    for p in (runs / "models").rglob("*.json"))
+    assert models == expected_models
+
+
+def test_complete_run_is_a_noop_unless_forced_and_logs_json(tmp_path, bank_dir, capsys):
+    cfg = _write_config(tmp_path, bank_dir)
+    log = tmp_path / "run.jsonl"
+    args = ["run", str(cfg), "--as-of", "2025-12-31", "--no-progress", "--log-json", str(log)]
+    assert main(args) == 0
+    manifest = tmp_path / "runs" / "2025-12-31" / "manifest.json"
+    started = json.loads(manifest.read_text())["run"]["started_at"]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    phases = [r["phase"] for r in records if r["event"] == "phase"]
+    assert phases == ["load", "validate_features", *phases[2:-1], "write"]
+    assert {"value", "clv", "churn", "lifecycle"} <= set(phases)
+    done = records[-1]
+    assert done["event"] == "done" and done["rows"]["features/features.parquet"] == 1500
+    assert all(r["seconds"] >= 0 and r["peak_rss_mb"] > 0 for r in records
+               if r["event"] == "phase")
+    err = capsys.readouterr().err
+    # warnings: one line each, no file paths or source lines
+    assert all(line.startswith(("crmkit: warning: ",)) for line in err.splitlines() if line)
+    assert ".py:" not in err
+    assert main(args) == 0  # complete: nothing recomputed
+    assert json.loads(manifest.read_text())["run"]["started_at"] == started
+    assert json.loads(log.read_text().splitlines()[-1])["event"] == "skipped"
+    time.sleep(1.1)
+    assert main([*args, "--force"]) == 0
+    assert json.loads(manifest.read_text())["run"]["started_at"] != started
+
+
+def test_exit_codes_and_dry_run(tmp_path, bank_dir, capsys):
+    cfg = _write_config(tmp_path, bank_dir)
+    assert main(["run", str(cfg), "--as-of", "2025-12-31junk"]) == EXIT_BAD_INPUT
+    assert "is not a date written YYYY-MM-DD" in capsys.readouterr().err
+    assert main(["run", str(cfg), "--as-of", "2025-02-30"]) == EXIT_BAD_INPUT
+    assert "2025-02-30 is not a day of the calendar" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run]\nn_shards = 0\n")
+    assert main(["run", str(bad), "--as-of", "2025-12-31"]) == EXIT_BAD_INPUT
+    missing = tmp_path / "missing.toml"
+    missing.write_text(f'[inputs]\nsource = "{tmp_path / "nowhere"}"\n')
+    assert main(["run", str(missing), "--as-of", "2025-12-31", "--dry-run"]) == EXIT_BAD_INPUT
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["run", str(cfg), "--as-of", "2025-12-31", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "config ok: steps" in out and "customers" in out and "writable:" in out
+    assert not (tmp_path / "runs" / "2025-12-31").exists()  # a dry run computes nothing

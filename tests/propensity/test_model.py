@@ -1,0 +1,138 @@
+"""The propensity estimator: contract, calibration, fallback, persistence."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.base import clone
+
+from crmkit.propensity import (
+    PropensityModel,
+    expected_calibration_error,
+    load_model,
+)
+
+
+def _data(n=6000, seed=0, p_targets=2):
+    rng = np.random.default_rng(seed)
+    X = pl.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                      "c": rng.random(n) < 0.3, "tier_rank": rng.integers(0, 3, n)})
+    logits = {"T1": -3.0 + 1.5 * X["a"].to_numpy() + 0.8 * X["c"].to_numpy(),
+              "T2": -3.5 + 1.2 * X["b"].to_numpy() * (X["a"].to_numpy() > 0)}
+    Y = {}
+    for t, z in list(logits.items())[:p_targets]:
+        y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(float)
+        y[rng.random(n) < 0.1] = np.nan  # held already: not eligible
+        Y[t] = y
+    groups = pl.Series([f"C{i // 2}" for i in range(n)])  # two rows per customer
+    return X, pl.DataFrame(Y).fill_nan(None), groups
+
+
+@pytest.mark.parametrize("backend", ["lightgbm", "sklearn", "logistic"])
+def test_loaded_model_scores_identically(backend, tmp_path):
+    X, Y, g = _data()
+    m = PropensityModel(backend=backend, n_estimators=30).fit(X, Y, groups=g)
+    path = tmp_path / "m.json"
+    m.save(path)
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "crmkit.propensity/1" and "pickle" not in path.read_text()
+    loaded = load_model(path)
+    a = m.predict_propensities(X)
+    b = loaded.predict_propensities(X)
+    assert a.equals(b)  # bit for bit
+    assert load_model(doc).predict_propensities(X).equals(a)
+    if backend != "sklearn":
+        np.testing.assert_array_equal(m.contributions(X, "T1"), loaded.contributions(X, "T1"))
+
+
+def test_own_tree_scorer_reproduces_scikit_learn():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from crmkit.propensity._backends import _export_hgb, compile_state, margin
+    X, Y, _ = _data()
+    M = X.select(pl.all().cast(pl.Float64)).to_numpy()
+    M[::7, 0] = np.nan  # missing values follow the stored side
+    y = np.nan_to_num(Y["T1"].to_numpy())
+    clf = HistGradientBoostingClassifier(max_iter=40, early_stopping=False).fit(M, y)
+    mine = margin(compile_state({"kind": "sklearn", **_export_hgb(clf)}), M)
+    np.testing.assert_allclose(mine, clf.decision_function(M), rtol=0, atol=1e-12)
+
+
+def test_lightgbm_contributions_sum_to_the_margin():
+    from crmkit.propensity._backends import margin
+    X, Y, g = _data()
+    m = PropensityModel(n_estimators=40).fit(X, Y, groups=g)
+    c = m.contributions(X, "T1")
+    M = X.select(pl.all().cast(pl.Float64)).to_numpy()
+    np.testing.assert_allclose(c.sum(axis=1), margin(m._compiled["T1"], M), atol=1e-9)
+    ex = m.explain(X.head(50), "T1", top=2)
+    assert set(ex.columns) == {"row", "target", "rank", "feature", "value", "contribution"}
+    assert (ex["contribution"] > 0).all()
+
+
+ECE_TOLERANCE = 0.01
+"""Calibrated propensities on held-out rows: expected calibration error (10
+equal-frequency bins) at most 0.01 on rare events with base rates of 3-8%."""
+
+
+@pytest.mark.parametrize("calibration", ["sigmoid", "isotonic"])
+def test_calibrated_on_held_out_data(calibration):
+    X, Y, g = _data(n=30_000, seed=1)
+    Xt, Yt, _ = _data(n=30_000, seed=2)
+    m = PropensityModel(class_weight="balanced", calibration=calibration,
+                        n_estimators=40).fit(X, Y, groups=g)
+    P = m.predict_propensities(Xt)
+    for t in ("T1", "T2"):
+        e = Yt[t].is_not_null().to_numpy()
+        y, p = Yt[t].to_numpy()[e], P[f"p_{t}"].to_numpy()[e]
+        # balanced weights inflate raw scores to ~50%; calibration brings them back
+        assert abs(p.mean() - y.mean()) < 0.01
+        assert expected_calibration_error(y, p) < ECE_TOLERANCE
+
+
+def test_too_few_positives_fall_back_to_popularity_within_tier():
+    X, Y, g = _data()
+    Y = Y.with_columns(pl.when(pl.int_range(pl.len()) < 20).then(pl.col("T2")).otherwise(0.0)
+                       .alias("T2"))
+    m = PropensityModel(n_estimators=20, min_positives=30).fit(X, Y, groups=g)
+    s = m.summary_.filter(pl.col("target") == "T2")
+    assert s["model"][0] == "baseline: popularity within tier_rank"
+    assert "fewer than min_positives=30" in s["note"][0]
+    p = m.predict_propensities(X)["p_T2"]
+    rates = m.params_["T2"]["baseline"]["rates"]
+    assert set(np.round(p.unique().to_list(), 12)) <= set(np.round(list(rates.values()), 12))
+    with pytest.raises(ValueError, match="popularity baseline"):
+        m.contributions(X, "T2")
+
+
+def test_estimator_contract():
+    m = PropensityModel(backend="logistic", penalizer=0.5)
+    assert clone(m).get_params() == m.get_params()
+    with pytest.raises(TypeError):
+        PropensityModel("logistic")  # keyword-only
+    X, Y, g = _data(p_targets=1)
+    assert m.fit(X, Y, groups=g) is m
+    assert m.targets_ == ["T1"] and list(m.feature_names_in_) == X.columns
+    assert m.predict_proba(X).shape == (X.height, 2)
+    assert isinstance(m.set_output(transform="pandas").predict_propensities(X).iloc[:1],
+                      object)
+    assert type(m.predict_propensities(X)).__module__.startswith("pandas")
+    m.print_summary()
+
+
+def test_bad_input_messages():
+    X, Y, g = _data()
+    with pytest.raises(ValueError, match="The 'backend' parameter of PropensityModel"):
+        PropensityModel(backend="xgb").fit(X, Y)
+    with pytest.raises(ValueError, match="labels must be 0, 1 or null"):
+        PropensityModel().fit(X, Y.with_columns(pl.col("T1") * 2))
+    with pytest.raises(ValueError, match="must be numeric or boolean"):
+        PropensityModel().fit(X.with_columns(pl.lit("x").alias("name")), Y)
+    m = PropensityModel(n_estimators=5).fit(X, Y, groups=g)
+    with pytest.raises(ValueError, match="missing 1 column"):
+        m.predict_propensities(X.drop("b"))
+    with pytest.raises(Exception, match="fingerprint"):
+        doc = json.loads(m.to_json())
+        doc["targets"] = ["T1"]
+        load_model(doc)

@@ -1,0 +1,109 @@
+"""Drift and quality gates (crmkit/pipeline/_drift.py): PSI by hand, movement, gates."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crmkit.pipeline._drift import EXIT_QUALITY_GATE, check_drift, movement_share, psi, psi_bins
+
+
+def test_psi_equals_a_hand_computation():
+    prev = [1, 2, 3, 4, 5, 6, 7, 8, None, None]
+    curr = [1, 1, 1, 4, 4, 6, 9, 9, 9, None]
+    edges = [2.0, 5.0]  # bins (-inf, 2], (2, 5], (5, inf) and the missing bin
+    # shares: prev  2/10, 3/10, 3/10, 2/10 ; curr 3/10, 2/10, 4/10, 1/10
+    e = [0.2, 0.3, 0.3, 0.2]
+    a = [0.3, 0.2, 0.4, 0.1]
+    hand = sum((ai - ei) * math.log(ai / ei) for ai, ei in zip(a, e))
+    assert psi(prev, curr, edges=edges) == pytest.approx(hand, rel=1e-12)
+    # 0.1 ln 1.5 + 0.1 ln 1.5 + 0.1 ln(4/3) + 0.1 ln 2 = 0.04055 + 0.04055 + 0.02877 + 0.06931
+    assert hand == pytest.approx(0.17918, abs=1e-5)
+
+
+def test_psi_quantile_bins_and_empty_bins():
+    prev = pl.Series(np.arange(100, dtype=float))
+    assert psi_bins(prev, 4) == [24.75, 49.5, 74.25]
+    assert psi(prev, prev) == 0.0
+    # everything moves into the top bin: empty bins take the eps floor
+    curr = pl.Series([99.0] * 100)
+    e, eps = 0.1, 1e-4
+    hand = 9 * (eps - e) * math.log(eps / e) + (1 - e) * math.log(1 / e)
+    assert psi(prev, curr, bins=10) == pytest.approx(hand, rel=1e-9)
+
+
+def test_psi_categorical():
+    prev = ["Gold"] * 5 + ["Mass"] * 5
+    curr = ["Gold"] * 2 + ["Mass"] * 7 + ["Platinum"]
+    eps = 1e-4
+    hand = ((0.2 - 0.5) * math.log(0.2 / 0.5) + (0.7 - 0.5) * math.log(0.7 / 0.5)
+            + (0.1 - eps) * math.log(0.1 / eps))
+    assert psi(prev, curr) == pytest.approx(hand, rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=50),
+       st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=50))
+def test_psi_is_non_negative_and_zero_on_itself(a, b):
+    assert psi(a, b) >= -1e-12
+    assert psi(a, a) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_movement_share_counts_missing_as_a_value():
+    prev = pl.DataFrame({"customer_id": ["a", "b", "c", "d"], "stage": ["x", None, "y", "y"]})
+    curr = pl.DataFrame({"customer_id": ["a", "b", "c", "e"], "stage": ["x", "x", None, "y"]})
+    assert movement_share(prev, curr, "stage") == pytest.approx(2 / 3)
+
+
+def _run(shift: float, n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = [f"C{i:05d}" for i in range(n)]
+    feats = pl.DataFrame({"customer_id": ids, "financial_assets": rng.lognormal(10, 1, n) * shift})
+    tiers = pl.DataFrame({"customer_id": ids,
+                          "tier": np.where(feats["financial_assets"] > 1e5 * 1.0, "Gold", "Mass")})
+    churn = pl.DataFrame({"customer_id": ids, "churn_prob_90d": rng.beta(1, 20, n) * shift})
+    return feats, {"value": {"value_tiers": tiers}, "churn": {"churn_scores": churn}}
+
+
+def test_check_drift_first_run_skips_and_says_why():
+    feats, outs = _run(1.0)
+    res = check_drift(feats, outs)
+    assert res.status == "ok" and not res.failed and res.exit_code == 0
+    assert set(res.checks["status"]) == {"skipped"}
+    assert "first run" in res.checks["note"][0]
+
+
+def test_check_drift_stable_then_shifted():
+    pf, po = _run(1.0, seed=1)
+    feats, outs = _run(1.0, seed=2)
+    ok = check_drift(feats, outs, previous_features=pf, previous_outputs=po)
+    psis = ok.checks.filter(pl.col("check") == "psi")
+    assert set(psis["subject"]) == {"financial_assets", "churn.churn_scores.churn_prob_90d"}
+    assert (psis["value"] < 0.05).all() and ok.status in ("ok", "warning")
+    feats, outs = _run(3.0, seed=2)
+    warn = check_drift(feats, outs, previous_features=pf, previous_outputs=po)
+    assert warn.status == "warning" and not warn.failed
+    assert warn.checks["status"][0] == "breach"
+    assert any("PSI" in m for m in warn.messages)
+    fail = check_drift(feats, outs, previous_features=pf, previous_outputs=po,
+                       config={"on_breach": "fail"})
+    assert fail.failed and fail.exit_code == EXIT_QUALITY_GATE and fail.status == "failed"
+    assert fail.to_manifest()["failed"] is True
+
+
+def test_metric_floor():
+    feats, outs = _run(1.0)
+    facts = {"churn": {"backtest": {"auc_horizon": 0.62}}}
+    res = check_drift(feats, outs, step_facts=facts,
+                      config={"metric_floors": {"churn.backtest.auc_horizon": 0.7,
+                                                "churn.backtest.missing": 0.5},
+                              "on_breach": "fail"})
+    row = res.checks.filter(pl.col("check") == "metric").row(0, named=True)
+    assert row["status"] == "breach" and row["value"] == pytest.approx(0.62)
+    assert res.failed and "below its floor 0.700" in res.messages[0]
+    assert "not recorded" in res.checks.filter(pl.col("subject") == "churn.backtest.missing")["note"][0]

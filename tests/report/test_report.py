@@ -1,0 +1,145 @@
+"""The run report: every section present and explained, numbers for people, and the
+page checked in a real headless browser (renders, no script error, charts decode).
+
+The browser is Chromium (Debian package ``chromium``); without it the browser test
+skips and says so (``apt-get install -y chromium``).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+
+import polars as pl
+import pytest
+
+from crmkit.report import SECTION_IDS, render_run_report, write_run_report
+from tests.report._run import make_runs
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    run_dir, manifest, features, outputs, drift, exports = make_runs(root, customers=800)
+    path = write_run_report(run_dir / "report.html", manifest, features, outputs, drift=drift,
+                            exports=exports)
+    return path, manifest, features, outputs, drift, exports
+
+
+def _text(page: str) -> str:
+    """What a reader sees: tags, styles, scripts and image data removed."""
+    page = re.sub(r"<(style|script)\b.*?</\1>", " ", page, flags=re.S)
+    page = re.sub(r'src="data:[^"]*"', "", page)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def test_every_section_present_with_data(full_run):
+    page = full_run[0].read_text()
+    for sid in SECTION_IDS:
+        assert f'data-section="{sid}"' in page, sid
+    assert "data-empty" not in page                        # every section had its data
+    assert page.count("<img ") >= 8  # tiers, flow, heatmap, churn, calibration, CLV, lift, books
+    assert "http://" not in page.replace('href="http', "")  # nothing fetched from a network
+    assert "https://" not in page
+
+
+def test_numbers_are_for_people(full_run):
+    text = _text(full_run[0].read_text())
+    noise = r"\d\.0*[1-9]\d{5,}"  # six or more significant decimals: 374.16999999999996
+    assert not re.search(noise, text), re.search(r".{30}" + noise + ".{30}", text)
+    for repr_bit in (r"\{'", r"\['", r"\bTrue\b", r"\bFalse\b", r"\bNone\b", r"\bnan\b",
+                     r"\binf\b", r"\bnull\b"):
+        assert not re.search(repr_bit, text), repr_bit
+    assert "CNY" in text and "%" in text
+
+
+def test_headline_first_and_sorted_tables(full_run):
+    page = full_run[0].read_text()
+    first = page.index('data-section="headline"')
+    assert all(first < page.index(f'data-section="{s}"') for s in SECTION_IDS[1:])
+    calls = full_run[3]["calls"]["call_list"]
+    top = calls.sort(["urgency", "priority", "customer_id"],
+                     descending=[False, True, False]).row(0, named=True)
+    section = page[page.index('data-section="workload"'):page.index('data-section="drift"')]
+    table = section[section.index("Call list, highest priority first"):]
+    assert table.index(top["customer_id"]) < table.index("</table>")
+    first_row = re.search(r"<tbody>\s*<tr>(.*?)</tr>", table, re.S).group(1)
+    assert top["customer_id"] in first_row
+
+
+def test_exports_listed_with_working_links(full_run):
+    path, *_, exports = full_run
+    page = path.read_text()
+    for e in exports:
+        rel = e.path.relative_to(path.parent).as_posix()
+        assert f'href="{rel}"' in page
+        assert (path.parent / rel).exists()
+
+
+def test_blanks_are_explained_when_steps_are_absent(tmp_path):
+    manifest = {"run": {"name": "nightly", "as_of": "2025-12-31"}, "inputs": {"tables": {}},
+                "validation": {"problems": ["transactions: 3 rows dated after the run"]},
+                "steps": {}, "timings_seconds": {"load": 0.1234567}}
+    page = render_run_report(manifest, pl.DataFrame({"customer_id": ["a"]}), {})
+    text = _text(page)
+    for sid in SECTION_IDS:
+        assert f'data-section="{sid}"' in page
+    assert page.count('data-empty="yes"') == 8            # all but headline and appendix
+    assert "The churn step did not run" in text
+    assert "the calls step did not run" in text
+    assert "first run, so there is nothing to compare with" in text
+    assert "1 validation problem(s)" in text                # a warning in the headline
+    assert "0.12 s" in text
+
+
+def test_clv_blanks_are_counted_and_explained(full_run):
+    _, _, features, outputs, *_ = full_run
+    text = _text(full_run[0].read_text())
+    blank = outputs["value"]["clv"]["clv"].null_count()
+    assert blank > 0
+    assert f"{blank:,} of {features.height:,} customers have no CLV" in text
+    assert "never transacted" in text
+
+
+def test_a_failing_section_is_reported_not_fatal(tmp_path):
+    manifest = {"run": {"as_of": "2025-12-31"}, "steps": {}}
+    broken = {"calls": {"call_list": pl.DataFrame({"manager_id": ["M1"], "priority": ["high"],
+                                                   "urgency": [[1, 2]]})}}
+    page = render_run_report(manifest, None, broken)
+    assert 'data-section="workload"' in page
+
+
+def _browser():
+    for name in BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("the headless-browser check needs Chromium: apt-get install -y chromium")
+
+
+def test_report_in_a_headless_browser(full_run, tmp_path):
+    browser = _browser()
+    path = full_run[0]
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu",
+             "--disable-background-networking", "--disable-extensions", "--no-first-run",
+             "--virtual-time-budget=10000", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*flags, "--enable-logging=stderr", "--v=0", "--dump-dom",
+                          path.as_uri()], capture_output=True, text=True, timeout=180)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", dom.stdout).group(0)
+    attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body))
+    assert attrs["errors"] == "0"                                       # window.onerror count
+    assert int(attrs["images"]) >= 8
+    assert attrs["images-ok"] == attrs["images"]                        # every chart decoded
+    assert "Uncaught" not in dom.stderr and "SyntaxError" not in dom.stderr
+    for sid in SECTION_IDS:
+        assert f'data-section="{sid}"' in dom.stdout
+    shot = tmp_path / "report.png"
+    run = subprocess.run([*flags, "--hide-scrollbars", "--window-size=1280,2000",
+                          f"--screenshot={shot}", path.as_uri()], capture_output=True,
+                         text=True, timeout=180)
+    assert run.returncode == 0 and shot.stat().st_size > 50_000, run.stderr[-2000:]
