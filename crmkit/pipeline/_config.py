@@ -9,6 +9,7 @@ the closest valid key.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -22,8 +23,8 @@ from crmkit.schema import Contract, QualityGate
 from crmkit.pipeline._graph import order_steps
 from crmkit.pipeline._step import Step
 
-__all__ = ["FeaturesSection", "InputsSection", "RunSection", "ValidationSection",
-           "load_pipeline_config", "pipeline_config_model"]
+__all__ = ["EngineSection", "FeaturesSection", "InputsSection", "RunSection",
+           "ValidationSection", "load_pipeline_config", "pipeline_config_model"]
 
 
 class RunSection(StrictModel):
@@ -46,12 +47,75 @@ class RunSection(StrictModel):
     shard_memory_mb: int = Field(2000, gt=0, description="with n_shards = 'auto': the working "
                                                          "memory to aim for per shard (about "
                                                          "six times its inputs in memory)")
+    engine: Literal["local", "dask", "spark"] = Field(
+        "local", description="where the per-shard work runs: this process one shard at a "
+                             "time, a Dask cluster or Spark (settings in [engine])")
 
     @field_validator("n_shards")
     @classmethod
     def _shards(cls, value: int | str) -> int | str:
         if isinstance(value, int) and not 1 <= value <= 4096:
             raise ValueError("n_shards must be 'auto' or a whole number from 1 to 4096")
+        return value
+
+
+_DASK_ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$")
+_SPARK_MASTER = re.compile(r"^(local(\[(\d+|\*)(,\s*\d+)?\])?|local-cluster\[\d+,\s*\d+,\s*\d+\]|"
+                           r"(spark|k8s|mesos)://\S+|yarn)$")
+_DASK_KEYS = ("scheduler", "n_workers", "threads_per_worker", "memory_limit")
+_SPARK_KEYS = ("spark_master", "spark_conf")
+
+
+class EngineSection(StrictModel):
+    """``[engine]``: settings of the engine named by ``[run] engine``.
+
+    Dask: ``scheduler`` (an address such as ``"tcp://host:8786"``; default a
+    ``LocalCluster`` of ``n_workers`` processes with ``threads_per_worker`` threads
+    and ``memory_limit`` each). Spark: ``spark_master`` (default ``"local[2]"``)
+    and ``spark_conf`` (extra ``spark.*`` settings). A setting of the other engine
+    is an error, so a config never says one thing and does another.
+    """
+
+    scheduler: str | None = Field(None, description="Dask scheduler address; default a "
+                                                    "LocalCluster")
+    n_workers: int = Field(2, ge=1, le=1024, description="Dask LocalCluster worker processes")
+    threads_per_worker: int = Field(1, ge=1, le=256)
+    memory_limit: str = Field("auto", description="per Dask worker: 'auto' or a size such "
+                                                  "as '4GB'")
+    spark_master: str = Field("local[2]", description="Spark master URL")
+    spark_conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* "
+                                                                          "settings")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, value: str | None) -> str | None:
+        if value is not None and not _DASK_ADDRESS.match(value):
+            raise ValueError(f"scheduler must be a Dask scheduler address such as "
+                             f"'tcp://host:8786'; got {value!r}")
+        return value
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not re.match(r"^(auto|\d+(\.\d+)?\s*([kKMGT]i?B)?)$", value):
+            raise ValueError(f"memory_limit must be 'auto' or a size such as '4GB'; "
+                             f"got {value!r}")
+        return value
+
+    @field_validator("spark_master")
+    @classmethod
+    def _master(cls, value: str) -> str:
+        if not _SPARK_MASTER.match(value):
+            raise ValueError(f"spark_master must be a Spark master such as 'local[2]', "
+                             f"'local[2,3]', 'spark://host:7077' or 'yarn'; got {value!r}")
+        return value
+
+    @field_validator("spark_conf")
+    @classmethod
+    def _conf(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not k.startswith("spark.")]
+        if bad:
+            raise ValueError(f"spark_conf keys must start with 'spark.'; got {bad[0]!r}")
         return value
 
 
@@ -103,6 +167,7 @@ def pipeline_config_model(steps: list[Step]):
         "inputs": (InputsSection, InputsSection()),
         "validation": (ValidationSection, ValidationSection()),
         "features": (FeaturesSection, FeaturesSection()),
+        "engine": (EngineSection, EngineSection()),
     }
     from crmkit.pipeline._drift import DriftConfig
 
@@ -138,4 +203,18 @@ def load_pipeline_config(source: str | Path | dict, steps: list[Step]):
     order_steps(steps)  # a missing input or a cycle is a config error, before any work
     config = parse_config(pipeline_config_model(steps), data, "pipeline",
                           context={"base_dir": base})
+    _check_engine(config, data)
     return config, base
+
+
+def _check_engine(config: Any, data: Any) -> None:
+    """A setting of ``[engine]`` that the chosen engine does not use is an error."""
+    given = set((data.get("engine") or {}) if isinstance(data, dict) else {})
+    engine = config.run.engine
+    foreign = {"local": given, "dask": given & set(_SPARK_KEYS),
+               "spark": given & set(_DASK_KEYS)}[engine]
+    if foreign:
+        key = sorted(foreign)[0]
+        raise ConfigError(f"Invalid pipeline config: engine.{key} is not a setting of "
+                          f"run.engine = {engine!r}; remove it or set run.engine to "
+                          f"{'spark' if key in _SPARK_KEYS else 'dask'!r}.")

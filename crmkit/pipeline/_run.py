@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from crmkit.features import build_features
 from crmkit.features._shard import shard_index
 from crmkit.io import atomic_dir, write_json
 from crmkit.pipeline._config import load_pipeline_config
+from crmkit.pipeline._engines import Engine, make_engine
 from crmkit.pipeline._graph import order_steps
 from crmkit.pipeline._lock import remove_stale, run_lock
 from crmkit.pipeline._manifest import PhaseMeter, file_sha256, versions
@@ -172,6 +174,15 @@ class _Run:
         self.feature_options = feature_options
         self.outputs: dict[str, tuple[str, str]] = {"features": ("features", "features")}
         self.clean = work / "clean"
+        self.engine: Engine = make_engine(cfg.run.engine, cfg.engine)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # what a shard task needs on a worker: paths, the shard count, the small shared
+        # tables; not the config (a class made at run time) nor the engine
+        state = dict(self.__dict__)
+        state.pop("cfg", None)
+        state.pop("engine", None)
+        return state
 
     def input_reader(self, name: str, index: int):
         if name == "features" or name in self.outputs:
@@ -192,8 +203,14 @@ class _Run:
             return pl.read_parquet(path)
         folder = self.work / "previous" / step / table
         if not folder.exists():
-            # split the previous run's table into this run's shards once, not once a shard
-            split_file(path, shard.count, folder)
+            # split the previous run's table into this run's shards once, not once a shard;
+            # into a temporary folder renamed into place, as tasks on an engine may race
+            tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}")
+            split_file(path, shard.count, tmp)
+            try:
+                os.rename(tmp, folder)
+            except OSError:  # another task split it first
+                remove_tree(tmp)
         return pl.read_parquet(folder / f"{shard.index:05d}.parquet")
 
     def shard(self, step: Step, index: int) -> Shard:
@@ -230,25 +247,17 @@ def _prepare_shards(run: _Run, mode: str, cut: bool, tick) -> dict[str, Any]:
         rejected_counts[name] = frame.height
         write_part(frame, part_path(run.work / "rejected", "q", name, 0), key="_row")
     staged.shared = shared
-    for i in range(run.n):
-        raw = {name: staged.read(name, i) for name in staged.sharded}
-        raw.update(shared)
-        checked = validate(raw, as_of=None if cut else day, mode="quarantine", contract=contract)
-        problems.extend(checked.problems)
-        tables = tables_as_of(checked.tables, day) if cut else checked.tables
-        for name in staged.sharded:
-            if name in tables:
-                write_frame(tables[name], run.clean / name / f"{i:05d}.parquet")
-        for name, frame in checked.rejected.items():
-            if name in staged.shared:
-                continue
-            rejected_counts[name] += frame.height
-            write_part(frame, part_path(run.work / "rejected", "q", name, i + 1), key="_row")
-        del raw, checked
-        features = build_features(tables, as_of=day, **run.feature_options)
-        write_part(features, part_path(run.work / "out", "features", "features", i))
-        del tables, features
-        tick(f"shard {i + 1}/{run.n}", None)
+    done = [0]
+
+    def shard_done(_: int) -> None:
+        done[0] += 1
+        tick(f"shard {done[0]}/{run.n}", None)
+
+    for found, counts in run.engine.map(_prepare_shard, range(run.n),
+                                        shared=(run, cut, contract), on_done=shard_done):
+        problems.extend(found)
+        for name, rows in counts.items():
+            rejected_counts[name] += rows
     problems = _merge_problems(problems)
     if problems and mode == "strict":
         n = len(problems)
@@ -267,13 +276,79 @@ def _prepare_shards(run: _Run, mode: str, cut: bool, tick) -> dict[str, Any]:
     return {"problems": problems, "rejected": rejected_counts, "quality": quality}
 
 
+def _write_part(frame: pl.DataFrame, dest: Path, key: str | None = "customer_id") -> None:
+    """:func:`write_part` (sorted by ``key``; :func:`write_frame` as it is when None) under a
+    temporary name renamed into place: a task run again (its worker lost) replaces its
+    part whole, never leaves half a file."""
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if key is None:
+        write_frame(frame, tmp)
+    else:
+        write_part(frame, tmp, key=key)
+    os.replace(tmp, dest)
+
+
+def _prepare_shard(shared: tuple[_Run, bool, Any], i: int
+                   ) -> tuple[list[Problem], dict[str, int]]:
+    """Validate shard ``i`` and build its features (one engine task); returns its
+    problems and rejected-row counts."""
+    run, cut, contract = shared
+    staged, day = run.staged, run.day
+    raw = {name: staged.read(name, i) for name in staged.sharded}
+    raw.update(staged.shared)
+    checked = validate(raw, as_of=None if cut else day, mode="quarantine", contract=contract)
+    tables = tables_as_of(checked.tables, day) if cut else checked.tables
+    for name in staged.sharded:
+        if name in tables:
+            _write_part(tables[name], run.clean / name / f"{i:05d}.parquet", key=None)
+    counts: dict[str, int] = {}
+    for name, frame in checked.rejected.items():
+        if name in staged.shared:
+            continue
+        counts[name] = counts.get(name, 0) + frame.height
+        _write_part(frame, part_path(run.work / "rejected", "q", name, i + 1), key="_row")
+    problems = list(checked.problems)
+    del raw, checked
+    features = build_features(tables, as_of=day, **run.feature_options)
+    _write_part(features, part_path(run.work / "out", "features", "features", i))
+    return problems, counts
+
+
+def _fit_stats_shard(shared: tuple[_Run, Step, Any, FitContext], i: int
+                     ) -> dict[str, pl.DataFrame]:
+    """A step's fit statistics of shard ``i`` (one engine task)."""
+    run, step, cfg, ctx = shared
+    return step.fit_stats(run.shard(step, i), cfg, ctx)
+
+
+def _score_shard(shared: tuple[_Run, Step, Any, Any], i: int) -> dict[str, pl.DataFrame]:
+    """Score shard ``i`` of a step, write its tables; returns its partials (one engine task)."""
+    run, step, cfg, state = shared
+    out: ShardOutput = step.score(run.shard(step, i), cfg, state)
+    _check_tables(step, out)
+    for table in step.outputs:
+        _write_part(out.tables[table], part_path(run.work / "out", step.name, table, i))
+    return out.partials
+
+
+def _check_tables(step: Step, out: ShardOutput) -> None:
+    unknown = set(out.tables) - set(step.outputs)
+    if unknown:
+        raise RuntimeError(f"step {step.name!r} returned tables it does not declare: "
+                           f"{', '.join(sorted(unknown))}")
+    for table in step.outputs:
+        if out.tables.get(table) is None:
+            raise RuntimeError(f"step {step.name!r} did not return its output {table!r}")
+
+
 def _gather(step: Step, cfg: Any, run: _Run, ctx: FitContext) -> dict[str, pl.DataFrame]:
     """The step's fit statistics of every shard, concatenated (shard order)."""
     if step.fit_stats is None:
         return {}
     gathered: dict[str, list[pl.DataFrame]] = {}
-    for i in range(run.n):
-        for name, frame in step.fit_stats(run.shard(step, i), cfg, ctx).items():
+    for stats in run.engine.map(_fit_stats_shard, range(run.n), shared=(run, step, cfg, ctx)):
+        for name, frame in stats.items():
             gathered.setdefault(name, []).append(frame)
     return {n: pl.concat(fs, how="vertical_relaxed") for n, fs in gathered.items()}
 
@@ -339,29 +414,23 @@ def _run_step(step: Step, cfg: Any, run: _Run, ctx: FitContext, store: ModelStor
     elif step.fit is not None:  # a global fit made afresh every run, not stored
         state = step.fit(_gather(step, cfg, run, ctx), ctx, cfg).state
     partials: dict[str, list[pl.DataFrame]] = {}
-    shards = [run.global_shard(step)] if step.scope == "global" else \
-        [run.shard(step, i) for i in range(run.n)]
-    for shard in shards:
-        out: ShardOutput = step.score(shard, cfg, state)
-        unknown = set(out.tables) - set(step.outputs)
-        if unknown:
-            raise RuntimeError(f"step {step.name!r} returned tables it does not declare: "
-                               f"{', '.join(sorted(unknown))}")
+    if step.scope == "global":  # one (small) table of every customer, in this process
+        out: ShardOutput = step.score(run.global_shard(step), cfg, state)
+        _check_tables(step, out)
         for table in step.outputs:
-            frame = out.tables.get(table)
-            if frame is None:
-                raise RuntimeError(f"step {step.name!r} did not return its output {table!r}")
-            if step.scope == "global":
-                # one part per shard file name keeps the reader uniform
-                for i in range(run.n):
-                    part = frame if run.n == 1 else frame.filter(
-                        shard_index(pl.col("customer_id"), run.n) == i)
-                    write_part(part, part_path(run.work / "out", step.name, table, i))
-            else:
-                write_part(frame, part_path(run.work / "out", step.name, table, shard.index))
-        for name, frame in out.partials.items():
-            partials.setdefault(name, []).append(frame)
+            frame = out.tables[table]
+            # one part per shard file name keeps the reader uniform
+            for i in range(run.n):
+                part = frame if run.n == 1 else frame.filter(
+                    shard_index(pl.col("customer_id"), run.n) == i)
+                write_part(part, part_path(run.work / "out", step.name, table, i))
+        found = [out.partials]
         del out
+    else:
+        found = run.engine.map(_score_shard, range(run.n), shared=(run, step, cfg, state))
+    for shard_partials in found:
+        for name, frame in shard_partials.items():
+            partials.setdefault(name, []).append(frame)
     for table in step.outputs:
         run.outputs[f"{step.name}.{table}"] = (step.name, table)
     summary = StepSummary()
@@ -485,6 +554,7 @@ def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, featur
              started, meter, bar, tick, stale, caught) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f".{day.isoformat()}.work.", dir=output_dir))
     staging: list[Path] = []
+    run = None
     try:
         source = open_source(cfg.inputs, base, day)
         n = _n_shards(cfg.run.n_shards, source, cfg.run.shard_memory_mb)
@@ -601,6 +671,8 @@ def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, featur
             store.publish(folder)
         staging.clear()
     finally:
+        if run is not None:
+            run.engine.close()
         for folder in staging:
             store.discard(folder)
         remove_tree(work)
