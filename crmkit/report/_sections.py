@@ -559,7 +559,10 @@ def _clv(d: Data) -> Section:
         s.table("CLV by tier, highest tier first", ["Tier", "Scored customers", "Median",
                                                     "Mean", "Total", "Share of total"], rows,
                 num=range(1, 6))
-    if facts:
+    # the clv step's manifest: facts["model"] holds the store's record of the fit
+    model = facts.get("model") if isinstance(facts.get("model"), Mapping) else {}
+    if model:
+        facts = {**model, **(model.get("metrics") or {})}
         rows = []
         for part in ("transaction_model", "spend_model"):
             m = facts.get(part)
