@@ -88,7 +88,7 @@ def run(config: str, as_of: str, progress: bool | None, force: bool, wait: float
     Exit codes: 0 ok, 1 failed, 2 bad config or input, 3 quality gate breached,
     4 another run holds the date.
     """
-    from crmkit.pipeline import preflight, run_pipeline
+    from crmkit.pipeline import preflight
 
     day = _parse_day(as_of)
     if dry_run:
@@ -141,7 +141,6 @@ def demo(out: str, customers: int, seed: int, as_of: str, progress: bool | None)
     from crmkit._params import check_date
     from crmkit.datasets import make_bank
     from crmkit.io import atomic_write, write_tables
-    from crmkit.pipeline import run_pipeline
 
     end = check_date(as_of, "as_of", "crmkit demo")
     root = Path(out)
