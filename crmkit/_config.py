@@ -99,3 +99,29 @@ def parse_config(model: type[M], data: Any, what: str,
         return model.model_validate(dict(data or {}), context=context)
     except ValidationError as err:
         raise ConfigError(f"Invalid {what} config: {format_validation_error(err)}") from None
+
+
+def read_toml(path) -> tuple[dict, Any]:
+    """A TOML config file's data and folder; a missing file or bad TOML is a ConfigError.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "c.toml"
+    >>> _ = f.write_text("name = 'x'")
+    >>> read_toml(f)[0]
+    {'name': 'x'}
+    """
+    import tomllib
+    from pathlib import Path
+
+    from crmkit.exceptions import ConfigError
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"Config file {path} does not exist.")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+    return data, path.resolve().parent

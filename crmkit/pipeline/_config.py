@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, create_model, field_validator
 
-from crmkit._config import StrictModel, parse_config
+from crmkit._config import StrictModel, parse_config, read_toml
 from crmkit.exceptions import ConfigError
 from crmkit.features import DEFAULT_ASSET_WEIGHTS
 from crmkit.schema import Contract, QualityGate
@@ -192,14 +191,7 @@ def load_pipeline_config(source: str | Path | dict, steps: list[Step]):
     if isinstance(source, dict):
         data = source
     else:
-        path = Path(source)
-        if not path.exists():
-            raise ConfigError(f"Config file {path} does not exist.")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: invalid TOML: {err}") from None
-        base = path.resolve().parent
+        data, base = read_toml(source)
     order_steps(steps)  # a missing input or a cycle is a config error, before any work
     config = parse_config(pipeline_config_model(steps), data, "pipeline",
                           context={"base_dir": base})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,17 +184,12 @@ def export_command(segment: str, *, run: Any, config: str | os.PathLike, format:
     owner = "crmkit export"
     check_choice(format, EXPORT_FORMATS, "format", owner)
     day = check_date(run, "run", owner)
-    path = Path(config)
-    if not path.exists():
-        raise ConfigError(f"Config file {path} does not exist.")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: invalid TOML: {err}") from None
-    base = path.resolve().parent
+    from crmkit._config import read_toml
+
+    data, base = read_toml(config)
     defined = data.get("segments", {}) or {}
     if segment not in defined:
-        raise ConfigError(f"{owner}: no segment {segment!r} in {path} ([segments.<name>]).{closest(segment, defined)}"
+        raise ConfigError(f"{owner}: no segment {segment!r} in {config} ([segments.<name>]).{closest(segment, defined)}"
                           f" Defined: {', '.join(sorted(defined)) or 'none'}.")
     seg = _segments({segment: defined[segment]})[0]
     output_dir = Path((data.get("run", {}) or {}).get("output_dir", "runs"))
