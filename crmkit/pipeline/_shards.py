@@ -38,6 +38,13 @@ ROW = "__row"
 GLOBAL_TABLES = ("products", "managers")
 ROW_GROUP = 256_000
 BATCH_ROWS = 1_000_000
+DUP = "__dup"
+# tables whose key can repeat across customers, so across shards (the other keys
+# contain the customer or, for balances, the account, which stays in one shard)
+CROSS_SHARD_KEYS = {"transactions": "transaction_id"}
+OWNER_MAP_ROWS = 8_000_000
+BUCKET_ROWS = 1_000_000
+_KEY_SEED = 20_251_231
 
 
 @dataclass
@@ -103,15 +110,25 @@ class StagedInputs:
     sharded: list[str]
     shared: dict[str, pl.DataFrame]
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    duplicates: dict[str, np.ndarray] = field(default_factory=dict)
+    resorted: set[str] = field(default_factory=set)
 
     def part(self, name: str, index: int) -> Path:
         return self.root / name / f"{index:05d}.parquet"
 
     def read(self, name: str, index: int) -> pl.DataFrame:
-        """Shard ``index`` of the input table ``name`` (or the shared table)."""
+        """Shard ``index`` of the input table ``name`` (or the shared table), in input row
+        order, with ``__dup`` marking rows whose key repeats an earlier row of another
+        shard (validation rejects them as it would in a single pass)."""
         if name in self.shared:
             return self.shared[name]
-        return pl.read_parquet(self.part(name, index))
+        frame = pl.read_parquet(self.part(name, index))
+        if name in self.resorted:  # routed bucket by bucket
+            frame = frame.sort(ROW)
+        if name in self.duplicates:
+            later = pl.Series(self.duplicates[name])
+            frame = frame.with_columns(pl.col(ROW).is_in(later.implode()).alias(DUP))
+        return frame
 
 
 class _ShardWriters:
@@ -168,18 +185,27 @@ def _fingerprint(frame: pl.DataFrame) -> int:
     return int(frame.hash_rows(seed=0).to_numpy().sum(dtype=np.uint64))
 
 
-def stage_inputs(source: InputSource, n_shards: int, root: Path) -> StagedInputs:
+def stage_inputs(source: InputSource, n_shards: int, root: Path, *,
+                 owner_map_rows: int | None = None,
+                 bucket_rows: int | None = None) -> StagedInputs:
     """Split every input table into ``n_shards`` Parquet files under ``root``.
 
     Returns the staged inputs with, per table, the row count and a fingerprint
     (SHA-256 of the schema and of the wrapping sum of polars' row hashes: equal for
-    equal rows in any order, stable for one polars version).
+    equal rows in any order, stable for one polars version), and the rows whose key
+    repeats an earlier row of the whole input (:attr:`StagedInputs.duplicates`).
+
+    Memory stays bounded by a batch plus one bucket: balances find their account's
+    shard through an in-memory ``account_id -> shard`` map while holdings have at
+    most ``owner_map_rows`` rows, and through ``bucket_rows``-sized hash buckets of
+    accounts and balances on disk beyond that (40M accounts at 10M customers).
     """
     staged = StagedInputs(root, n_shards, [], {})
-    account_owner: pl.DataFrame | None = None
     names = [n for n in source.names if n in GLOBAL_TABLES] + \
         [n for n in ("customers", "holdings") if n in source.names] + \
         [n for n in source.names if n not in GLOBAL_TABLES and n not in ("customers", "holdings")]
+    owners: _AccountOwners | None = None
+    n_buckets = max(1, min(256, -(-source.nbytes // 1_000_000_000)))
     for name in names:
         rows, total, schema = 0, np.uint64(0), None
         if name in GLOBAL_TABLES:
@@ -191,42 +217,195 @@ def stage_inputs(source: InputSource, n_shards: int, root: Path) -> StagedInputs
             total = np.uint64(_fingerprint(frame.drop(ROW)))
         else:
             writers = _ShardWriters(root / name, n_shards)
-            owners = []
+            spill = None
+            key = CROSS_SHARD_KEYS.get(name) if n_shards > 1 else None
+            hashes = _HashBuckets(root / f".{name}.keys", n_buckets) if key else None
+            if name == "balances" and owners is not None and owners.buckets > 1:
+                spill = _ShardWriters(root / ".balances.buckets", owners.buckets)
             for batch in source.batches(name):
                 schema = schema or batch.schema
                 batch = batch.with_columns(
                     pl.int_range(rows, rows + batch.height, dtype=pl.Int64).alias(ROW))
                 total = np.uint64(int(total) + _fingerprint(batch.drop(ROW)) & (2**64 - 1))
                 rows += batch.height
-                shard = _shard_of_rows(name, batch, n_shards, account_owner)
-                writers.write(batch, shard)
-                if name == "holdings" and {"account_id", "customer_id"} <= set(batch.columns):
-                    owners.append(batch.select(pl.col("account_id").cast(pl.String),
-                                               pl.col("customer_id").cast(pl.String)))
+                if hashes is not None and key in batch.columns:
+                    hashes.add(batch[key])
+                if spill is not None:
+                    spill.write(batch, owners.bucket_of(batch))
+                    continue
+                writers.write(batch, _shard_of_rows(name, batch, n_shards, owners))
+            if spill is not None:
+                spill.close()
+                for b in range(owners.buckets):
+                    part = pl.read_parquet(spill.folder / f"{b:05d}.parquet")
+                    writers.write(part, owners.shard_in_bucket(part, b))
+                    del part
+                remove_tree(spill.folder)
+                staged.resorted.add(name)
             writers.close()
             staged.sharded.append(name)
-            if name == "holdings":
-                account_owner = (pl.concat(owners) if owners else None)
-                if account_owner is not None:
-                    account_owner = account_owner.unique("account_id", keep="first",
-                                                         maintain_order=True)
+            if hashes is not None:
+                later = _later_rows(hashes, staged, name, key)
+                if later.size:
+                    staged.duplicates[name] = later
+            if name == "holdings" and n_shards > 1 \
+                    and {"account_id", "customer_id"} <= set(schema or {}):
+                owners = _AccountOwners.build(staged, owner_map_rows or OWNER_MAP_ROWS,
+                                              bucket_rows or BUCKET_ROWS)
+                if owners.later.size:
+                    staged.duplicates[name] = owners.later
         digest = hashlib.sha256(repr(schema).encode())
         digest.update(int(total).to_bytes(8, "little"))
         staged.facts[name] = {"rows": int(rows), "fingerprint": digest.hexdigest()}
+    if owners is not None:
+        owners.close()
     return staged
 
 
+class _AccountOwners:
+    """Which shard holds each account: the shard of its first holding row.
+
+    Built from the staged holdings, shard by shard. Small: one in-memory frame
+    (``account_id``, ``shard``). Large: ``buckets`` Parquet files split by the
+    account id's CRC-32, read one at a time while the balances of that bucket are
+    routed. Also finds the holding rows whose ``account_id`` repeats an earlier row
+    (``later``, input row numbers), whichever shards the two rows landed in.
+    """
+
+    def __init__(self, folder: Path, buckets: int, frame: pl.DataFrame | None,
+                 later: np.ndarray) -> None:
+        self.folder, self.buckets, self.frame, self.later = folder, buckets, frame, later
+
+    @classmethod
+    def build(cls, staged: StagedInputs, map_rows: int, bucket_rows: int) -> _AccountOwners:
+        n = staged.n_shards
+        parts = [staged.part("holdings", i) for i in range(n)]
+        total = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+        folder = staged.root / ".owners"
+        if total <= map_rows:
+            frame = pl.concat([_owner_rows(p, i) for i, p in enumerate(parts)])
+            frame, later = _first_owner(frame)
+            return cls(folder, 1, frame, later)
+        buckets = -(-total // bucket_rows)
+        writers = _ShardWriters(folder, buckets)
+        for i, p in enumerate(parts):
+            frame = _owner_rows(p, i)
+            writers.write(frame, _bucket(frame["account_id"], buckets))
+        writers.close()
+        later = []
+        for b in range(buckets):
+            path = folder / f"{b:05d}.parquet"
+            first, dup = _first_owner(pl.read_parquet(path))
+            write_frame(first, path)
+            later.append(dup)
+        return cls(folder, buckets, None, np.sort(np.concatenate(later)))
+
+    def bucket_of(self, balances: pl.DataFrame) -> np.ndarray:
+        if "account_id" not in balances.columns:
+            return np.zeros(balances.height, dtype=np.int64)
+        return _bucket(balances["account_id"], self.buckets)
+
+    def shard_in_bucket(self, balances: pl.DataFrame, bucket: int) -> np.ndarray:
+        owners = pl.read_parquet(self.folder / f"{bucket:05d}.parquet")
+        return _join_shard(balances, owners)
+
+    def shard_of(self, balances: pl.DataFrame) -> np.ndarray:
+        return _join_shard(balances, self.frame)
+
+    def close(self) -> None:
+        remove_tree(self.folder)
+
+
+def _owner_rows(part: Path, shard: int) -> pl.DataFrame:
+    return pl.read_parquet(part, columns=["account_id", ROW]).select(
+        pl.col("account_id").cast(pl.String), ROW, pl.lit(shard, dtype=pl.Int64).alias("shard"))
+
+
+def _first_owner(frame: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+    frame = frame.sort(ROW)
+    first = frame["account_id"].is_first_distinct() | frame["account_id"].is_null()
+    later = frame.filter(~first)[ROW].to_numpy()
+    return frame.filter(first & frame["account_id"].is_not_null()).drop(ROW), later
+
+
+def _join_shard(balances: pl.DataFrame, owners: pl.DataFrame) -> np.ndarray:
+    if "account_id" not in balances.columns:
+        return np.zeros(balances.height, dtype=np.int64)
+    shard = balances.select(pl.col("account_id").cast(pl.String)).join(
+        owners, on="account_id", how="left", maintain_order="left")["shard"]
+    # a balance of an unknown account goes to shard 0, where validation rejects it
+    return shard.fill_null(0).to_numpy().astype(np.int64)
+
+
+def _bucket(ids: pl.Series, n: int) -> np.ndarray:
+    if n == 1:
+        return np.zeros(ids.len(), dtype=np.int64)
+    # a different split from the shards' (crc32 % n_shards) would not spread the accounts of
+    # one shard over the buckets when n shares factors with n_shards: use the high bits
+    crc = crc32_of(ids).fill_null(0).to_numpy().astype(np.uint64)
+    return ((crc * np.uint64(n)) >> np.uint64(32)).astype(np.int64)
+
+
+class _HashBuckets:
+    """64-bit hashes of a key column spilled to ``n`` files by their top bits."""
+
+    def __init__(self, folder: Path, n: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.n = folder, n
+        self.files = [open(folder / f"{b:05d}.u64", "wb") for b in range(n)]
+
+    def add(self, keys: pl.Series) -> None:
+        h = keys.drop_nulls().hash(_KEY_SEED).to_numpy()
+        if self.n == 1:
+            h.tofile(self.files[0])
+            return
+        which = (h >> np.uint64(56)).astype(np.int64) * self.n >> 8
+        order = np.argsort(which, kind="stable")
+        bounds = np.searchsorted(which[order], np.arange(self.n + 1))
+        for b in range(self.n):
+            if bounds[b + 1] > bounds[b]:
+                h[order[bounds[b]:bounds[b + 1]]].tofile(self.files[b])
+
+    def repeated(self) -> np.ndarray:
+        """Hash values seen more than once (sorted)."""
+        for f in self.files:
+            f.close()
+        found = []
+        for b in range(self.n):
+            arr = np.sort(np.fromfile(self.folder / f"{b:05d}.u64", dtype=np.uint64))
+            found.append(np.unique(arr[1:][arr[1:] == arr[:-1]]))
+            del arr
+        remove_tree(self.folder)
+        return np.concatenate(found) if found else np.empty(0, dtype=np.uint64)
+
+
+def _later_rows(hashes: _HashBuckets, staged: StagedInputs, name: str, key: str) -> np.ndarray:
+    """Input row numbers whose ``key`` repeats an earlier row's (anywhere in the input).
+
+    Exact: only rows whose hash repeats are read back from the shards and compared by
+    value, so a hash collision never rejects a row.
+    """
+    repeated = hashes.repeated()
+    if repeated.size == 0:
+        return np.empty(0, dtype=np.int64)
+    wanted = pl.Series(repeated)
+    rows = []
+    for i in range(staged.n_shards):
+        part = pl.read_parquet(staged.part(name, i), columns=[key, ROW])
+        rows.append(part.filter(pl.col(key).hash(_KEY_SEED).is_in(wanted.implode())))
+    cand = pl.concat(rows).sort(ROW)
+    later = cand.filter(~cand[key].is_first_distinct() & cand[key].is_not_null())
+    return np.sort(later[ROW].to_numpy())
+
+
 def _shard_of_rows(name: str, batch: pl.DataFrame, n: int,
-                   account_owner: pl.DataFrame | None) -> np.ndarray:
+                   owners: _AccountOwners | None) -> np.ndarray:
     if n == 1:
         return np.zeros(batch.height, dtype=np.int64)
     if name == "balances":
-        if account_owner is None or "account_id" not in batch.columns:
+        if owners is None:
             return np.zeros(batch.height, dtype=np.int64)
-        owner = batch.select(pl.col("account_id").cast(pl.String)).join(
-            account_owner, on="account_id", how="left", maintain_order="left")["customer_id"]
-        shard = (crc32_of(owner) % n).fill_null(0)
-        return shard.to_numpy().astype(np.int64)
+        return owners.shard_of(batch)
     if "customer_id" not in batch.columns:
         return np.zeros(batch.height, dtype=np.int64)
     ids = batch["customer_id"]

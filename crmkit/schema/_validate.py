@@ -20,6 +20,9 @@ __all__ = ["Problem", "ValidationResult", "validate"]
 
 _MAX_EXAMPLES = 5
 _ROW = "__row"  # optional input column: each row's number in the whole input
+# optional input column: True where the row's key repeats an earlier row of the whole
+# input that is not in this part (a caller that split the input found it)
+_DUP = "__dup"
 _HASH_SEED = 0x5EED
 _TS = pl.Datetime("us")
 _TYPE_WORDS = {pl.Date: "a date", _TS: "a timestamp", pl.Int64: "a whole number",
@@ -252,6 +255,9 @@ def _validate_table(
     row_ids = frame[_ROW].cast(pl.Int64) if _ROW in frame.columns else None
     if row_ids is not None:
         frame = frame.drop(_ROW)
+    known_dups = frame[_DUP].fill_null(False) if _DUP in frame.columns else None
+    if known_dups is not None:
+        frame = frame.drop(_DUP)
     present = set(frame.columns)
     missing = [c.name for c in spec.columns if c.required and c.name not in present]
     for name in missing:
@@ -330,6 +336,8 @@ def _validate_table(
     key = [k for k in spec.key if k in present]
     if key and len(key) == len(spec.key):
         dup = _later_duplicates(typed, key)
+        if known_dups is not None and known_dups.any():
+            dup = known_dups if dup is None else dup | known_dups
         if dup is not None:
             checks.append(_Check(",".join(key), f"duplicate key {', '.join(key)} "
                                  "(first occurrence kept)", pl.lit(dup)))
