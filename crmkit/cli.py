@@ -75,14 +75,16 @@ def _parse_day(value: str) -> dt.date:
 @click.option("--as-of", "as_of", required=True, help="Run date, YYYY-MM-DD.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @click.option("--force", is_flag=True, help="Recompute a run that is already complete.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Resume a killed run of the date after its last complete step.")
 @click.option("--wait", default=0.0, show_default=True, type=float,
               help="Seconds to wait for another run of the same date before exit code 4.")
 @click.option("--dry-run", is_flag=True,
               help="Check the config, the inputs and the folders; compute nothing.")
 @click.option("--log-json", "log_json", type=click.Path(dir_okay=False), default=None,
               help="Append one JSON line per phase to this file ('-' for stderr).")
-def run(config: str, as_of: str, progress: bool | None, force: bool, wait: float,
-        dry_run: bool, log_json: str | None) -> None:
+def run(config: str, as_of: str, progress: bool | None, force: bool, resume: bool,
+        wait: float, dry_run: bool, log_json: str | None) -> None:
     """Run the pipeline described by the TOML file CONFIG as of a date.
 
     Exit codes: 0 ok, 1 failed, 2 bad config or input, 3 quality gate breached,
@@ -96,7 +98,8 @@ def run(config: str, as_of: str, progress: bool | None, force: bool, wait: float
             click.echo(line)
         return
     log = _json_logger(log_json) if log_json else None
-    _run_and_print(config, day, progress=progress, force=force, wait=wait, log=log)
+    _run_and_print(config, day, progress=progress, force=force, wait=wait, log=log,
+                   resume=resume)
 
 
 def _run_and_print(config, day, **kw) -> None:

@@ -17,12 +17,12 @@ for any number of shards.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
@@ -41,6 +41,7 @@ from crmkit.io import atomic_dir, write_json
 from crmkit.pipeline._config import load_pipeline_config
 from crmkit.pipeline._engines import Engine, make_engine
 from crmkit.pipeline._graph import order_steps
+from crmkit.pipeline._journal import Journal, resume_key
 from crmkit.pipeline._lock import remove_stale, run_lock
 from crmkit.pipeline._manifest import PhaseMeter, file_sha256, versions
 from crmkit.pipeline._registry import load_steps, select_steps
@@ -55,7 +56,7 @@ from crmkit.pipeline._shards import (
     write_frame,
     write_part,
 )
-from crmkit.pipeline._sources import open_source
+from crmkit.pipeline._sources import open_source, source_signature
 from crmkit.pipeline._step import Shard, ShardOutput, Step, StepSummary
 from crmkit.pipeline._store import (
     ModelStore,
@@ -451,6 +452,7 @@ def run_pipeline(
     force: bool = False,
     wait: float = 0.0,
     log: Callable[[dict[str, Any]], None] | None = None,
+    resume: bool = True,
 ) -> RunResult:
     """Run the nightly pipeline described by ``config`` as of one date.
 
@@ -466,7 +468,10 @@ def run_pipeline(
     One run per date at a time: a second run for the same date waits up to ``wait``
     seconds for the first, then raises :class:`crmkit.RunLockedError`. Holding the
     lock, a run removes what killed runs of its date left behind. A complete run
-    with the same config is not repeated unless ``force``.
+    with the same config is not repeated unless ``force``. A run that was killed is
+    resumed after its last complete phase (inputs validated, or a step) when the
+    config, inputs, previous run and stored models are those it saw (see
+    :mod:`crmkit.pipeline._journal`); the outputs equal an uninterrupted run's.
 
     Parameters
     ----------
@@ -485,6 +490,8 @@ def run_pipeline(
     log : callable, optional
         Called with one JSON-able record per phase (``event``, ``phase``, timings,
         peak memory, counts): the CLI's ``--log-json``.
+    resume : bool
+        Resume a killed run of the date where it stopped (default); False starts afresh.
 
     Returns
     -------
@@ -537,8 +544,17 @@ def run_pipeline(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
+            key = resume_key(config=cfg.model_dump(mode="json"), day=day,
+                             steps=[s.name for s in steps],
+                             signature=source_signature(cfg.inputs, base), previous=previous,
+                             model_dir=model_dir)
+            journal = Journal(output_dir, model_dir, day, key, resume=resume)
+            if journal.resumed:
+                _emit(log, {"event": "resumed", "as_of": day.isoformat(),
+                            "after": journal.resumed[-1]})
             manifest = _execute(cfg, base, day, steps, output_dir, run_dir, store, previous,
-                                feature_options, started, meter, bar, tick, stale, caught)
+                                feature_options, started, meter, bar, tick, stale, caught,
+                                journal)
     _emit(log, {"event": "done", "as_of": day.isoformat(), "run_dir": str(run_dir),
                 "n_shards": manifest["run"]["n_shards"],
                 "rows": {k: v["rows"] for k, v in manifest["outputs"].items()},
@@ -551,33 +567,52 @@ def run_pipeline(
 
 
 def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, feature_options,
-             started, meter, bar, tick, stale, caught) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix=f".{day.isoformat()}.work.", dir=output_dir))
-    staging: list[Path] = []
+             started, meter, bar, tick, stale, caught, journal: Journal) -> dict[str, Any]:
+    work = journal.folder
+    staging: list[Path] = [journal.staging]
     run = None
     try:
-        source = open_source(cfg.inputs, base, day)
-        n = _n_shards(cfg.run.n_shards, source, cfg.run.shard_memory_mb)
-        staged = stage_inputs(source, n, work / "inputs")
-        del source
-        tick("load")
-        run = _Run(cfg, day, work, staged, previous, feature_options)
-        checked = _prepare_shards(run, cfg.validation.mode, cfg.validation.future_rows == "cut",
-                                  tick)
-        tick("validate_features")
-        fingerprint = hashlib.sha256("".join(
-            f"{k}:{v['fingerprint']}" for k, v in sorted(staged.facts.items())).encode()
-        ).hexdigest()
-        n_customers = sum(pl.scan_parquet(part_path(work / "out", "features", "features", i))
-                          .select(pl.len()).collect().item() for i in range(n))
+        prepared = journal.done("prepare")
+        if prepared is None:
+            source = open_source(cfg.inputs, base, day)
+            n = _n_shards(cfg.run.n_shards, source, cfg.run.shard_memory_mb)
+            remove_tree(work / "inputs")
+            staged = stage_inputs(source, n, work / "inputs")
+            del source
+            tick("load")
+            run = _Run(cfg, day, work, staged, previous, feature_options)
+            checked = _prepare_shards(run, cfg.validation.mode,
+                                      cfg.validation.future_rows == "cut", tick)
+            tick("validate_features")
+            remove_tree(work / "inputs")  # validated shards are in work/clean now
+            fingerprint = hashlib.sha256("".join(
+                f"{k}:{v['fingerprint']}" for k, v in sorted(staged.facts.items())).encode()
+            ).hexdigest()
+            n_customers = sum(pl.scan_parquet(part_path(work / "out", "features", "features", i))
+                              .select(pl.len()).collect().item() for i in range(n))
+            journal.record("prepare", _prepared_record(
+                work, staged, checked, fingerprint, n_customers, meter, caught))
+        else:
+            staged, checked, fingerprint, n_customers = _restore_prepared(work, prepared, meter)
+            n = staged.n_shards
+            run = _Run(cfg, day, work, staged, previous, feature_options)
+            bar.update(2)
         ctx = FitContext(day, n_customers, feature_options, previous, fingerprint, work=work,
                          config_fingerprint=hashlib.sha256(json.dumps(
                              cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest())
         step_facts: dict[str, Any] = {}
         for step in steps:
+            phase = f"step:{step.name}"
+            done_before = journal.done(phase)
+            if done_before is not None:
+                step_facts[step.name] = _restore_step(work, step, run, done_before, meter)
+                bar.update(1)
+                continue
             step_facts[step.name] = _run_step(step, getattr(cfg, step.name), run, ctx, store,
                                               staging)
             tick(step.name)
+            journal.record(phase, _step_record(work, step, step_facts[step.name], meter,
+                                               caught))
 
         manifest: dict[str, Any] = {
             "run": {"name": cfg.run.name, "as_of": day.isoformat(),
@@ -655,7 +690,9 @@ def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, featur
             manifest["timings_seconds"] = meter.seconds
             manifest["peak_rss_mb"] = meter.peak_mb
             manifest["stale_removed"] = stale
-            manifest["warnings"] = _warning_lines(caught)
+            manifest["warnings"] = _warning_lines(caught, journal.warnings())
+            if journal.resumed:
+                manifest["run"]["resumed_after"] = journal.resumed[-1]
             manifest["run"]["n_shards"] = n
             manifest["run"]["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(
                 timespec="seconds")
@@ -673,20 +710,78 @@ def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, featur
     finally:
         if run is not None:
             run.engine.close()
-        for folder in staging:
-            store.discard(folder)
-        remove_tree(work)
+        # a run that ends (done, or failed with an error) leaves nothing; only a killed
+        # run leaves its journal behind, for the next run of the date to resume
+        journal.discard()
         bar.close()
     return manifest
+
+
+def _prepared_record(work: Path, staged: StagedInputs, checked: dict[str, Any],
+                     fingerprint: str, n_customers: int, meter: PhaseMeter,
+                     caught: list) -> dict[str, Any]:
+    """What the steps need of the load and validate phases, for a resumed run."""
+    for name, frame in staged.shared.items():
+        write_frame(frame, work / "shared" / f"{name}.parquet")
+    return {"n_shards": staged.n_shards, "facts": staged.facts, "sharded": staged.sharded,
+            "shared": sorted(staged.shared), "fingerprint": fingerprint,
+            "n_customers": n_customers,
+            "problems": [dataclasses.asdict(p) for p in checked["problems"]],
+            "rejected": checked["rejected"], "quality": checked["quality"],
+            **_meter_record(meter, caught)}
+
+
+def _restore_prepared(work: Path, rec: dict[str, Any], meter: PhaseMeter):
+    shared = {name: pl.read_parquet(work / "shared" / f"{name}.parquet")
+              for name in rec["shared"]}
+    staged = StagedInputs(work / "inputs", rec["n_shards"], list(rec["sharded"]), shared,
+                          facts=rec["facts"])
+    checked = {"problems": [Problem(**{**p, "examples": tuple(p["examples"])})
+                            for p in rec["problems"]],
+               "rejected": rec["rejected"], "quality": rec["quality"]}
+    _restore_meter(meter, rec)
+    return staged, checked, rec["fingerprint"], rec["n_customers"]
+
+
+def _step_record(work: Path, step: Step, facts: dict[str, Any], meter: PhaseMeter,
+                 caught: list) -> dict[str, Any]:
+    tables = {}
+    for table, frame in facts["_tables"].items():
+        write_frame(frame, work / "tables" / step.name / f"{table}.parquet")
+        tables[table] = True
+    return {"facts": {k: v for k, v in facts.items() if k != "_tables"},
+            "tables": sorted(tables), **_meter_record(meter, caught)}
+
+
+def _restore_step(work: Path, step: Step, run: _Run, rec: dict[str, Any],
+                  meter: PhaseMeter) -> dict[str, Any]:
+    for table in step.outputs:
+        run.outputs[f"{step.name}.{table}"] = (step.name, table)
+    facts = dict(rec["facts"])
+    facts["_tables"] = {t: pl.read_parquet(work / "tables" / step.name / f"{t}.parquet")
+                        for t in rec["tables"]}
+    _restore_meter(meter, rec)
+    return facts
+
+
+def _meter_record(meter: PhaseMeter, caught: list) -> dict[str, Any]:
+    return {"seconds": dict(meter.seconds), "peak_mb": dict(meter.peak_mb),
+            "warnings": _warning_lines(caught)}
+
+
+def _restore_meter(meter: PhaseMeter, rec: dict[str, Any]) -> None:
+    meter.seconds.update({k: v for k, v in rec["seconds"].items() if k not in meter.seconds})
+    meter.peak_mb.update({k: v for k, v in rec["peak_mb"].items() if k not in meter.peak_mb})
 
 
 class RunWarning(UserWarning):
     """A warning raised during a run, passed on once the run is complete."""
 
 
-def _warning_lines(caught: list) -> list[str]:
-    """Each distinct warning once, as ``Category: message`` (the manifest keeps them all)."""
-    seen: dict[str, None] = {}
+def _warning_lines(caught: list, earlier: list[str] = ()) -> list[str]:
+    """Each distinct warning once, as ``Category: message`` (the manifest keeps them all),
+    after ``earlier`` lines (those of the killed run this run resumed)."""
+    seen: dict[str, None] = dict.fromkeys(earlier)
     for w in caught:
         if issubclass(w.category, RunWarning):
             continue

@@ -14,7 +14,7 @@ from crmkit.exceptions import ConfigError
 from crmkit.pipeline._shards import BATCH_ROWS, InputSource
 from crmkit.schema import TABLES
 
-__all__ = ["open_source"]
+__all__ = ["open_source", "source_signature"]
 
 
 def _parquet_files(folder: Path) -> dict[str, list[Path]]:
@@ -133,3 +133,32 @@ def open_source(inputs: Any, base: Path, as_of: dt.date) -> InputSource:
     from crmkit.io import read_tables
 
     return InputSource.from_frames(read_tables(path, format=inputs.format))
+
+
+def source_signature(inputs: Any, base: Path) -> str | None:
+    """A cheap identity of the inputs as they are now, or None where there is none.
+
+    Files and folders: every file's path, size and modification time (nanoseconds),
+    so a file replaced or appended to changes it. The sample bank is set by the
+    config alone. A database can change without a trace outside it: None (a killed
+    run reading one is not resumed; its rerun stages the inputs afresh).
+    """
+    import hashlib
+
+    if inputs.source == "sample":
+        return "sample"
+    if "://" in inputs.source:
+        return None
+    path = Path(inputs.source)
+    path = path if path.is_absolute() else base / path
+    if not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    digest = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        rel = f.name if f == path else f.relative_to(path).as_posix()
+        digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()

@@ -166,3 +166,67 @@ def test_a_broken_day_fails_the_run_with_the_quality_gate_code(tmp_path):
     assert "transactions" in err.stderr and "61" in err.stderr
     assert not (tmp_path / "runs" / "2025-12-31").exists()
     assert not list((tmp_path / "runs").rglob("*.json"))
+
+
+def _kill_after(cfg: Path, runs: Path, phase: str, timeout: float = 240.0) -> None:
+    """Start a run and SIGKILL it as soon as its checkpoint records ``phase``."""
+    checkpoint = runs / ".2025-12-31.journal" / "checkpoint.json"
+    proc = _crmkit("run", str(cfg), "--as-of", "2025-12-31", "--no-progress")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if phase in json.loads(checkpoint.read_text())["phases"]:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (runs / "2025-12-31").exists()
+
+
+def test_a_killed_run_resumes_after_its_last_complete_step(tmp_path, bank_dir):
+    """Killed after the clv step: the rerun skips loading, validation, value and clv, and
+    its outputs and models equal an uninterrupted run's. Touched inputs start afresh."""
+    reference = _write_config(tmp_path / "ref", bank_dir)
+    assert main(["run", str(reference), "--as-of", "2025-12-31", "--no-progress"]) == 0
+    expected = _outputs(tmp_path / "ref" / "runs" / "2025-12-31")
+    ref_models = tmp_path / "ref" / "runs" / "models"
+    expected_models = sorted(p.relative_to(ref_models).as_posix()
+                             for p in ref_models.rglob("*.json"))
+
+    cfg = _write_config(tmp_path / "killed", bank_dir)
+    runs = tmp_path / "killed" / "runs"
+    _kill_after(cfg, runs, "step:clv")
+    log = tmp_path / "resumed.jsonl"
+    assert main(["run", str(cfg), "--as-of", "2025-12-31", "--no-progress",
+                 "--log-json", str(log)]) == 0
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records[0]["event"] == "resumed" and records[0]["after"] == "step:clv"
+    phases = [r["phase"] for r in records if r["event"] == "phase"]
+    assert "load" not in phases and "value" not in phases and "clv" not in phases
+    assert {"churn", "lifecycle", "write"} <= set(phases)
+    manifest = json.loads((runs / "2025-12-31" / "manifest.json").read_text())
+    assert manifest["run"]["resumed_after"] == "step:clv"
+    assert {"load", "value", "clv"} <= set(manifest["timings_seconds"])  # the killed run's
+    assert _outputs(runs / "2025-12-31") == expected
+    assert sorted(p.relative_to(runs / "models").as_posix()
+                  for p in (runs / "models").rglob("*.json")) == expected_models
+    assert [p.name for p in runs.iterdir() if p.name.startswith(".")
+            and not p.name.endswith(".lock")] == []
+
+    # inputs that changed since the kill are staged afresh (no resume)
+    again = _write_config(tmp_path / "touched", bank_dir)
+    runs2 = tmp_path / "touched" / "runs"
+    _kill_after(again, runs2, "step:value")
+    customers = next(bank_dir.glob("customers.*"))
+    os.utime(customers, ns=(customers.stat().st_atime_ns, customers.stat().st_mtime_ns + 10**9))
+    log2 = tmp_path / "fresh.jsonl"
+    assert main(["run", str(again), "--as-of", "2025-12-31", "--no-progress",
+                 "--log-json", str(log2)]) == 0
+    records = [json.loads(line) for line in log2.read_text().splitlines()]
+    assert not any(r["event"] == "resumed" for r in records)
+    assert "resumed_after" not in json.loads(
+        (runs2 / "2025-12-31" / "manifest.json").read_text())["run"]
+    assert _outputs(runs2 / "2025-12-31") == expected
