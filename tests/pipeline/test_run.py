@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import shutil
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -154,3 +155,24 @@ def test_cli_demo_and_one_line_errors(tmp_path, capsys):
     assert main(["check-config", str(tmp_path / "demo" / "nightly.toml")]) == 0
     assert '"future_rows": "cut"' in capsys.readouterr().out
     shutil.rmtree(tmp_path / "demo")
+
+
+def test_the_example_config_runs_on_the_repository_sample_data(tmp_path):
+    """``crmkit run pipelines/nightly.toml`` as shipped: it reads ``data/`` (the CSV sample
+    bank), rejects nothing and writes every default step's tables."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "pipelines").mkdir()
+    shutil.copy(root / "pipelines" / "nightly.toml", tmp_path / "pipelines" / "nightly.toml")
+    shutil.copytree(root / "data", tmp_path / "data")
+    proc = subprocess.run([sys.executable, "-m", "crmkit.cli", "run", "pipelines/nightly.toml",
+                           "--as-of", "2025-12-31", "--no-progress"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "runs" / "2025-12-31" / "manifest.json").read_text())
+    assert manifest["inputs"]["source"] == "../data"
+    assert manifest["outputs"]["features/features.parquet"]["rows"] == 2000
+    assert all(t["rejected"] == 0 for t in manifest["inputs"]["tables"].values())
+    assert set(manifest["steps"]) == {"value", "clv", "churn", "lifecycle", "segments"}
