@@ -413,8 +413,9 @@ def _shard_of_rows(name: str, batch: pl.DataFrame, n: int,
     return (crc32_of(ids) % n).fill_null(0).to_numpy().astype(np.int64)
 
 
-def write_frame(frame: pl.DataFrame, dest: Path, row_group: int = ROW_GROUP) -> Path:
+def write_frame(frame: pl.DataFrame, dest: Path, row_group: int | None = None) -> Path:
     """Write a frame to Parquet with a layout set by its rows alone (fixed row groups)."""
+    row_group = row_group or ROW_GROUP
     dest.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(frame.rechunk().to_arrow(), dest, row_group_size=row_group,
                    compression="zstd")
@@ -442,7 +443,7 @@ def _sort_columns(schema: pl.Schema, key: str) -> list[str]:
 
 
 def merge_parts(parts: list[Path], dest: Path, key: str = "customer_id",
-                row_group: int = ROW_GROUP) -> int:
+                row_group: int | None = None) -> int:
     """Merge shard parts into one Parquet file sorted by ``key`` (ties by the other columns).
 
     Memory holds the key column of all parts plus one row group of full rows.
@@ -450,6 +451,7 @@ def merge_parts(parts: list[Path], dest: Path, key: str = "customer_id",
     ``row_group`` rows, moved forward to the next new key value), so the file's
     bytes do not depend on the number of parts. Returns the number of rows.
     """
+    row_group = row_group or ROW_GROUP
     dest.parent.mkdir(parents=True, exist_ok=True)
     scan = pl.scan_parquet(parts)
     schema = scan.collect_schema()
