@@ -35,7 +35,8 @@ print(json.dumps({"wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usag
                   "n_shards": m["run"]["n_shards"],
                   "customers": m["inputs"]["tables"]["customers"]["rows"],
                   "transactions": m["inputs"]["tables"].get("transactions", {}).get("rows"),
-                  "phase_seconds": m["timings_seconds"], "phase_peak_mb": m["peak_rss_mb"]}))
+                  "phase_seconds": m["timings_seconds"], "phase_peak_mb": m["peak_rss_mb"],
+                  "run_dir": str(res.run_dir)}))
 """
 
 
@@ -46,11 +47,29 @@ def main() -> None:
     parser.add_argument("--n-shards", default="auto")
     parser.add_argument("--label", default="")
     parser.add_argument("--report", action="store_true", help="also write the HTML report")
+    parser.add_argument("--steps", default="default",
+                        help="'default' (value, clv, churn, lifecycle, segments), 'all' (every "
+                             "registered step: also propensity, assign, calls) or a comma list")
+    parser.add_argument("--keep", action="store_true", help="keep the run folder")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="bench_nightly_", dir=args.data.parent))
     shards = args.n_shards if args.n_shards == "auto" else int(args.n_shards)
     cfg = {"run": {"output_dir": str(out), "report": args.report, "n_shards": shards},
            "inputs": {"source": str(args.data.resolve())}}
+    if args.steps != "default":
+        from crmkit.pipeline._registry import STEP_MODULES
+
+        cfg["run"]["steps"] = list(STEP_MODULES) if args.steps == "all" \
+            else args.steps.split(",")
+        # the demo's two nightly segment exports (CSV), as a bank would run them
+        cfg["segments"] = {
+            "gold_at_risk": {"where": 'tier in ["Gold", "Platinum"] and churn_prob_365d > 0.02 '
+                                      'and not holds("fund")',
+                             "columns": ["tier", "financial_assets", "churn_prob_365d"],
+                             "channel": "phone"},
+            "win_back_email": {"where": 'stage in ["dormant", "churned"] and '
+                                        'financial_assets > 1000',
+                               "columns": ["stage", "financial_assets"], "channel": "email"}}
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg), args.as_of],
@@ -61,6 +80,7 @@ def main() -> None:
         raise SystemExit(proc.returncode)
     row = json.loads(proc.stdout.strip().splitlines()[-1])
     row.update(label=args.label, data=str(args.data), process_s=round(elapsed, 1),
+               steps=cfg["run"].get("steps", "default"),
                load_before=[round(x, 2) for x in load_before],
                load_after=[round(x, 2) for x in os.getloadavg()], cores=os.cpu_count())
     line = json.dumps(row)
@@ -68,7 +88,8 @@ def main() -> None:
     results = Path(__file__).parent / "results" / "nightly.jsonl"
     with open(results, "a") as fh:
         fh.write(line + "\n")
-    shutil.rmtree(out, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":

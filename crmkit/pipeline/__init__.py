@@ -8,6 +8,7 @@ from crmkit.pipeline._graph import order_steps
 from crmkit.pipeline._preflight import preflight
 from crmkit.pipeline._registry import STEP_MODULES, load_steps
 from crmkit.pipeline._run import FitContext, RunResult, find_previous_run, run_pipeline
+from crmkit.pipeline._shards import write_partitioned
 from crmkit.pipeline._step import FitResult, ModelSpec, Shard, ShardOutput, Step, StepSummary
 from crmkit.pipeline._store import REFIT_SCHEDULES, ModelStore, due_for_refit, load_envelope
 
@@ -28,6 +29,7 @@ __all__ = sorted([
     "load_envelope",
     "load_pipeline_config",
     "load_steps",
+    "write_partitioned",
     "order_steps",
     "pipeline_config_model",
     "preflight",

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from crmkit._params import check_date
 from crmkit.exceptions import QualityGateError, SchemaError
 from crmkit.features import build_features
-from crmkit.features._shard import shard_index
+from crmkit.features._shard import crc32_of, shard_index
 from crmkit.io import atomic_dir, write_json
 from crmkit.pipeline._config import load_pipeline_config
 from crmkit.pipeline._engines import Engine, make_engine
@@ -48,9 +48,11 @@ from crmkit.pipeline._registry import load_steps, select_steps
 from crmkit.pipeline._shards import (
     InputSource,
     StagedInputs,
+    finish_fingerprint,
     merge_parts,
     part_path,
     remove_tree,
+    shard_fingerprint,
     split_file,
     stage_inputs,
     write_frame,
@@ -139,6 +141,8 @@ WORKING_SET_FACTOR = 6
 def _n_shards(setting: int | str, source: InputSource, target_mb: int) -> int:
     if setting != "auto":
         return int(setting)
+    if source.n_partitions:  # inputs already split by shard are read where they are
+        return source.n_partitions
     # validating a shard and building its features takes about six times the shard's
     # inputs in memory (measured at 100k and 1M customers); keep that near the target
     return max(1, min(4096, -(-WORKING_SET_FACTOR * source.nbytes // (target_mb * 1024 * 1024))))
@@ -254,11 +258,16 @@ def _prepare_shards(run: _Run, mode: str, cut: bool, tick) -> dict[str, Any]:
         done[0] += 1
         tick(f"shard {done[0]}/{run.n}", None)
 
-    for found, counts in run.engine.map(_prepare_shard, range(run.n),
-                                        shared=(run, cut, contract), on_done=shard_done):
+    sums = {name: 0 for name in staged.in_place}
+    for found, counts, fingerprints in run.engine.map(
+            _prepare_shard, range(run.n), shared=(run, cut, contract), on_done=shard_done):
         problems.extend(found)
         for name, rows in counts.items():
             rejected_counts[name] += rows
+        for name, value in fingerprints.items():
+            sums[name] += value
+    for name, value in sums.items():
+        finish_fingerprint(staged, name, value)
     problems = _merge_problems(problems)
     if problems and mode == "strict":
         n = len(problems)
@@ -291,12 +300,15 @@ def _write_part(frame: pl.DataFrame, dest: Path, key: str | None = "customer_id"
 
 
 def _prepare_shard(shared: tuple[_Run, bool, Any], i: int
-                   ) -> tuple[list[Problem], dict[str, int]]:
+                   ) -> tuple[list[Problem], dict[str, int], dict[str, int]]:
     """Validate shard ``i`` and build its features (one engine task); returns its
-    problems and rejected-row counts."""
+    problems, rejected-row counts and, for tables read in place, fingerprint sums."""
     run, cut, contract = shared
     staged, day = run.staged, run.day
     raw = {name: staged.read(name, i) for name in staged.sharded}
+    fingerprints = {name: shard_fingerprint(raw[name]) for name in staged.in_place}
+    for name in staged.in_place:
+        _check_partition(name, raw[name], i, run.n)
     raw.update(staged.shared)
     checked = validate(raw, as_of=None if cut else day, mode="quarantine", contract=contract)
     tables = tables_as_of(checked.tables, day) if cut else checked.tables
@@ -313,7 +325,25 @@ def _prepare_shard(shared: tuple[_Run, bool, Any], i: int
     del raw, checked
     features = build_features(tables, as_of=day, **run.feature_options)
     _write_part(features, part_path(run.work / "out", "features", "features", i))
-    return problems, counts
+    return problems, counts, fingerprints
+
+
+def _check_partition(name: str, frame: pl.DataFrame, i: int, n: int) -> None:
+    """Rows of a table read in place must be of their folder's shard: a customer's rows
+    split over two shards would be checked and scored apart, silently wrong."""
+    if "customer_id" not in frame.columns or frame.height == 0:
+        return
+    ids = frame["customer_id"].cast(pl.String, strict=False)
+    wrong = frame.filter(pl.Series((crc32_of(ids) % n) != i).fill_null(True))
+    if wrong.height:
+        sample = ", ".join(repr(c) for c in wrong["customer_id"].head(3).to_list())
+        raise SchemaError(
+            f"{name}: {wrong.height} row(s) in folder shard={i} belong to other shards "
+            f"(e.g. customer_id {sample}); a table split into shard=K folders must hold in "
+            f"folder K the customers with CRC-32(customer_id) mod {n} = K. Rewrite it with "
+            f"crmkit.pipeline.write_partitioned, or remove the shard= folders.",
+            [Problem(name, "customer_id", f"in the wrong shard= folder (shard {i} of {n})",
+                     wrong.height)])
 
 
 def _fit_stats_shard(shared: tuple[_Run, Step, Any, FitContext], i: int

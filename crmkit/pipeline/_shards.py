@@ -31,8 +31,9 @@ import pyarrow.parquet as pq
 
 from crmkit.features._shard import crc32_of
 
-__all__ = ["GLOBAL_TABLES", "ROW", "InputSource", "StagedInputs", "merge_parts", "split_file",
-           "stage_inputs", "write_frame", "write_part"]
+__all__ = ["GLOBAL_TABLES", "ROW", "InputSource", "StagedInputs", "finish_fingerprint",
+           "merge_parts", "shard_fingerprint", "split_file", "stage_inputs", "write_frame",
+           "write_part", "write_partitioned"]
 
 ROW = "__row"
 GLOBAL_TABLES = ("products", "managers")
@@ -64,6 +65,10 @@ class InputSource:
     names: list[str]
     batches: Callable[[str], Iterator[pl.DataFrame]]
     nbytes: int = 0
+    partitions: dict[str, list[list[Path]]] = field(default_factory=dict)
+    """Tables already split by customer shard (``<table>/shard=K/`` folders): the Parquet
+    files of each shard ``0 .. n_partitions - 1``, read where they are."""
+    n_partitions: int = 0
 
     @classmethod
     def from_frames(cls, tables: Mapping[str, Any]) -> InputSource:
@@ -82,8 +87,16 @@ class InputSource:
         return cls(sorted(frames), batches, sum(f.estimated_size() for f in frames.values()))
 
     @classmethod
-    def from_parquet(cls, files: Mapping[str, list[Path]]) -> InputSource:
-        """Parquet files (one or several parts per table), read in record batches."""
+    def from_parquet(cls, files: Mapping[str, list[Path]],
+                     partitions: Mapping[str, list[list[Path]]] | None = None) -> InputSource:
+        """Parquet files (one or several parts per table), read in record batches.
+
+        ``partitions``: tables split by customer shard, as files per shard (in shard
+        order, which is then their input order); they are also in ``files``.
+        """
+        partitions = dict(partitions or {})
+        files = {n: [p for shard in partitions[n] for p in shard] if n in partitions else ps
+                 for n, ps in files.items()}
 
         def batches(name: str) -> Iterator[pl.DataFrame]:
             empty = True
@@ -98,7 +111,9 @@ class InputSource:
 
         # compressed Parquet expands roughly five-fold in memory
         size = sum(p.stat().st_size for parts in files.values() for p in parts) * 5
-        return cls(sorted(files), batches, size)
+        n_parts = max((len(v) for v in partitions.values()), default=0)
+        partitions = {n: v + [[] for _ in range(n_parts - len(v))] for n, v in partitions.items()}
+        return cls(sorted(files), batches, size, partitions, n_parts)
 
 
 @dataclass
@@ -112,9 +127,34 @@ class StagedInputs:
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     duplicates: dict[str, np.ndarray] = field(default_factory=dict)
     resorted: set[str] = field(default_factory=set)
+    in_place: dict[str, list[list[Path]]] = field(default_factory=dict)
+    """Tables read where they are (already split by shard): files per shard."""
+    offsets: dict[str, list[int]] = field(default_factory=dict)
+    schemas: dict[str, str] = field(default_factory=dict)
 
     def part(self, name: str, index: int) -> Path:
         return self.root / name / f"{index:05d}.parquet"
+
+    def read_columns(self, name: str, index: int, columns: list[str] | None = None
+                     ) -> pl.DataFrame:
+        """Shard ``index`` of a sharded input table (``columns`` and ``__row``), as stored."""
+        if name not in self.in_place:
+            return pl.read_parquet(self.part(name, index),
+                                   columns=None if columns is None else [*columns, ROW])
+        files = self.in_place[name][index]
+        if not files:
+            frame = pl.scan_parquet(self.in_place_schema_file(name)).head(0).collect()
+        else:
+            frame = pl.concat([pl.read_parquet(f, columns=columns) for f in files],
+                              how="vertical_relaxed")
+        if columns is not None:
+            frame = frame.select(columns)
+        start = self.offsets[name][index]
+        return frame.with_columns(
+            pl.int_range(start, start + frame.height, dtype=pl.Int64).alias(ROW))
+
+    def in_place_schema_file(self, name: str) -> Path:
+        return next(f for shard in self.in_place[name] for f in shard)
 
     def read(self, name: str, index: int) -> pl.DataFrame:
         """Shard ``index`` of the input table ``name`` (or the shared table), in input row
@@ -122,7 +162,7 @@ class StagedInputs:
         shard (validation rejects them as it would in a single pass)."""
         if name in self.shared:
             return self.shared[name]
-        frame = pl.read_parquet(self.part(name, index))
+        frame = self.read_columns(name, index)
         if name in self.resorted:  # routed bucket by bucket
             frame = frame.sort(ROW)
         if name in self.duplicates:
@@ -167,6 +207,45 @@ class _ShardWriters:
                 pq.write_table(self.schema.empty_table(), self.folder / f"{i:05d}.parquet")
 
 
+def write_partitioned(tables: Mapping[str, Any] | InputSource, folder: str | Path,
+                      n_shards: int) -> Path:
+    """Write input tables split by customer shard, for runs that read them in place.
+
+    Each customer table goes to ``<folder>/<table>/shard=K/part-00000.parquet`` with
+    the customers whose CRC-32 of ``customer_id`` mod ``n_shards`` is K (balances
+    with their account's holder); products and managers to ``<folder>/<table>.parquet``.
+    A run over such a folder uses ``n_shards`` shards and reads each shard's files
+    directly: no staging copy (the layout Spark writes with
+    ``partitionBy(pmod(crc32(customer_id), n))``, a Hive or Delta table's folders).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from crmkit.datasets import make_bank
+    >>> out = write_partitioned(make_bank(50, seed=1, years=1), tempfile.mkdtemp(), 4)
+    >>> sorted(p.name for p in (out / "transactions").iterdir())
+    ['shard=0', 'shard=1', 'shard=2', 'shard=3']
+    """
+    import tempfile
+
+    folder = Path(folder)
+    source = tables if isinstance(tables, InputSource) else InputSource.from_frames(tables)
+    folder.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".partition.", dir=folder))
+    try:
+        staged = stage_inputs(source, n_shards, work)
+        for name, frame in staged.shared.items():
+            write_frame(frame.drop(ROW), folder / f"{name}.parquet")
+        for name in staged.sharded:
+            for i in range(n_shards):
+                frame = pl.read_parquet(staged.part(name, i))
+                frame = frame.sort(ROW).drop(ROW)
+                write_frame(frame, folder / name / f"shard={i}" / "part-00000.parquet")
+    finally:
+        remove_tree(work)
+    return folder
+
+
 def split_file(path: Path, n_shards: int, folder: Path) -> None:
     """Split a Parquet file keyed by ``customer_id`` into ``n_shards`` files, batch by batch."""
     writers = _ShardWriters(folder, n_shards)
@@ -206,8 +285,17 @@ def stage_inputs(source: InputSource, n_shards: int, root: Path, *,
         [n for n in source.names if n not in GLOBAL_TABLES and n not in ("customers", "holdings")]
     owners: _AccountOwners | None = None
     n_buckets = max(1, min(256, -(-source.nbytes // 1_000_000_000)))
+    in_place = source.partitions if source.n_partitions == n_shards else {}
     for name in names:
         rows, total, schema = 0, np.uint64(0), None
+        if name in in_place and any(in_place[name]):
+            _stage_in_place(staged, name, in_place[name], n_buckets)
+            if name == "holdings" and n_shards > 1:
+                owners = _AccountOwners.build(staged, owner_map_rows or OWNER_MAP_ROWS,
+                                              bucket_rows or BUCKET_ROWS)
+                if owners.later.size:
+                    staged.duplicates[name] = owners.later
+            continue
         if name in GLOBAL_TABLES:
             parts = list(source.batches(name))
             frame = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
@@ -262,6 +350,44 @@ def stage_inputs(source: InputSource, n_shards: int, root: Path, *,
     return staged
 
 
+def _stage_in_place(staged: StagedInputs, name: str, parts: list[list[Path]],
+                    n_buckets: int) -> None:
+    """Register a table already split by shard: row offsets from the Parquet footers, the
+    cross-shard key check from its key column alone; no rows are copied. Its
+    fingerprint is completed from the shards' sums when they are validated."""
+    offsets, rows = [], 0
+    for files in parts:
+        offsets.append(rows)
+        rows += sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    staged.in_place[name], staged.offsets[name] = parts, offsets
+    staged.sharded.append(name)
+    staged.schemas[name] = repr(pl.scan_parquet(staged.in_place_schema_file(name))
+                                .collect_schema())
+    staged.facts[name] = {"rows": int(rows), "fingerprint": None}
+    key = CROSS_SHARD_KEYS.get(name) if staged.n_shards > 1 else None
+    if key is None:
+        return
+    hashes = _HashBuckets(staged.root / f".{name}.keys", n_buckets)
+    for i in range(staged.n_shards):
+        hashes.add(staged.read_columns(name, i, [key])[key])
+    later = _later_rows(hashes, staged, name, key)
+    if later.size:
+        staged.duplicates[name] = later
+
+
+def finish_fingerprint(staged: StagedInputs, name: str, row_hash_sum: int) -> None:
+    """The fingerprint of a table read in place, from the wrapping sum of its shards'
+    row-hash sums (the same as staging would have computed)."""
+    digest = hashlib.sha256(staged.schemas[name].encode())
+    digest.update(int(row_hash_sum & (2**64 - 1)).to_bytes(8, "little"))
+    staged.facts[name]["fingerprint"] = digest.hexdigest()
+
+
+def shard_fingerprint(frame: pl.DataFrame) -> int:
+    """A shard's share of its table's fingerprint (the sum of its row hashes)."""
+    return _fingerprint(frame.drop([ROW, DUP], strict=False))
+
+
 class _AccountOwners:
     """Which shard holds each account: the shard of its first holding row.
 
@@ -279,17 +405,17 @@ class _AccountOwners:
     @classmethod
     def build(cls, staged: StagedInputs, map_rows: int, bucket_rows: int) -> _AccountOwners:
         n = staged.n_shards
-        parts = [staged.part("holdings", i) for i in range(n)]
-        total = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+        total = staged.facts["holdings"]["rows"] if "holdings" in staged.facts else sum(
+            pq.ParquetFile(staged.part("holdings", i)).metadata.num_rows for i in range(n))
         folder = staged.root / ".owners"
         if total <= map_rows:
-            frame = pl.concat([_owner_rows(p, i) for i, p in enumerate(parts)])
+            frame = pl.concat([_owner_rows(staged, i) for i in range(n)])
             frame, later = _first_owner(frame)
             return cls(folder, 1, frame, later)
         buckets = -(-total // bucket_rows)
         writers = _ShardWriters(folder, buckets)
-        for i, p in enumerate(parts):
-            frame = _owner_rows(p, i)
+        for i in range(n):
+            frame = _owner_rows(staged, i)
             writers.write(frame, _bucket(frame["account_id"], buckets))
         writers.close()
         later = []
@@ -316,8 +442,8 @@ class _AccountOwners:
         remove_tree(self.folder)
 
 
-def _owner_rows(part: Path, shard: int) -> pl.DataFrame:
-    return pl.read_parquet(part, columns=["account_id", ROW]).select(
+def _owner_rows(staged: StagedInputs, shard: int) -> pl.DataFrame:
+    return staged.read_columns("holdings", shard, ["account_id"]).select(
         pl.col("account_id").cast(pl.String), ROW, pl.lit(shard, dtype=pl.Int64).alias("shard"))
 
 
@@ -391,7 +517,7 @@ def _later_rows(hashes: _HashBuckets, staged: StagedInputs, name: str, key: str)
     wanted = pl.Series(repeated)
     rows = []
     for i in range(staged.n_shards):
-        part = pl.read_parquet(staged.part(name, i), columns=[key, ROW])
+        part = staged.read_columns(name, i, [key])
         rows.append(part.filter(pl.col(key).hash(_KEY_SEED).is_in(wanted.implode())))
     cand = pl.concat(rows).sort(ROW)
     later = cand.filter(~cand[key].is_first_distinct() & cand[key].is_not_null())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,15 @@ from crmkit.schema import TABLES
 __all__ = ["open_source", "source_signature"]
 
 
-def _parquet_files(folder: Path) -> dict[str, list[Path]]:
-    """``<table>.parquet`` files, or ``<table>/`` folders of Parquet parts (sorted by name)."""
+_PARTITION = re.compile(r"shard=(\d+)")
+
+
+def _parquet_files(folder: Path) -> tuple[dict[str, list[Path]], dict[str, list[list[Path]]]]:
+    """``<table>.parquet`` files, or ``<table>/`` folders of Parquet parts (sorted by name);
+    and the tables split by customer shard: ``<table>/shard=K/`` folders (Hive style),
+    as their files per shard K (see :func:`partitioned_tables`)."""
     found: dict[str, list[Path]] = {}
+    partitions: dict[str, list[list[Path]]] = {}
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             continue
@@ -29,7 +36,23 @@ def _parquet_files(folder: Path) -> dict[str, list[Path]]:
             parts = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
             if parts:
                 found[path.name] = parts
-    return found
+            split = partitioned_tables(path)
+            if split is not None:
+                partitions[path.name] = split
+    return found, partitions
+
+
+def partitioned_tables(folder: Path) -> list[list[Path]] | None:
+    """The Parquet files of each shard of a table folder made only of ``shard=K``
+    folders (K = 0, 1, ...: CRC-32 of ``customer_id`` mod the shard count), or None."""
+    subdirs = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if not subdirs or not all(p.is_dir() and _PARTITION.fullmatch(p.name) for p in subdirs):
+        return None
+    by_shard = {int(_PARTITION.fullmatch(p.name).group(1)): p for p in subdirs}
+    out: list[list[Path]] = [[] for _ in range(max(by_shard) + 1)]
+    for k, sub in by_shard.items():
+        out[k] = sorted(p for p in sub.rglob("*.parquet") if not p.name.startswith("."))
+    return out
 
 
 def _duckdb_source(path: Path) -> InputSource:
@@ -127,9 +150,10 @@ def open_source(inputs: Any, base: Path, as_of: dt.date) -> InputSource:
         return _duckdb_source(path)
     if not path.is_dir():
         raise FileNotFoundError(f"input folder {str(path)!r} does not exist")
-    parquet = _parquet_files(path) if inputs.format in (None, "parquet") else {}
+    parquet, partitions = _parquet_files(path) if inputs.format in (None, "parquet") \
+        else ({}, {})
     if parquet and not any(path.glob("*.csv")):
-        return InputSource.from_parquet(parquet)
+        return InputSource.from_parquet(parquet, partitions)
     from crmkit.io import read_tables
 
     return InputSource.from_frames(read_tables(path, format=inputs.format))

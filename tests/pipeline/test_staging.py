@@ -118,3 +118,56 @@ def test_shard_checks_equal_one_pass_for_random_duplicates(bank, tmp_path_factor
     routing = {"owner_map_rows": 5, "bucket_rows": 40} if buckets else {}
     root = tmp_path_factory.mktemp("stage")
     assert _rejected_by_shard(tables, n_shards, root, **routing) == _rejected_whole(tables)
+
+
+def _hashes(manifest: dict) -> dict[str, str]:
+    return {rel: facts["sha256"] for rel, facts in manifest["outputs"].items()}
+
+
+def test_inputs_split_by_shard_are_read_in_place(tmp_path):
+    """``<table>/shard=K/`` folders: the run uses their shard count, copies no rows, and
+    writes the same outputs (and input fingerprints) as from the unsplit files."""
+    from crmkit.io import write_tables
+    from crmkit.pipeline import run_pipeline, write_partitioned
+    from crmkit.pipeline._sources import open_source
+
+    bank = make_bank(400, seed=5, years=1)
+    write_tables(bank, tmp_path / "flat", format="parquet")
+    write_partitioned(bank, tmp_path / "split", 4)
+    assert sorted(p.name for p in (tmp_path / "split" / "balances").iterdir()) == [
+        "shard=0", "shard=1", "shard=2", "shard=3"]
+
+    def run(src, out, n_shards):
+        cfg = {"run": {"output_dir": str(tmp_path / out), "report": False,
+                       "n_shards": n_shards}, "inputs": {"source": str(tmp_path / src)}}
+        return run_pipeline(cfg, as_of=AS_OF).manifest
+
+    flat, split = run("flat", "a", 4), run("split", "b", "auto")
+    assert split["run"]["n_shards"] == 4
+    assert _hashes(flat) == _hashes(split)
+    assert flat["inputs"]["tables"] == split["inputs"]["tables"]
+
+    # nothing was staged: the shard reads come from the input files themselves
+    class Cfg:
+        source, format = str(tmp_path / "split"), None
+    source = open_source(Cfg, tmp_path, None)
+    staged = stage_inputs(source, 4, tmp_path / "stage")
+    assert set(staged.in_place) == {"customers", "holdings", "balances", "transactions",
+                                    "assignments", "contacts", "complaints"} & set(source.names)
+    assert not (tmp_path / "stage" / "transactions").exists()
+
+
+def test_a_row_in_the_wrong_shard_folder_fails_the_run(tmp_path):
+    from crmkit import SchemaError
+    from crmkit.pipeline import run_pipeline, write_partitioned
+
+    bank = make_bank(200, seed=6, years=1)
+    out = write_partitioned(bank, tmp_path / "split", 3)
+    wrong = out / "transactions" / "shard=0" / "part-00000.parquet"
+    moved = pl.read_parquet(out / "transactions" / "shard=1" / "part-00000.parquet").head(2)
+    pl.concat([pl.read_parquet(wrong), moved]).write_parquet(wrong)
+    cfg = {"run": {"output_dir": str(tmp_path / "runs"), "report": False},
+           "inputs": {"source": str(out)}}
+    with pytest.raises(SchemaError, match=r"transactions: 2 row\(s\) in folder shard=0 "
+                                          r"belong to other shards"):
+        run_pipeline(cfg, as_of=AS_OF)
