@@ -33,6 +33,12 @@ def _parquet_files(folder: Path) -> tuple[dict[str, list[Path]], dict[str, list[
         if path.is_file() and path.suffix == ".parquet":
             found[path.stem] = [path]
         elif path.is_dir() and path.name in TABLES:
+            if (path / "_delta_log").exists():
+                # a Delta table's folder keeps removed files until vacuumed; only its log
+                # says which are live, and reading them all would double rows silently
+                raise ConfigError(f"{path} is a Delta table: crmkit reads Parquet files and "
+                                  "does not interpret Delta logs; export the table's current "
+                                  "version to Parquet (or shard= folders) first.")
             parts = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
             if parts:
                 found[path.name] = parts

@@ -171,3 +171,15 @@ def test_a_row_in_the_wrong_shard_folder_fails_the_run(tmp_path):
     with pytest.raises(SchemaError, match=r"transactions: 2 row\(s\) in folder shard=0 "
                                           r"belong to other shards"):
         run_pipeline(cfg, as_of=AS_OF)
+
+
+def test_a_delta_table_folder_is_refused_not_read_file_by_file(tmp_path):
+    from crmkit import ConfigError
+    from crmkit.pipeline import run_pipeline, write_partitioned
+
+    out = write_partitioned(make_bank(60, seed=1, years=1), tmp_path / "bank", 2)
+    (out / "transactions" / "_delta_log").mkdir()
+    cfg = {"run": {"output_dir": str(tmp_path / "runs"), "report": False},
+           "inputs": {"source": str(out)}}
+    with pytest.raises(ConfigError, match="is a Delta table"):
+        run_pipeline(cfg, as_of=AS_OF)
