@@ -189,14 +189,13 @@ class _Run:
         state.pop("engine", None)
         return state
 
-    def input_reader(self, name: str, index: int):
+    def input_reader(self, name: str, index: int) -> _Reader:
         if name == "features" or name in self.outputs:
             step, table = self.outputs[name]
-            return lambda: pl.read_parquet(part_path(self.work / "out", step, table, index))
+            return _Reader(part_path(self.work / "out", step, table, index))
         if name in self.staged.shared:
-            return lambda: self.staged.shared[name]
-        path = self.clean / name / f"{index:05d}.parquet"
-        return lambda: pl.read_parquet(path) if path.exists() else empty_table(name)
+            return _Reader(None, self.staged.shared[name])
+        return _Reader(self.clean / name / f"{index:05d}.parquet", name=name)
 
     def previous(self, step: str, table: str, shard: Shard) -> pl.DataFrame | None:
         if self.previous_dir is None:
@@ -230,12 +229,33 @@ class _Run:
             if name in self.staged.shared:  # one table for every shard: read it once
                 return self.input_reader(name, 0)
             parts = [self.input_reader(name, i) for i in range(self.n)]
-            return lambda: pl.concat([p() for p in parts], how="vertical_relaxed")
+            return _Reader(None, parts=parts)
 
         readers = {name: reader(name) for name in step.inputs}
         readers.update({name: reader(name) for name in step.optional_inputs
                         if name in self.outputs})
         return Shard(0, 1, self.day, readers, self.previous, self.feature_options, step.name)
+
+
+class _Reader:
+    """A step input of one shard (a Parquet part, a shared table, or every shard's parts
+    for a global step), read when the step asks, for the columns it names."""
+
+    takes_columns = True
+
+    def __init__(self, path: Path | None, frame: pl.DataFrame | None = None, *,
+                 name: str | None = None, parts: list[_Reader] | None = None) -> None:
+        self.path, self.frame, self.name, self.parts = path, frame, name, parts
+
+    def __call__(self, columns: list[str] | None = None) -> pl.DataFrame:
+        if self.parts is not None:
+            return pl.concat([p(columns) for p in self.parts], how="vertical_relaxed")
+        if self.frame is not None:
+            return self.frame if columns is None else self.frame.select(columns)
+        if self.name is not None and not self.path.exists():  # an absent optional table
+            frame = empty_table(self.name)
+            return frame if columns is None else frame.select(columns)
+        return pl.read_parquet(self.path, columns=columns)
 
 
 def _prepare_shards(run: _Run, mode: str, cut: bool, tick) -> dict[str, Any]:

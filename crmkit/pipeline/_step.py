@@ -198,14 +198,27 @@ class Shard:
         self.feature_options = dict(feature_options or {})
         self.step = step
 
-    def get(self, name: str) -> pl.DataFrame:
-        """The shard's rows of the declared input ``name``."""
+    def get(self, name: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """The shard's rows of the declared input ``name`` (only ``columns``, if given).
+
+        Naming the columns matters in a global step, whose one shard holds every
+        customer: the runner then reads those columns alone from disk.
+        """
         if name not in self._readers or self._readers[name] is None:
             raise KeyError(f"step {self.step!r} did not declare the input {name!r}; "
                            f"declared: {', '.join(sorted(self._readers))}")
-        if name not in self._cache:
+        if name in self._cache:
+            frame = self._cache[name]
+            return frame if columns is None else frame.select(columns)
+        if columns is None:
             self._cache[name] = self._readers[name]()
-        return self._cache[name]
+            return self._cache[name]
+        key = f"{name}[{','.join(columns)}]"
+        if key not in self._cache:
+            reader = self._readers[name]
+            self._cache[key] = reader(list(columns)) if getattr(reader, "takes_columns", False) \
+                else reader().select(columns)
+        return self._cache[key]
 
     def optional(self, name: str) -> pl.DataFrame | None:
         """The shard's rows of an optional input, or None when no step produced it."""
