@@ -143,3 +143,21 @@ def test_report_in_a_headless_browser(full_run, tmp_path):
                           f"--screenshot={shot}", path.as_uri()], capture_output=True,
                          text=True, timeout=180)
     assert run.returncode == 0 and shot.stat().st_size > 50_000, run.stderr[-2000:]
+
+
+def test_propensity_backtest_is_read_from_the_stored_model_facts():
+    """The propensity step records its backtest with the model (``model.metrics``): the
+    report shows the observed AUC and lift beside the popularity baseline."""
+    per_product = [
+        {"target": "fund", "n": 900, "positives": 41, "roc_auc": 0.81, "top_decile_lift": 3.4,
+         "baseline_roc_auc": 0.62, "baseline_top_decile_lift": 1.7, "beats_baseline": True},
+        {"target": "insurance", "n": 900, "positives": 17, "roc_auc": 0.74,
+         "top_decile_lift": 2.2, "baseline_roc_auc": 0.55, "baseline_top_decile_lift": 1.1,
+         "beats_baseline": True}]
+    manifest = {"run": {"as_of": "2025-12-31"}, "steps": {"propensity": {"model": {
+        "metrics": {"backtest": {"as_of": "2025-09-30", "per_product": per_product}}}}}}
+    page = render_run_report(manifest, pl.DataFrame({"customer_id": ["a"]}), {})
+    assert "Backtest per product (fitted on the earlier landmarks, scored on 2025-09-30)" in page
+    assert "3.4" in page and "0.62" in page
+    assert page.index("Fund") < page.index("Insurance")  # best lift first
+    assert "propensity step did not run" not in page
