@@ -23,6 +23,7 @@ STEP_MODULES: list[str] = [
     "assign",
     "calls",
     "segments",
+    "insurer",
 ]
 
 DEFAULT_STEPS: tuple[str, ...] = ("value", "clv", "churn", "lifecycle", "segments")

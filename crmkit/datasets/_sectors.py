@@ -1,0 +1,311 @@
+"""Synthetic sample data for the sector presets: an insurer, a securities broker, a
+tobacco retail network (the customers are shops) and a community elderly-care service.
+
+:func:`make_sector` maps each sector's entities onto the canonical tables
+(:data:`crmkit.schema.TABLES`), adding free attribute columns where the sector
+needs them:
+
+- ``insurer``: policies are ``holdings`` with ``renewal_date`` (end of the current
+  term) and ``premium`` (annual); premiums paid and claims are ``transactions``
+  (``channel`` ``"premium"`` or ``"claim"``, claims negative); customers carry
+  ``segment`` and ``key_account``; complaints carry ``impact`` and ``difficulty``
+  (1-3); executive visits are ``contacts`` of kind ``"executive_visit"``.
+- ``broker``: brokerage and fund accounts are ``holdings`` with month-end
+  ``balances``; trades are ``transactions`` with ``commission``; customers carry
+  ``club``, ``loyalty_points`` and 40 profile fields ``profile_01`` ... (the
+  adviser's data-completeness measure counts them).
+- ``tobacco_retail``: shops are ``customers`` with ``retail_format``, ``area`` and
+  ``contact_window`` (agreed visit hours); orders are ``transactions`` with
+  ``cartons``; field visits and status events (phone changed, business closed)
+  are ``contacts`` (status events: kind ``"status"``, the event in ``outcome``).
+- ``elderly_care``: residents are ``customers`` with ``lives_alone``, ``dependent``
+  and ``low_income`` (and ``birth_year``); services delivered are ``transactions``;
+  service cases are ``complaints`` rows (kind = the case type, ``outcome``
+  ``"closed"`` or ``"open"``, ``closed_on``); visits and calls are ``contacts``.
+
+Every row is dated on or before ``as_of`` and on or after its customer's
+``first_seen``; the same arguments give the same tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+from crmkit._params import check_choice, check_date
+
+__all__ = ["SECTORS", "make_sector"]
+
+SECTORS = ("insurer", "broker", "tobacco_retail", "elderly_care")
+_CODE = {s: i + 11 for i, s in enumerate(SECTORS)}
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _ids(prefix: str, idx: np.ndarray, width: int = 6) -> pl.Series:
+    return pl.select(pl.concat_str(pl.lit(prefix), pl.Series(idx).cast(pl.String)
+                                   .str.zfill(width))).to_series()
+
+
+def _dates(days: np.ndarray) -> pl.Series:
+    return pl.Series(np.asarray(days, dtype=np.int64)).cast(pl.Int32).cast(pl.Date)
+
+
+def _nullable_dates(days: np.ndarray, valid: np.ndarray) -> pl.Series:
+    series = _dates(np.where(valid, days, 0))
+    return pl.select(pl.when(pl.Series(valid)).then(series)).to_series()
+
+
+def _windows(rng, n: int, choices, p) -> list[str | None]:
+    pick = rng.choice(len(choices), n, p=p)
+    return [choices[i] for i in pick]
+
+
+def _base_customers(rng, n: int, end_day: int, years_known: float, prefix: str,
+                    n_branches: int) -> dict:
+    branch = rng.integers(0, n_branches, n)
+    first_seen = end_day - np.floor(rng.power(0.8, n) * years_known * 365.25).astype(np.int64)
+    return {"n": n, "ids": _ids(prefix, np.arange(1, n + 1)), "branch": branch,
+            "branch_ids": _ids("B", branch + 1, 2), "first_seen": first_seen}
+
+
+def _managers(rng, c: dict, per_manager: int, level: str, prefix: str,
+              end_day: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    n_branches = int(c["branch"].max()) + 1
+    rows, owner = [], np.empty(c["n"], dtype=object)
+    for b in range(n_branches):
+        members = np.flatnonzero(c["branch"] == b)
+        k = max(1, int(np.ceil(len(members) / per_manager)))
+        ids = [f"{prefix}{b + 1:02d}{j + 1:02d}" for j in range(k)]
+        rows += [(m, f"B{b + 1:02d}", level, per_manager * 2, True) for m in ids]
+        owner[members] = np.array(ids, dtype=object)[rng.integers(0, k, len(members))]
+    managers = pl.DataFrame(rows, schema={"manager_id": pl.String, "branch_id": pl.String,
+                                          "level": pl.String, "capacity": pl.Int64,
+                                          "active": pl.Boolean}, orient="row")
+    since = np.minimum(c["first_seen"] + rng.integers(0, 30, c["n"]), end_day)
+    assignments = pl.DataFrame({"customer_id": c["ids"], "manager_id": owner.astype(str),
+                                "role": "primary", "since": _dates(since)})
+    return managers, assignments
+
+
+def make_sector(sector: str, n_customers: int = 500, *, seed: int = 0,
+                as_of: dt.date | str = "2025-12-31", years: int = 3) -> dict[str, pl.DataFrame]:
+    """Sample tables of one sector, as they stand on ``as_of``.
+
+    Parameters
+    ----------
+    sector : {"insurer", "broker", "tobacco_retail", "elderly_care"}
+    n_customers : int
+        Policyholders, investors, shops or residents.
+    seed : int
+    as_of : date or str
+        The last day of the data.
+    years : int
+        Years of history before ``as_of``.
+
+    Returns
+    -------
+    dict of str to polars.DataFrame
+        Canonical tables (see the module docs for the sector's extra columns).
+
+    Examples
+    --------
+    >>> t = make_sector("insurer", 50, seed=1)
+    >>> sorted(t)
+    ['assignments', 'complaints', 'contacts', 'customers', 'holdings', 'managers', 'products', 'transactions']
+    >>> {"renewal_date", "premium"} <= set(t["holdings"].columns)
+    True
+    >>> make_sector("insurer", 50, seed=1)["holdings"].equals(t["holdings"])
+    True
+    """
+    owner = "make_sector"
+    check_choice(sector, SECTORS, "sector", owner)
+    if not isinstance(n_customers, int) or isinstance(n_customers, bool) or n_customers < 1:
+        raise ValueError(f"The 'n_customers' parameter of {owner} must be a positive integer. "
+                         f"Got {n_customers!r} instead.")
+    if not isinstance(years, int) or isinstance(years, bool) or years < 1:
+        raise ValueError(f"The 'years' parameter of {owner} must be a positive integer. "
+                         f"Got {years!r} instead.")
+    end = check_date(as_of, "as_of", owner)
+    rng = np.random.default_rng([seed, _CODE[sector]])
+    end_day = (end - _EPOCH).days
+    make = {"insurer": _insurer, "broker": _broker, "tobacco_retail": _tobacco,
+            "elderly_care": _care}[sector]
+    return make(rng, n_customers, end, end_day, years)
+
+
+# --------------------------------------------------------------------------- insurer
+
+INSURER_PRODUCTS = (
+    # product, category, risk rating, margin, mean annual premium, claims a year, mean claim
+    ("AUTO", "insurance", 1, 0.12, 4200.0, 0.18, 9000.0),
+    ("HOME", "insurance", 1, 0.18, 1500.0, 0.05, 15000.0),
+    ("HEALTH", "insurance", 1, 0.10, 3600.0, 0.35, 4000.0),
+    ("LIFE", "insurance", 2, 0.25, 9000.0, 0.01, 150000.0),
+    ("TRAVEL", "insurance", 1, 0.20, 400.0, 0.04, 2500.0),
+    ("COMMERCIAL", "insurance", 2, 0.15, 60000.0, 0.30, 40000.0),
+)
+
+
+def _insurer(rng, n: int, end: dt.date, end_day: int, years: int) -> dict[str, pl.DataFrame]:
+    start_day = end_day - int(years * 365.25)
+    c = _base_customers(rng, n, end_day, years + 4, "H", max(2, n // 400))
+    corporate = rng.random(n) < 0.08
+    age = np.clip(rng.normal(46, 14, n), 20, 90).astype(np.int64)
+    pids = np.array([p[0] for p in INSURER_PRODUCTS])
+    personal_p = np.array([0.42, 0.22, 0.18, 0.08, 0.10, 0.0])
+    corporate_p = np.array([0.25, 0.10, 0.10, 0.0, 0.0, 0.55])
+    n_pol = 1 + rng.poisson(np.where(corporate, 1.4, 0.7))
+    owner = np.repeat(np.arange(n), n_pol)
+    m = owner.size
+    prod = np.where(corporate[owner], rng.choice(6, m, p=corporate_p),
+                    rng.choice(6, m, p=personal_p))
+    mean_premium = np.array([p[4] for p in INSURER_PRODUCTS])[prod]
+    premium = np.round(mean_premium * rng.lognormal(0, 0.45, m), 2)
+    opened = c["first_seen"][owner] + rng.integers(0, 365 * 3, m)
+    opened = np.maximum(np.minimum(opened, end_day - rng.integers(0, 30, m)),
+                        c["first_seen"][owner])
+    # each anniversary: not renewed with a probability that falls with tenure; a lapse
+    # (premiums stopped mid-term) as a hazard; both higher after a complaint
+    complainer = rng.random(n) < 0.06
+    closed = np.full(m, -1, dtype=np.int64)
+    reason = np.empty(m, dtype=object)
+    reason[:] = None
+    lapse_at = opened + np.ceil(rng.exponential(365.25 / (0.03 + 0.05 * complainer[owner]))) \
+        .astype(np.int64)
+    for k in range(1, 12):
+        anniv = opened + np.round(k * 365.25).astype(np.int64)
+        live = (closed < 0) & (anniv <= end_day)
+        lapsed = live & (lapse_at < anniv)
+        closed[lapsed], reason[lapsed] = lapse_at[lapsed], "lapsed"
+        p_leave = 0.16 / np.sqrt(k) + 0.15 * complainer[owner]
+        gone = live & ~lapsed & (rng.random(m) < p_leave)
+        closed[gone] = anniv[gone]
+        reason[gone] = np.where(rng.random(gone.sum()) < 0.85, "not_renewed", "vehicle_sold")
+    last_lapse = (closed < 0) & (lapse_at <= end_day)
+    closed[last_lapse], reason[last_lapse] = lapse_at[last_lapse], "lapsed"
+    is_closed = closed >= 0
+    # the end of the current term for open policies: the next anniversary after as_of
+    terms = np.ceil((end_day + 1 - opened) / 365.25).astype(np.int64)
+    renewal = opened + np.round(np.maximum(terms, 1) * 365.25).astype(np.int64)
+    holdings = pl.DataFrame({
+        "account_id": _ids("P", np.arange(1, m + 1), 7),
+        "customer_id": c["ids"].gather(owner),
+        "product_id": pids[prod],
+        "opened": _dates(opened),
+        "closed": _nullable_dates(closed, is_closed),
+        "close_reason": pl.Series(reason.tolist(), dtype=pl.String),
+        "renewal_date": _nullable_dates(renewal, ~is_closed),
+        "premium": premium,
+    })
+    # premiums: one payment at the start of every term up to the end or the closure
+    pay_pol, pay_day = [], []
+    for k in range(0, 12):
+        d = opened + np.round(k * 365.25).astype(np.int64)
+        ok = (d <= end_day) & (d >= start_day) & (~is_closed | (d < closed))
+        pay_pol.append(np.flatnonzero(ok))
+        pay_day.append(d[ok])
+    pay_pol, pay_day = np.concatenate(pay_pol), np.concatenate(pay_day)
+    # claims: Poisson over each policy's active days in the window
+    active_to = np.where(is_closed, closed, end_day)
+    active_from = np.maximum(opened, start_day)
+    span = np.clip(active_to - active_from, 0, None)
+    rate = np.array([p[5] for p in INSURER_PRODUCTS])[prod]
+    n_claims = rng.poisson(rate * span / 365.25)
+    cl_pol = np.repeat(np.arange(m), n_claims)
+    cl_day = active_from[cl_pol] + np.floor(rng.random(cl_pol.size) * np.maximum(span[cl_pol], 1)) \
+        .astype(np.int64)
+    # first notices of loss on the last day (a claims desk sees some every day), so that
+    # the sample has claims awaiting follow-up and same-day alerts
+    live_pol = np.flatnonzero(~is_closed)
+    today = rng.choice(live_pol, min(live_pol.size, 1 + n // 100), replace=False)
+    cl_pol = np.concatenate([cl_pol, today])
+    cl_day = np.concatenate([cl_day, np.full(today.size, end_day)])
+    cl_amt = np.round(np.array([p[6] for p in INSURER_PRODUCTS])[prod[cl_pol]]
+                      * rng.lognormal(-0.3, 0.9, cl_pol.size), 2)
+    cl_amt[-1] = max(cl_amt[-1], 80000.0 + cl_amt[-1])  # one of them large
+    seconds = rng.integers(8 * 3600, 18 * 3600, pay_pol.size + cl_pol.size)
+    pol = np.concatenate([pay_pol, cl_pol])
+    day = np.concatenate([pay_day, cl_day])
+    tx = pl.DataFrame({
+        "customer_id": c["ids"].gather(owner[pol]),
+        "timestamp": (_dates(day).cast(pl.Datetime("us"))
+                      + pl.Series(seconds * 1_000_000).cast(pl.Duration("us"))),
+        "amount": np.concatenate([premium[pay_pol], -cl_amt]),
+        "channel": np.array(["premium"] * pay_pol.size + ["claim"] * cl_pol.size),
+        "product_id": pids[prod[pol]],
+    }).sort("timestamp", "customer_id")
+    tx = tx.with_columns(_ids("T", np.arange(1, tx.height + 1), 8).alias("transaction_id"))
+    tx = tx.select("transaction_id", "customer_id", "timestamp", "amount", "channel", "product_id")
+    total_premium = np.bincount(owner, weights=np.where(is_closed, 0.0, premium), minlength=n)
+    key = corporate | (total_premium >= np.quantile(total_premium, 0.97))
+    customers = pl.DataFrame({
+        "customer_id": c["ids"], "branch_id": c["branch_ids"], "first_seen": _dates(c["first_seen"]),
+        "birth_year": pl.select(pl.when(pl.Series(~corporate)).then(
+            pl.Series(end.year - age))).to_series(),
+        "opt_out_sms": rng.random(n) < 0.08, "opt_out_email": rng.random(n) < 0.10,
+        "opt_out_phone": rng.random(n) < 0.04, "do_not_contact": rng.random(n) < 0.01,
+        "contact_window": _windows(rng, n, [None, "09:00-18:00", "18:00-21:00"], [0.6, 0.3, 0.1]),
+        "segment": np.where(corporate, "corporate", "personal"),
+        "key_account": key,
+    })
+    managers, assignments = _managers(rng, c, 150, "branch", "AM", end_day)
+    # contacts: routine calls; a follow-up call after most claims; executive visits to key
+    # accounts (2-5 a year, some behind)
+    routine = rng.poisson(1.2 * years, n)
+    r_own = np.repeat(np.arange(n), routine)
+    r_day = np.maximum(c["first_seen"][r_own], start_day) + np.floor(
+        rng.random(r_own.size) * np.maximum(end_day - np.maximum(c["first_seen"][r_own], start_day), 1)
+    ).astype(np.int64)
+    followed = rng.random(cl_pol.size) < 0.7
+    f_day = cl_day[followed] + rng.integers(0, 4, followed.sum())
+    f_ok = f_day <= end_day
+    f_own = owner[cl_pol[followed]][f_ok]
+    ex_rate = np.where(key, rng.uniform(1.5, 5.0, n), 0.0)
+    ex_n = rng.poisson(ex_rate * years)
+    e_own = np.repeat(np.arange(n), ex_n)
+    e_day = np.maximum(c["first_seen"][e_own], start_day) + np.floor(
+        rng.random(e_own.size) * np.maximum(end_day - np.maximum(c["first_seen"][e_own], start_day), 1)
+    ).astype(np.int64)
+    kinds = np.concatenate([rng.choice(np.array(["call", "email", "sms"]), r_own.size),
+                            np.array(["call"] * f_own.size, dtype=object).astype(str),
+                            np.array(["executive_visit"] * e_own.size, dtype=object).astype(str)])
+    contacts = pl.DataFrame({
+        "customer_id": c["ids"].gather(np.concatenate([r_own, f_own, e_own])),
+        "date": _dates(np.concatenate([r_day, f_day[f_ok], e_day])),
+        "kind": kinds,
+        "outcome": rng.choice(np.array(["reached", "no_answer"]), kinds.size, p=[0.8, 0.2]),
+    }).sort("date", "customer_id", "kind")
+    # complaints: more from complainers; graded by impact and difficulty
+    n_comp = rng.poisson(np.where(complainer, 1.5, 0.08) * years)
+    q_own = np.repeat(np.arange(n), n_comp)
+    q_from = np.maximum(c["first_seen"][q_own], start_day)
+    q_day = q_from + np.floor(rng.random(q_own.size) * np.maximum(end_day - q_from, 1)).astype(np.int64)
+    still_open = (end_day - q_day) < rng.integers(5, 60, q_own.size)
+    complaints = pl.DataFrame({
+        "customer_id": c["ids"].gather(q_own),
+        "date": _dates(q_day),
+        "kind": rng.choice(np.array(["claims_handling", "billing", "service", "sales"]), q_own.size),
+        "outcome": np.where(still_open, "open", "resolved"),
+        "impact": rng.choice(np.array([1, 2, 3]), q_own.size, p=[0.5, 0.35, 0.15]),
+        "difficulty": rng.choice(np.array([1, 2, 3]), q_own.size, p=[0.45, 0.4, 0.15]),
+    }).sort("date", "customer_id")
+    products = pl.DataFrame([p[:4] for p in INSURER_PRODUCTS], orient="row", schema={
+        "product_id": pl.String, "category": pl.String, "risk_rating": pl.Int64,
+        "margin": pl.Float64})
+    return {"customers": customers, "products": products, "managers": managers,
+            "holdings": holdings.sort("account_id"), "transactions": tx,
+            "assignments": assignments, "contacts": contacts, "complaints": complaints}
+
+
+def _broker(rng, n, end, end_day, years):  # pragma: no cover - filled in below
+    raise NotImplementedError
+
+
+def _tobacco(rng, n, end, end_day, years):  # pragma: no cover - filled in below
+    raise NotImplementedError
+
+
+def _care(rng, n, end, end_day, years):  # pragma: no cover - filled in below
+    raise NotImplementedError

@@ -1,0 +1,28 @@
+"""Sector rules: the lists an insurer, a broker, a tobacco retail network and a
+community elderly-care service build from the canonical tables.
+
+Library functions on tables only; the pipeline steps ``insurer``, ``broker``,
+``tobacco_retail`` and ``elderly_care`` (:mod:`crmkit.pipeline.steps`) configure
+them from a sector preset (:class:`SectorConfig`).
+"""
+
+from crmkit.sectors._insurer import (
+    claim_alerts,
+    claim_followups,
+    executive_visits,
+    grade_complaints,
+    policy_churn,
+    renewals_due,
+)
+from crmkit.sectors._presets import SectorConfig, preset_path
+
+__all__ = sorted([
+    "SectorConfig",
+    "claim_alerts",
+    "claim_followups",
+    "executive_visits",
+    "grade_complaints",
+    "policy_churn",
+    "preset_path",
+    "renewals_due",
+])
