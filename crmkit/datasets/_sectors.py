@@ -303,8 +303,106 @@ def _broker(rng, n, end, end_day, years):  # pragma: no cover - filled in below
     raise NotImplementedError
 
 
-def _tobacco(rng, n, end, end_day, years):  # pragma: no cover - filled in below
-    raise NotImplementedError
+# ---------------------------------------------------------------------- tobacco retail
+
+RETAIL_FORMATS = {  # format: (share, yearly cartons of a typical shop)
+    "convenience": (0.34, 900.0), "grocery": (0.26, 500.0), "supermarket": (0.10, 2400.0),
+    "newsstand": (0.12, 350.0), "tobacco_specialty": (0.08, 1800.0),
+    "restaurant_bar": (0.10, 200.0)}
+AREAS = {"urban_core": (0.25, 1.4), "urban": (0.35, 1.1), "suburban": (0.25, 0.9),
+         "rural": (0.15, 0.7)}
+_BRANDS = (("BR01", 24.0), ("BR02", 31.0), ("BR03", 45.0), ("BR04", 62.0), ("BR05", 95.0))
+
+
+def _tobacco(rng, n: int, end: dt.date, end_day: int, years: int) -> dict[str, pl.DataFrame]:
+    start_day = end_day - int(years * 365.25)
+    c = _base_customers(rng, n, end_day, years + 6, "S", max(2, n // 300))
+    # some shops opened in the last weeks: the new shops visited at once
+    fresh = rng.random(n) < 0.04
+    c["first_seen"] = np.where(fresh, end_day - rng.integers(0, 45, n), c["first_seen"])
+    formats = np.array(list(RETAIL_FORMATS))
+    areas = np.array(list(AREAS))
+    fmt = rng.choice(len(formats), n, p=[v[0] for v in RETAIL_FORMATS.values()])
+    area = rng.choice(len(areas), n, p=[v[0] for v in AREAS.values()])
+    yearly = np.array([v[1] for v in RETAIL_FORMATS.values()])[fmt] \
+        * np.array([v[1] for v in AREAS.values()])[area] * rng.lognormal(0, 0.5, n)
+    # closures (a status event, orders stop) and quiet shops (orders stop, no event)
+    closes = rng.random(n) < 0.05
+    close_day = np.where(closes, end_day - rng.integers(0, 400, n), end_day + 10**6)
+    close_day = np.maximum(close_day, c["first_seen"] + 30)
+    quiet_from = np.where(rng.random(n) < 0.04, end_day - rng.integers(60, 200, n), end_day + 10**6)
+    # weekly orders (missed weeks happen), cartons Poisson around the shop's weekly mean
+    first_week = np.maximum(c["first_seen"], start_day)
+    n_weeks = np.clip((np.minimum(close_day, end_day) - first_week) // 7, 0, None) + 1
+    own = np.repeat(np.arange(n), n_weeks)
+    k = np.arange(own.size) - np.repeat(np.cumsum(n_weeks) - n_weeks, n_weeks)
+    day = first_week[own] + 7 * k + rng.integers(0, 3, own.size)
+    keep = (rng.random(own.size) < 0.85) & (day <= end_day) & (day < close_day[own]) \
+        & (day < quiet_from[own]) & (day >= c["first_seen"][own])
+    own, day = own[keep], day[keep]
+    cartons = np.maximum(rng.poisson(yearly[own] / 52 / 0.85), 1)
+    brand = rng.choice(len(_BRANDS), own.size, p=[0.3, 0.3, 0.2, 0.12, 0.08])
+    price = np.array([b[1] for b in _BRANDS])[brand] * 10
+    seconds = rng.integers(7 * 3600, 12 * 3600, own.size)
+    tx = pl.DataFrame({
+        "customer_id": c["ids"].gather(own),
+        "timestamp": (_dates(day).cast(pl.Datetime("us"))
+                      + pl.Series(seconds * 1_000_000).cast(pl.Duration("us"))),
+        "amount": np.round(cartons * price, 2),
+        "channel": "order",
+        "product_id": np.array([b[0] for b in _BRANDS])[brand],
+        "cartons": cartons.astype(np.int64),
+    }).sort("timestamp", "customer_id")
+    tx = tx.with_columns(_ids("O", np.arange(1, tx.height + 1), 8).alias("transaction_id")) \
+        .select("transaction_id", "customer_id", "timestamp", "amount", "channel",
+                "product_id", "cartons")
+    windows = ["08:00-10:00", "09:00-11:00", "10:00-12:00", "14:00-17:00", "15:00-18:00", None]
+    customers = pl.DataFrame({
+        "customer_id": c["ids"], "branch_id": c["branch_ids"], "first_seen": _dates(c["first_seen"]),
+        "opt_out_sms": rng.random(n) < 0.05, "opt_out_email": rng.random(n) < 0.05,
+        "opt_out_phone": rng.random(n) < 0.02,
+        "contact_window": _windows(rng, n, windows, [0.15, 0.25, 0.2, 0.2, 0.1, 0.1]),
+        "retail_format": formats[fmt], "area": areas[area],
+    })
+    managers, assignments = _managers(rng, c, 120, "branch", "CM", end_day)
+    # field visits: bigger shops more often; new shops mostly not yet visited
+    # regular rounds by volume (weekly for the largest shops, every two months for the
+    # smallest), each rep a little early or late; new shops mostly not visited yet
+    every = np.select([yearly >= 3000, yearly >= 1500, yearly >= 800, yearly >= 300],
+                      [7, 14, 30, 45], 60) * rng.uniform(0.7, 1.25, n)
+    first_visit = c["first_seen"] + rng.integers(5, 40, n)
+    last_day = np.minimum(close_day, end_day)
+    v_n = np.clip(np.floor((last_day - np.maximum(first_visit, start_day)) / every), 0, None) \
+        .astype(np.int64) + (first_visit <= last_day)
+    v_own = np.repeat(np.arange(n), v_n)
+    k_v = np.arange(v_own.size) - np.repeat(np.cumsum(v_n) - v_n, v_n)
+    phase = np.floor(rng.uniform(0.0, 1.15, n) * every).astype(np.int64)
+    v_day = last_day[v_own] - phase[v_own] - np.floor(k_v * every[v_own]).astype(np.int64) \
+        - rng.integers(0, 3, v_own.size)
+    keep_v = (v_day >= c["first_seen"][v_own]) & (v_day >= start_day)
+    v_own, v_day = v_own[keep_v], v_day[keep_v]
+    # status events: the closures, and phone/owner changes
+    changes = rng.random(n) < 0.06
+    ch_day = np.maximum(end_day - rng.integers(0, 300, n), c["first_seen"])
+    s_own = np.concatenate([np.flatnonzero(closes & (close_day <= end_day)),
+                            np.flatnonzero(changes)])
+    s_day = np.concatenate([close_day[closes & (close_day <= end_day)], ch_day[changes]])
+    s_evt = np.concatenate([np.array(["business_closed"] * int((closes & (close_day <= end_day)).sum()),
+                                     dtype=object),
+                            rng.choice(np.array(["phone_changed", "owner_changed", "relocated"],
+                                                dtype=object), int(changes.sum()),
+                                       p=[0.6, 0.25, 0.15])]).astype(str)
+    contacts = pl.DataFrame({
+        "customer_id": c["ids"].gather(np.concatenate([v_own, s_own])),
+        "date": _dates(np.concatenate([v_day, s_day])),
+        "kind": np.array(["visit"] * v_own.size + ["status"] * s_own.size),
+        "outcome": np.concatenate([rng.choice(np.array(["order_taken", "no_order", "display_checked"]),
+                                              v_own.size), s_evt]),
+    }).sort("date", "customer_id", "kind")
+    products = pl.DataFrame({"product_id": [b[0] for b in _BRANDS], "category": "cigarettes",
+                             "risk_rating": 1, "margin": 0.08})
+    return {"customers": customers, "products": products, "managers": managers,
+            "transactions": tx, "assignments": assignments, "contacts": contacts}
 
 
 def _care(rng, n, end, end_day, years):  # pragma: no cover - filled in below

@@ -24,6 +24,7 @@ STEP_MODULES: list[str] = [
     "calls",
     "segments",
     "insurer",
+    "tobacco_retail",
 ]
 
 DEFAULT_STEPS: tuple[str, ...] = ("value", "clv", "churn", "lifecycle", "segments")

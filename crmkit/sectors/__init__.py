@@ -15,11 +15,27 @@ from crmkit.sectors._insurer import (
     renewals_due,
 )
 from crmkit.sectors._presets import SectorConfig, preset_path
+from crmkit.sectors._retail import (
+    cold_start_estimates,
+    cold_start_stats,
+    cold_start_table,
+    grade_shops,
+    shop_status,
+    shop_volumes,
+    visit_plan,
+)
 
 __all__ = sorted([
     "SectorConfig",
     "claim_alerts",
     "claim_followups",
+    "cold_start_estimates",
+    "cold_start_stats",
+    "cold_start_table",
+    "grade_shops",
+    "shop_status",
+    "shop_volumes",
+    "visit_plan",
     "executive_visits",
     "grade_complaints",
     "policy_churn",
