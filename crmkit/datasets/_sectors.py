@@ -405,5 +405,94 @@ def _tobacco(rng, n: int, end: dt.date, end_day: int, years: int) -> dict[str, p
             "transactions": tx, "assignments": assignments, "contacts": contacts}
 
 
-def _care(rng, n, end, end_day, years):  # pragma: no cover - filled in below
-    raise NotImplementedError
+# ------------------------------------------------------------------------ elderly care
+
+CASE_KINDS = {  # case type: (share, mean days to close)
+    "meal_service": (0.30, 4.0), "medical_escort": (0.20, 2.0), "home_repair": (0.15, 12.0),
+    "cleaning": (0.15, 6.0), "benefits_application": (0.12, 30.0), "emergency_alarm": (0.08, 1.0)}
+
+
+def _care(rng, n: int, end: dt.date, end_day: int, years: int) -> dict[str, pl.DataFrame]:
+    start_day = end_day - int(years * 365.25)
+    c = _base_customers(rng, n, end_day, years + 5, "R", max(2, n // 250))
+    fresh = rng.random(n) < 0.03  # registered in the last weeks
+    c["first_seen"] = np.where(fresh, end_day - rng.integers(0, 40, n), c["first_seen"])
+    age = np.clip(np.round(60 + rng.gamma(2.2, 7.5, n)), 60, 104).astype(np.int64)
+    old = age >= 80
+    lives_alone = rng.random(n) < np.where(old, 0.45, 0.25)
+    dependent = rng.random(n) < np.clip(0.05 + 0.012 * (age - 60), 0, 0.7)
+    low_income = rng.random(n) < 0.28
+    # about 4% never assessed for one flag (null)
+    def with_gaps(flag):
+        gap = rng.random(n) < 0.04
+        return pl.select(pl.when(pl.Series(~gap)).then(pl.Series(flag))).to_series()
+    need = 1 + old + lives_alone + 2 * dependent + low_income
+    customers = pl.DataFrame({
+        "customer_id": c["ids"], "branch_id": c["branch_ids"], "first_seen": _dates(c["first_seen"]),
+        "birth_year": end.year - age,
+        "opt_out_sms": rng.random(n) < 0.3, "opt_out_email": rng.random(n) < 0.6,
+        "opt_out_phone": rng.random(n) < 0.02, "do_not_contact": rng.random(n) < 0.01,
+        "contact_window": _windows(rng, n, [None, "09:00-12:00", "14:00-17:00", "10:00-16:00"],
+                                   [0.4, 0.3, 0.2, 0.1]),
+        "lives_alone": with_gaps(lives_alone), "dependent": with_gaps(dependent),
+        "low_income": with_gaps(low_income),
+    })
+    managers, assignments = _managers(rng, c, 60, "branch", "CW", end_day)
+    # visits: more for residents in need, some workers behind; calls in between
+    every = np.select([need >= 4, need >= 3, need >= 2], [7, 14, 30], 90) * rng.uniform(0.8, 1.6, n)
+    first_visit = c["first_seen"] + rng.integers(3, 30, n)
+    lo_day = np.maximum(first_visit, start_day)
+    v_n = np.clip(np.floor((end_day - lo_day) / every), 0, None).astype(np.int64) \
+        + (first_visit <= end_day)
+    v_own = np.repeat(np.arange(n), v_n)
+    k_v = np.arange(v_own.size) - np.repeat(np.cumsum(v_n) - v_n, v_n)
+    phase = np.floor(rng.uniform(0.0, 1.1, n) * every).astype(np.int64)
+    v_day = end_day - phase[v_own] - np.floor(k_v * every[v_own]).astype(np.int64)
+    keep = (v_day >= c["first_seen"][v_own]) & (v_day >= start_day)
+    v_own, v_day = v_own[keep], v_day[keep]
+    p_n = rng.poisson(np.maximum(end_day - np.maximum(c["first_seen"], start_day), 0) / 45)
+    p_own = np.repeat(np.arange(n), p_n)
+    p_lo = np.maximum(c["first_seen"][p_own], start_day)
+    p_day = p_lo + np.floor(rng.random(p_own.size) * np.maximum(end_day - p_lo, 1)).astype(np.int64)
+    contacts = pl.DataFrame({
+        "customer_id": c["ids"].gather(np.concatenate([v_own, p_own])),
+        "date": _dates(np.concatenate([v_day, p_day])),
+        "kind": np.array(["visit"] * v_own.size + ["phone"] * p_own.size),
+        "outcome": rng.choice(np.array(["reached", "reached", "reached", "no_answer"]),
+                              v_own.size + p_own.size),
+    }).sort("date", "customer_id", "kind")
+    # service cases (the complaints table): opened with need, closed after a while
+    kinds = np.array(list(CASE_KINDS))
+    q_n = rng.poisson(0.8 * need * years)
+    q_own = np.repeat(np.arange(n), q_n)
+    q_lo = np.maximum(c["first_seen"][q_own], start_day)
+    q_day = q_lo + np.floor(rng.random(q_own.size) * np.maximum(end_day - q_lo, 1)).astype(np.int64)
+    kind = rng.choice(len(kinds), q_own.size, p=[v[0] for v in CASE_KINDS.values()])
+    took = np.ceil(rng.exponential(np.array([v[1] for v in CASE_KINDS.values()])[kind])) \
+        .astype(np.int64)
+    closed = q_day + took <= end_day
+    cases = pl.DataFrame({
+        "customer_id": c["ids"].gather(q_own), "date": _dates(q_day), "kind": kinds[kind],
+        "outcome": np.where(closed, "closed", "open"),
+        "closed_on": _nullable_dates(q_day + took, closed),
+    }).sort("date", "customer_id", "kind")
+    # services delivered (meals, cleaning hours) are the transactions
+    s_n = rng.poisson(np.maximum(end_day - np.maximum(c["first_seen"], start_day), 0) / 365
+                      * 6 * need)
+    s_own = np.repeat(np.arange(n), s_n)
+    s_lo = np.maximum(c["first_seen"][s_own], start_day)
+    s_day = s_lo + np.floor(rng.random(s_own.size) * np.maximum(end_day - s_lo, 1)).astype(np.int64)
+    service = rng.choice(np.array(["MEALS", "CLEAN", "ESCORT", "CARE"]), s_own.size)
+    cost = {"MEALS": 15.0, "CLEAN": 60.0, "ESCORT": 80.0, "CARE": 120.0}
+    tx = pl.DataFrame({
+        "customer_id": c["ids"].gather(s_own),
+        "timestamp": _dates(s_day).cast(pl.Datetime("us")) + dt.timedelta(hours=10),
+        "amount": [cost[s] for s in service.tolist()], "channel": "home", "product_id": service,
+    }).sort("timestamp", "customer_id")
+    tx = tx.with_columns(_ids("V", np.arange(1, tx.height + 1), 8).alias("transaction_id")) \
+        .select("transaction_id", "customer_id", "timestamp", "amount", "channel", "product_id")
+    products = pl.DataFrame({"product_id": ["MEALS", "CLEAN", "ESCORT", "CARE"],
+                             "category": "care_service", "risk_rating": 1, "margin": 0.0})
+    return {"customers": customers, "products": products, "managers": managers,
+            "transactions": tx, "assignments": assignments, "contacts": contacts,
+            "complaints": cases}

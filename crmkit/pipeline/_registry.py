@@ -25,6 +25,7 @@ STEP_MODULES: list[str] = [
     "segments",
     "insurer",
     "tobacco_retail",
+    "elderly_care",
 ]
 
 DEFAULT_STEPS: tuple[str, ...] = ("value", "clv", "churn", "lifecycle", "segments")

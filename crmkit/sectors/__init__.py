@@ -6,6 +6,7 @@ Library functions on tables only; the pipeline steps ``insurer``, ``broker``,
 them from a sector preset (:class:`SectorConfig`).
 """
 
+from crmkit.sectors._care import case_measures, open_cases, priority_register
 from crmkit.sectors._insurer import (
     claim_alerts,
     claim_followups,
@@ -27,6 +28,9 @@ from crmkit.sectors._retail import (
 
 __all__ = sorted([
     "SectorConfig",
+    "case_measures",
+    "open_cases",
+    "priority_register",
     "claim_alerts",
     "claim_followups",
     "cold_start_estimates",

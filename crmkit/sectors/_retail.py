@@ -20,7 +20,14 @@ from crmkit._params import check_date
 from crmkit.sectors._insurer import _need
 
 __all__ = ["cold_start_estimates", "cold_start_stats", "cold_start_table", "grade_shops",
-           "shop_status", "shop_volumes", "visit_plan"]
+           "shop_status", "shop_volumes", "sort_visits", "visit_plan"]
+
+
+def sort_visits(plan: pl.DataFrame) -> pl.DataFrame:
+    """Visits in the order a day is filled: priority 1 (new) first, then by
+    ``overdue_ratio`` (never visited first), then ``customer_id``."""
+    return plan.sort(["priority", pl.col("overdue_ratio").fill_null(float("inf")),
+                      "customer_id"], descending=[False, True, False])
 
 
 def _grades_ordered(grades: Mapping[str, float], owner: str) -> list[tuple[str, float]]:
@@ -304,21 +311,26 @@ def visit_plan(grades: Any, contacts: Any, customers: Any, *, as_of: dt.date | s
                plan_date: dt.date | str | None = None, default_time: str = "10:00",
                visit_kinds: Sequence[str] = ("visit",), exclude: Any = None,
                assignments: Any = None, per_rep: int | None = None,
+               grade_col: str = "grade", noun: str = "shop", opened_word: str = "opened",
                output: Output = "polars"):
     """The field reps' visit plan for ``plan_date`` (default the day after ``as_of``).
 
     - a **new shop** (known ``new_shop_days`` days or less) never visited since it
       opened is visited at once (priority 1), whatever its grade;
     - any other shop is due when its last visit is ``cadence_days[grade]`` days or more
-      before the plan date (priority 2, most overdue first).
+      before the plan date (priority 2), most overdue first: by ``overdue_ratio``, the
+      days since the last visit over the cadence (never visited first), so a weekly
+      shop a week late comes before a two-monthly shop a few days late.
 
     Each visit is scheduled at the start of the shop's agreed hours
     (``contact_window``, "HH:MM-HH:MM"), or ``default_time`` without one, so that
     the contact policy can check it. Shops in ``exclude`` (``customer_id``: e.g.
     churned shops) are left out. With ``assignments`` (``customer_id``,
     ``manager_id``, primary ``role``) each visit names its rep, and ``per_rep`` caps
-    each rep's day: new shops first, then the most overdue; the rest is not in the
-    plan (it stays due and comes first on a later day).
+    each rep's day: new shops first, then the most overdue (:func:`sort_visits`); the
+    rest is not in the plan (it stays due and comes first on a later day).
+    ``grade_col``, ``noun`` and ``opened_word`` name the level and the customer in the
+    reasons (the elderly-care service: ``care_priority``, ``resident``, ``registered``).
 
     Returns
     -------
@@ -343,8 +355,13 @@ def visit_plan(grades: Any, contacts: Any, customers: Any, *, as_of: dt.date | s
     day = check_date(as_of, "as_of", owner)
     plan = check_date(plan_date, "plan_date", owner) if plan_date is not None \
         else day + dt.timedelta(days=1)
+    if grade_col in ("priority", "customer_id", "reason"):
+        raise ValueError(f"The 'grade_col' parameter of {owner} must not be a column the plan "
+                         f"writes itself. Got {grade_col!r} instead.")
     g = to_polars(grades, "grades")
-    _need(g, "grades", ("customer_id", "grade"), owner)
+    _need(g, "grades", ("customer_id", grade_col), owner)
+    g = g.rename({grade_col: "grade"}) if grade_col != "grade" else g
+    label = grade_col.replace("_", " ")
     missing = sorted(set(g["grade"].drop_nulls().unique()) - set(cadence_days))
     if missing:
         raise ValueError(f"The 'cadence_days' parameter of {owner} must give a cadence for "
@@ -384,18 +401,21 @@ def visit_plan(grades: Any, contacts: Any, customers: Any, *, as_of: dt.date | s
     hours = pl.when(pl.col("contact_window").is_null()).then(pl.lit("no agreed hours")) \
         .otherwise(pl.lit("agreed hours ") + pl.col("contact_window"))
     out = out.with_columns(pl.when(pl.col("_new")).then(pl.format(
-        "new shop (opened {}), not visited yet: visit at once; ",
+        f"new {noun} ({opened_word} {{}}), not visited yet: visit at once; ",
         pl.col("first_seen").dt.to_string("%Y-%m-%d")))
         .when(pl.col("last_visit").is_null()).then(pl.format(
-            "grade {} shop never visited; ", pl.col("grade")))
-        .otherwise(pl.format("grade {} shop, visited every {} days: last visit {} ({} days ago); ",
-                             pl.col("grade"), pl.col("_cad"),
+            f"{label} {{}} {noun} never visited; ", pl.col("grade")))
+        .otherwise(pl.format(f"{label} {{}} {noun}, visited every {{}} days: last visit {{}} "
+                             f"({{}} days ago); ", pl.col("grade"), pl.col("_cad"),
                              pl.col("last_visit").dt.to_string("%Y-%m-%d"),
                              pl.col("days_since_visit"))).add(hours).alias("reason"))
-    order = ["priority", pl.col("days_since_visit").fill_null(10**9), "customer_id"]
-    out = out.sort(order, descending=[False, True, False])
-    cols = ["customer_id", "grade", "priority", "last_visit", "days_since_visit", "visit_date",
-            "scheduled_at", "contact_window", "channel", "reason"]
+    out = out.with_columns((pl.col("days_since_visit") / pl.col("_cad")).round(2)
+                           .alias("overdue_ratio"))
+    out = sort_visits(out)
+    if grade_col != "grade":
+        out = out.rename({"grade": grade_col})
+    cols = ["customer_id", grade_col, "priority", "last_visit", "days_since_visit",
+            "overdue_ratio", "visit_date", "scheduled_at", "contact_window", "channel", "reason"]
     if assignments is not None:
         a = to_polars(assignments, "assignments")
         _need(a, "assignments", ("customer_id", "manager_id"), owner)

@@ -145,8 +145,9 @@ def score(shard: Shard, cfg: TobaccoRetailConfig, state: pl.DataFrame) -> ShardO
 def finalize(partials: Mapping[str, pl.DataFrame], cfg: TobaccoRetailConfig,
              state: pl.DataFrame, ctx: Any) -> StepSummary:
     """Each rep's day of visits (new shops first, then the most overdue) and the counts."""
-    due = partials["due"].sort(["priority", pl.col("days_since_visit").fill_null(10**9),
-                                "customer_id"], descending=[False, True, False])
+    from crmkit.sectors._retail import sort_visits
+
+    due = sort_visits(partials["due"])
     rank = pl.int_range(pl.len()).over("manager_id")
     plan = due.filter(rank < cfg.visits_per_rep)
     backlog = due.filter(rank >= cfg.visits_per_rep)
