@@ -299,8 +299,144 @@ def _insurer(rng, n: int, end: dt.date, end_day: int, years: int) -> dict[str, p
             "assignments": assignments, "contacts": contacts, "complaints": complaints}
 
 
-def _broker(rng, n, end, end_day, years):  # pragma: no cover - filled in below
-    raise NotImplementedError
+# ------------------------------------------------------------------------------ broker
+
+BROKER_PRODUCTS = (  # product, category, risk rating, margin
+    ("BROKERAGE", "brokerage", 4, 0.0), ("FUND_EQ", "fund", 4, 0.012),
+    ("FUND_BD", "fund", 2, 0.006), ("MMF", "wealth", 1, 0.003), ("BOND", "bond", 2, 0.002),
+    ("POINTS", "loyalty", 1, 0.0))
+TRADING_STYLES = {"active_trader": (0.12, 9.0), "regular": (0.33, 2.5),
+                  "buy_and_hold": (0.40, 0.35), "inactive": (0.15, 0.0)}
+N_PROFILE_FIELDS = 40
+
+
+def _month_ends(end: dt.date, months: int) -> np.ndarray:
+    out, y, m = [], end.year, end.month
+    if (dt.date(y + (m == 12), m % 12 + 1, 1) - dt.timedelta(days=1)) > end:
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+    for _ in range(months):
+        out.append((dt.date(y + (m == 12), m % 12 + 1, 1) - dt.timedelta(days=1) - _EPOCH).days)
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+    return np.array(sorted(out), dtype=np.int64)
+
+
+def _broker(rng, n: int, end: dt.date, end_day: int, years: int) -> dict[str, pl.DataFrame]:
+    start_day = end_day - int(years * 365.25)
+    c = _base_customers(rng, n, end_day, years + 7, "I", max(2, n // 300))
+    age = np.clip(rng.normal(45, 13, n), 20, 88).astype(np.int64)
+    risk = np.clip(np.round(rng.normal(3.4 - (age - 45) / 25, 1.0, n)), 1, 5).astype(np.int64)
+    styles = np.array(list(TRADING_STYLES))
+    style = rng.choice(len(styles), n, p=[v[0] for v in TRADING_STYLES.values()])
+    turnover = np.array([v[1] for v in TRADING_STYLES.values()])[style] * rng.lognormal(0, 0.4, n)
+    assets = 10.0 ** rng.normal(5.0, 0.75, n)  # CNY, median 100k
+    # accounts: brokerage for everyone; funds, money market and bonds for some; points
+    kinds = [0]
+    rows_c, rows_p = [np.arange(n)], [np.zeros(n, dtype=np.int64)]
+    share = {0: None}
+    for p, prob in ((1, 0.35 + 0.1 * (risk >= 4)), (2, 0.25 + 0.1 * (risk <= 2)),
+                    (3, 0.45), (4, 0.10 + 0.1 * (age > 55))):
+        has = rng.random(n) < prob
+        rows_c.append(np.flatnonzero(has))
+        rows_p.append(np.full(int(has.sum()), p))
+        kinds.append(p)
+    rows_c.append(np.arange(n))
+    rows_p.append(np.full(n, 5))
+    own = np.concatenate(rows_c)
+    prod = np.concatenate(rows_p)
+    m = own.size
+    opened = np.maximum(c["first_seen"][own] + np.where(prod == 0, 0, rng.integers(0, 900, m)),
+                        c["first_seen"][own])
+    opened = np.minimum(opened, end_day)
+    weight = np.select([prod == 0, prod == 1, prod == 2, prod == 3, prod == 4],
+                       [0.55, 0.25, 0.2, 0.25, 0.3], 0.0) * rng.uniform(0.5, 1.5, m)
+    base = assets[own] * weight
+    holdings = pl.DataFrame({
+        "account_id": _ids("A", np.arange(1, m + 1), 7), "customer_id": c["ids"].gather(own),
+        "product_id": np.array([p[0] for p in BROKER_PRODUCTS])[prod], "opened": _dates(opened),
+        "closed": pl.Series([None] * m, dtype=pl.Date),
+        "close_reason": pl.Series([None] * m, dtype=pl.String)})
+    # trades: Poisson by turnover; value per trade ~ 5-15% of assets; commission 0.025%,
+    # at least 5 CNY
+    trade_rate = turnover * 365.25 / 365.25 * 10  # ~10 trades per unit of yearly turnover
+    t_n = rng.poisson(trade_rate * np.maximum(end_day - np.maximum(c["first_seen"], start_day), 0)
+                      / 365.25)
+    t_own = np.repeat(np.arange(n), t_n)
+    t_lo = np.maximum(c["first_seen"][t_own], start_day)
+    t_day = t_lo + np.floor(rng.random(t_own.size) * np.maximum(end_day - t_lo, 1)).astype(np.int64)
+    notional = np.round(assets[t_own] * 0.1 * rng.lognormal(0, 0.5, t_own.size), 2)
+    rate = np.where(np.isin(c["branch"][t_own], [0]), 0.00025, 0.0003)
+    commission = np.round(np.maximum(notional * rate, 5.0), 2)
+    seconds = rng.integers(int(9.5 * 3600), 15 * 3600, t_own.size)
+    tx = pl.DataFrame({
+        "customer_id": c["ids"].gather(t_own),
+        "timestamp": (_dates(t_day).cast(pl.Datetime("us"))
+                      + pl.Series(seconds * 1_000_000).cast(pl.Duration("us"))),
+        "amount": notional,
+        "channel": rng.choice(np.array(["mobile", "online", "branch"]), t_own.size,
+                              p=[0.7, 0.25, 0.05]),
+        "product_id": "BROKERAGE", "commission": commission,
+    }).sort("timestamp", "customer_id")
+    tx = tx.with_columns(_ids("T", np.arange(1, tx.height + 1), 8).alias("transaction_id")) \
+        .select("transaction_id", "customer_id", "timestamp", "amount", "channel", "product_id",
+                "commission")
+    # month-end balances: assets drift; loyalty points accrue with commission and tenure
+    snaps = _month_ends(end, 25)
+    parts = []
+    yearly_comm = np.bincount(t_own, weights=commission, minlength=n) / max(years, 1)
+    for day_value in snaps:
+        live = opened <= day_value
+        a_idx = np.flatnonzero(live)
+        drift = np.exp(0.06 * (day_value - end_day) / 365.25) * rng.lognormal(0, 0.08, a_idx.size)
+        tenure = (day_value - c["first_seen"][own[a_idx]]) / 365.25
+        points = np.floor(yearly_comm[own[a_idx]] * np.clip(tenure, 0, None) * 2
+                          + 500 * np.clip(tenure, 0, 10))
+        bal = np.where(prod[a_idx] == 5, points, np.round(base[a_idx] * drift, 2))
+        parts.append(pl.DataFrame({"account_id": holdings["account_id"].gather(a_idx),
+                                   "date": _dates(np.full(a_idx.size, day_value)),
+                                   "balance": bal.astype(float)}))
+    balances = pl.concat(parts)
+    # profile fields: advisers differ in how completely they keep them
+    managers, assignments = _managers(rng, c, 100, "wealth", "AD", end_day)
+    adv_codes = assignments["manager_id"].to_numpy()
+    advisers = np.unique(adv_codes)
+    diligence = dict(zip(advisers.tolist(), rng.uniform(0.6, 0.98, advisers.size).tolist()))
+    keep_p = np.array([diligence[a] for a in adv_codes])
+    profile = {}
+    values = np.array(["a", "b", "c", "d"])
+    for j in range(1, N_PROFILE_FIELDS + 1):
+        present = rng.random(n) < keep_p
+        v = values[rng.integers(0, 4, n)]
+        profile[f"profile_{j:02d}"] = pl.select(pl.when(pl.Series(present))
+                                                .then(pl.Series(v))).to_series()
+    club = rng.choice(np.array(["", "star_club", "elite_club"]), n, p=[0.86, 0.10, 0.04])
+    customers = pl.DataFrame({
+        "customer_id": c["ids"], "branch_id": c["branch_ids"], "first_seen": _dates(c["first_seen"]),
+        "birth_year": end.year - age,
+        "risk_level": pl.select(pl.when(pl.Series(rng.random(n) > 0.05))
+                                .then(pl.Series(risk))).to_series(),
+        "opt_out_sms": rng.random(n) < 0.1, "opt_out_email": rng.random(n) < 0.1,
+        "opt_out_phone": rng.random(n) < 0.05, "do_not_contact": rng.random(n) < 0.01,
+        "contact_window": _windows(rng, n, [None, "09:00-11:30", "13:00-15:00", "18:00-20:00"],
+                                   [0.5, 0.2, 0.2, 0.1]),
+        "club": pl.select(pl.when(pl.Series(club != "")).then(pl.Series(club))).to_series(),
+        **profile,
+    })
+    c_n = rng.poisson(2.0 * years, n)
+    c_own = np.repeat(np.arange(n), c_n)
+    c_lo = np.maximum(c["first_seen"][c_own], start_day)
+    c_day = c_lo + np.floor(rng.random(c_own.size) * np.maximum(end_day - c_lo, 1)).astype(np.int64)
+    contacts = pl.DataFrame({
+        "customer_id": c["ids"].gather(c_own), "date": _dates(c_day),
+        "kind": rng.choice(np.array(["call", "email", "meeting"]), c_own.size, p=[0.6, 0.3, 0.1]),
+        "outcome": rng.choice(np.array(["reached", "no_answer", "declined", "sale"]), c_own.size,
+                              p=[0.55, 0.25, 0.1, 0.1]),
+    }).sort("date", "customer_id", "kind")
+    products = pl.DataFrame([p for p in BROKER_PRODUCTS], orient="row", schema={
+        "product_id": pl.String, "category": pl.String, "risk_rating": pl.Int64,
+        "margin": pl.Float64})
+    return {"customers": customers, "products": products, "managers": managers,
+            "holdings": holdings, "balances": balances, "transactions": tx,
+            "assignments": assignments, "contacts": contacts}
 
 
 # ---------------------------------------------------------------------- tobacco retail

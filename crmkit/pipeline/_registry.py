@@ -26,6 +26,7 @@ STEP_MODULES: list[str] = [
     "insurer",
     "tobacco_retail",
     "elderly_care",
+    "broker",
 ]
 
 DEFAULT_STEPS: tuple[str, ...] = ("value", "clv", "churn", "lifecycle", "segments")

@@ -6,6 +6,16 @@ Library functions on tables only; the pipeline steps ``insurer``, ``broker``,
 them from a sector preset (:class:`SectorConfig`).
 """
 
+from crmkit.sectors._broker import (
+    MEASURES,
+    broker_measures,
+    data_completeness,
+    entitlements,
+    grade_edges,
+    grade_values,
+    persona,
+    upgrade_list,
+)
 from crmkit.sectors._care import case_measures, open_cases, priority_register
 from crmkit.sectors._insurer import (
     claim_alerts,
@@ -27,7 +37,15 @@ from crmkit.sectors._retail import (
 )
 
 __all__ = sorted([
+    "MEASURES",
     "SectorConfig",
+    "broker_measures",
+    "data_completeness",
+    "entitlements",
+    "grade_edges",
+    "grade_values",
+    "persona",
+    "upgrade_list",
     "case_measures",
     "open_cases",
     "priority_register",

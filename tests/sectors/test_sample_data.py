@@ -12,7 +12,7 @@ from crmkit.datasets import SECTORS, make_sector
 from crmkit.datasets.write_sectors import SECTOR_SAMPLE
 from crmkit.schema import validate
 
-BUILT = ("insurer", "tobacco_retail", "elderly_care")  # widened as each sector lands
+BUILT = SECTORS
 DATA = Path(__file__).resolve().parents[2] / "data"
 
 
