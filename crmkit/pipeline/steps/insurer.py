@@ -6,7 +6,8 @@ Configured by the insurer preset (:class:`InsurerConfig`; the shipped values are
 (renewal reminders, claim follow-ups, visits owed to key accounts) goes through
 the contact policy; suppressed rows, with the reason, are the aggregate table
 ``insurer/suppressed``. Claim alerts are internal (to the claims handler) and name
-no channel.
+no channel. Every list but ``policy_churn`` names the customer's account manager
+(``manager_id``, the primary assignment).
 """
 
 from __future__ import annotations
@@ -139,8 +140,20 @@ def score(shard: Shard, cfg: InsurerConfig, state: Any) -> ShardOutput:
         pl.when(pl.col("suppression_reason").is_not_null()).then(None)
         .otherwise(pl.col("channel")).alias("channel"))
     suppressed = pl.concat([s1, s2, s3], how="vertical_relaxed")
-    tables = {"renewals": renewals, "claim_followups": follow, "claim_alerts": alerts,
-              "executive_visits": visits, "complaints": graded, "policy_churn": churn}
+    # each row names its account manager (the customer's primary assignment), who acts on it
+    assignments = shard.get("assignments")
+    if "role" in assignments.columns:
+        assignments = assignments.filter(pl.col("role") == "primary")
+    owner = assignments.select("customer_id", "manager_id").unique("customer_id", keep="first")
+
+    def named(frame: pl.DataFrame) -> pl.DataFrame:
+        out = frame.join(owner, on="customer_id", how="left", maintain_order="left")
+        return out.select("customer_id", "manager_id", *[c for c in frame.columns
+                                                         if c != "customer_id"])
+
+    tables = {"renewals": named(renewals), "claim_followups": named(follow),
+              "claim_alerts": named(alerts), "executive_visits": named(visits),
+              "complaints": named(graded), "policy_churn": churn}
     return ShardOutput(tables=tables, partials={
         "suppressed": suppressed,
         "counts": pl.DataFrame({"list": list(tables), "n": [f.height for f in tables.values()]}),
@@ -166,7 +179,8 @@ def finalize(partials: Mapping[str, pl.DataFrame], cfg: InsurerConfig, state: An
 
 STEP = Step(
     name="insurer", config_model=InsurerConfig, score=score, finalize=finalize,
-    inputs=("customers", "holdings", "products", "transactions", "contacts", "complaints"),
+    inputs=("customers", "holdings", "products", "transactions", "contacts", "complaints",
+            "assignments"),
     outputs=("renewals", "claim_followups", "claim_alerts", "executive_visits", "complaints",
              "policy_churn"),
     doc="insurer lists: renewals due, claim follow-ups and alerts, key-account visits, "
