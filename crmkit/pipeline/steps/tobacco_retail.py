@@ -134,6 +134,15 @@ def score(shard: Shard, cfg: TobaccoRetailConfig, state: pl.DataFrame) -> ShardO
                      exclude=status.filter(pl.col("churned")),
                      assignments=shard.get("assignments"))
     split = apply_contact_policy(due, customers, policy=cfg.contact_policy)
+    # the grade and the distance to the next one are shown to the shop's manager (the rep)
+    assignments = shard.get("assignments")
+    if "role" in assignments.columns:
+        assignments = assignments.filter(pl.col("role") == "primary")
+    owner = assignments.select("customer_id", "manager_id").unique("customer_id", keep="first")
+    graded = graded.join(owner, on="customer_id", how="left", maintain_order="left")
+    graded = graded.select("customer_id", "manager_id",
+                           *[c for c in graded.columns if c not in ("customer_id", "manager_id")])
+    status = status.join(owner, on="customer_id", how="left", maintain_order="left")
     return ShardOutput(tables={"grades": graded, "status": status}, partials={
         "due": split.allowed,
         "suppressed": split.suppressed.select("customer_id", "manager_id", "channel",
