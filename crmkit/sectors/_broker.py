@@ -101,11 +101,12 @@ def broker_measures(customers: Any, holdings: Any, balances: Any, transactions: 
     return to_output(out.select(cols).sort("customer_id"), output)
 
 
-def grade_edges(values: Any, *, shares: Mapping[str, float]) -> dict[str, float]:
+def grade_edges(values: Any, *, shares: Mapping[str, float]) -> dict[str, float | None]:
     """Each grade's lowest value from the top shares of customers (``{"gold": 0.1, ...}``:
     the top 10% are gold or better). The grade with share 1 starts at 0. A grade whose
     edge would be 0 or less (many customers without value) starts at the smallest
-    positive value, so a customer with nothing is never graded up.
+    positive value, so a customer with nothing is never graded up; with no positive
+    value at all, the grades above the lowest have no edge (None) and nobody is in them.
 
     Examples
     --------
@@ -119,21 +120,23 @@ def grade_edges(values: Any, *, shares: Mapping[str, float]) -> dict[str, float]
         raise ValueError(f"The 'shares' parameter of grade_edges must map grades to top shares "
                          f"in (0, 1], the lowest grade to 1. Got {dict(shares)!r} instead.")
     positive = v.filter(v > 0)
-    floor = float(positive.min()) if positive.len() else float("inf")
-    edges = {}
+    edges: dict[str, float | None] = {}
     for name, share in ordered:
         if share >= 1.0:
             edges[name] = 0.0
-            continue
-        q = v.quantile(1.0 - share, interpolation="higher") if v.len() else None
-        edges[name] = max(float(q), floor) if q is not None else floor
+        elif not positive.len():
+            edges[name] = None  # nobody has any value: no customer reaches this grade
+        else:
+            q = float(v.quantile(1.0 - share, interpolation="higher"))
+            edges[name] = max(q, float(positive.min()))
     return edges
 
 
-def grade_values(frame: Any, *, col: str, edges: Mapping[str, float], what: str = "",
+def grade_values(frame: Any, *, col: str, edges: Mapping[str, float | None],
                  output: Output = "polars"):
     """``grade``, ``next_grade``, ``next_grade_value`` and ``to_next_grade`` from ``col``
-    and each grade's lowest value (see :func:`grade_edges`).
+    and each grade's lowest value (see :func:`grade_edges`; a grade without an edge is
+    skipped).
 
     Examples
     --------
@@ -144,7 +147,7 @@ def grade_values(frame: Any, *, col: str, edges: Mapping[str, float], what: str 
     [('gold', None, None), ('basic', 'gold', 60.0)]
     """
     f = to_polars(frame, "frame")
-    items = sorted(edges.items(), key=lambda kv: -kv[1])
+    items = sorted(((k, v) for k, v in edges.items() if v is not None), key=lambda kv: -kv[1])
     grade = pl.lit(items[-1][0])
     nxt = pl.lit(items[-2][0] if len(items) > 1 else None, pl.String)
     nxt_v = pl.lit(items[-2][1] if len(items) > 1 else None, pl.Float64)
@@ -157,8 +160,8 @@ def grade_values(frame: Any, *, col: str, edges: Mapping[str, float], what: str 
         nxt_v = pl.when(hit).then(pl.lit(up[1], pl.Float64)).otherwise(nxt_v)
     out = f.with_columns(grade.alias("grade"), nxt.alias("next_grade"),
                          nxt_v.cast(pl.Float64).alias("next_grade_value"))
-    out = out.with_columns((pl.col("next_grade_value") - pl.col(col)).round(2)
-                           .alias("to_next_grade"))
+    # not rounded: a customer a fraction below the edge is still below it
+    out = out.with_columns((pl.col("next_grade_value") - pl.col(col)).alias("to_next_grade"))
     return to_output(out, output)
 
 

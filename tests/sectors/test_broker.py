@@ -155,3 +155,10 @@ def test_pipeline_config_runs_on_the_sample(tmp_path):
     advisers = pl.read_parquet(out / "adviser_completeness.parquet")
     assert advisers["core_customers"].sum() == service["core"].sum()
     assert result.manifest["steps"]["broker"]["grade_measure"] == chosen[0]
+
+
+def test_a_book_without_value_has_no_upper_grade_edges():
+    edges = grade_edges([0.0, 0.0], shares={"gold": 0.2, "standard": 1.0})
+    assert edges == {"gold": None, "standard": 0.0}
+    out = grade_values(pl.DataFrame({"customer_id": ["a"], "v": [0.0]}), col="v", edges=edges)
+    assert out.select("grade", "next_grade", "to_next_grade").row(0) == ("standard", None, None)

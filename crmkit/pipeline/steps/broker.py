@@ -176,13 +176,12 @@ def score(shard: Shard, cfg: BrokerConfig, state: dict) -> ShardOutput:
                   as_of=day, active_turnover=cfg.active_turnover,
                   regular_trades=cfg.regular_trades)
     graded = graded.join(who, on="customer_id", how="left")
-    edge_of = state["edges"]
     graded = graded.with_columns(
         pl.lit(measure).alias("value_measure"),
         pl.format("grade {} on {} {}", pl.col("grade"), pl.lit(measure),
                   pl.col("value").round(2))
         .add(pl.when(pl.col("next_grade").is_null()).then(pl.lit(" (top grade)"))
-             .otherwise(pl.format(" ({} more reaches {})", pl.col("to_next_grade"),
+             .otherwise(pl.format(" ({} more reaches {})", pl.col("to_next_grade").round(2),
                                   pl.col("next_grade"))))
         .add(pl.lit("; persona: ")).add(pl.col("persona")).alias("reason"))
     club = people.select("customer_id", pl.col("club") if "club" in people.columns
@@ -262,7 +261,8 @@ def finalize(partials: Mapping[str, pl.DataFrame], cfg: BrokerConfig, state: dic
         tables={"measure_comparison": comparison, "adviser_completeness": advisers,
                 "suppressed": suppressed},
         facts={"preset": cfg.preset, "grade_measure": state["measure"],
-               "grade_edges": {k: round(v, 2) for k, v in state["edges"].items()},
+               "grade_edges": {k: None if v is None else round(v, 2)
+                               for k, v in state["edges"].items()},
                "customers_by_grade": counts_from(partials, "grades", "grade"),
                "service_levels": counts_from(partials, "levels", "service_level"),
                "trading_styles": counts_from(partials, "styles", "trading_style"),
