@@ -34,6 +34,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "make_bank": "crmkit.datasets",
+    "make_sector": "crmkit.datasets",
     "build_features": "crmkit.features",
     "rfm_summary": "crmkit.features",
     "calibration_holdout_split": "crmkit.features",
@@ -56,7 +57,7 @@ _LAZY = {
 }
 _SUBPACKAGES = ("assign", "churn", "datasets", "features", "io", "lifecycle", "pipeline",
                 "propensity", "report",
-                "schema", "value")
+                "schema", "sectors", "value")
 
 
 def __getattr__(name: str):

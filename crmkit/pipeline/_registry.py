@@ -23,6 +23,10 @@ STEP_MODULES: list[str] = [
     "assign",
     "calls",
     "segments",
+    "insurer",
+    "tobacco_retail",
+    "elderly_care",
+    "broker",
 ]
 
 DEFAULT_STEPS: tuple[str, ...] = ("value", "clv", "churn", "lifecycle", "segments")
