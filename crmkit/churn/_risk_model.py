@@ -462,6 +462,8 @@ cause_specific, refit_on_all
     for cause in causes:
         event = y["event"] if cause == "any" else \
             (train["cause"] == cause).fill_null(False).to_numpy()
+        if not event.any() and len(causes) > 1:
+            continue  # a cause nobody churned of has no hazard to fit (said in training)
         models[cause], pens[cause] = _fit_survival(
             model, penalizer, X, make_y(y["duration"], event))
     info: dict[str, Any] = {
@@ -472,6 +474,8 @@ cause_specific, refit_on_all
                             .group_by("cause").len().sort("cause").iter_rows()},
         "penalizer": pens, "model": model,
     }
+    if len(models) < len(causes):
+        info["causes_without_events"] = [c for c in causes if c not in models]
     result = ChurnRiskModel(survival_models=models, calibrators={}, definition=d,
                             silence_days=n_sil, covariates=covariates, knots=knots,
                             horizons=hz, training=info)
@@ -480,12 +484,16 @@ cause_specific, refit_on_all
         raw = result.predict_proba(held.drop(_OUTCOME_COLS), calibrated=False)
         for h in hz:
             observed = (held["event"] & (held["duration_days"] <= h)).to_numpy()
-            result.calibrators[h] = HorizonCalibrator(method=calibration).fit(raw[h], observed)
+            if 0 < observed.sum() < observed.size:
+                result.calibrators[h] = HorizonCalibrator(method=calibration).fit(
+                    raw[h], observed)
+            else:  # nothing to map onto (a tiny bank): the model's own probability stays
+                info.setdefault("uncalibrated_horizons", []).append(h)
         info["calibration_rows"] = int(held.height)
         info["calibration_method"] = calibration
     if refit_on_all and cal_dates:
         Xa = data.drop(_OUTCOME_COLS)
-        for cause in causes:
+        for cause in list(models):
             event = data["event"].to_numpy() if cause == "any" else \
                 (data["cause"] == cause).fill_null(False).to_numpy()
             models[cause], pens[cause] = _fit_survival(

@@ -329,8 +329,10 @@ def _reasons(model: Any, X: pl.DataFrame, k: int) -> pl.DataFrame:
         which = np.argmax(np.column_stack([H[c][:, 0] for c in names]), axis=1)
         out = out.with_columns(pl.Series("churn_cause", np.asarray(names, dtype=object)[which],
                                          dtype=pl.String))
-    else:
-        out = out.with_columns(pl.lit(None, pl.String).alias("churn_cause"))
+    else:  # one model: its cause, or null for a one-cause definition ("any")
+        only = next(iter(model.survival_models))
+        out = out.with_columns(pl.lit(None if only == "any" else only, pl.String)
+                               .alias("churn_cause"))
     if k and X.height:
         rc = model.reason_codes(X, top=k)
         if rc.height:
