@@ -73,3 +73,20 @@ def test_churn_step_in_nightly_runs(tmp_path):
     assert c3["model"]["refitted"] and c3["model"]["fitted_as_of"] == "2025-11-10"
     assert sorted(p.name for p in (runs / "models" / "churn").iterdir()) == [
         "2025-11-10.json", "2025-11-20.json"]
+
+
+def test_churn_config_is_strict_and_checks_the_flag_horizon():
+    from crmkit._config import parse_config
+    from crmkit.exceptions import ConfigError
+    from crmkit.pipeline.steps.churn import ChurnConfig
+
+    cfg = parse_config(ChurnConfig, {"flag_capacity": 500}, "churn")
+    assert cfg.churn_definition == "retail_bank_combined" and cfg.calibration_landmarks == 4
+    with pytest.raises(ConfigError, match="flag_horizon_days"):
+        parse_config(ChurnConfig, {"horizons_days": [30, 180]}, "churn")
+    with pytest.raises(ConfigError, match="Did you mean 'landmarks'"):
+        parse_config(ChurnConfig, {"landmark": 3}, "churn")
+    with pytest.raises(ConfigError, match="training_window_days"):  # the old window is gone
+        parse_config(ChurnConfig, {"training_window_days": 365}, "churn")
+    train, held = cfg.landmark_dates(__import__("datetime").date(2025, 12, 31))
+    assert len(train) == 6 and len(held) == 4 and max(train) < min(held)
