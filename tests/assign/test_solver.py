@@ -154,7 +154,13 @@ def _brute_force(cust, mgr, current, *, elig, terr, team_size=1, team_tiers=("Di
         else:
             options.append(("single", opts, None))
     band_costs = [round(scale * balance_weight * b) for _, b in bands]
-    big = (max(all_arcs, default=0) + max(band_costs, default=0) + 1) * (len(mgrs) + 2)
+    # the largest arc cost the rules allow (not the largest present), so that every part of a
+    # decomposed solve prices an unplaced slot alike
+    max_rank = max(len(v) - 1 for v in elig.values())
+    max_unit = (round(scale * continuity) + round(scale * level_weight * (1 + pmax) * max_rank)
+                + round(scale * distance_weight * 2))
+    assert max(all_arcs, default=0) <= max_unit
+    big = (max_unit + max(band_costs, default=0) + 1) * (len(mgrs) + 2)
 
     def unpl(c):
         return round(big * (1 + c["priority"] / pmax))
