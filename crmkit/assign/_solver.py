@@ -648,7 +648,8 @@ def _solve_part(S: dict, cust: pl.DataFrame, mgr: pl.DataFrame, mode: str, clock
     unplaced_cost, n_slots_b = _penalties(cust, S)
     clock.lap("build")
     if mode == "flow":
-        flow, loads, status, gap, segs = _solve_flow(arcs, cust, mgr, S["bands"], unplaced_cost, n_slots_b)
+        flow, loads, status, gap, segs = _solve_flow(arcs, cust, mgr, S["bands"], unplaced_cost, n_slots_b,
+                                                     pools=not cfg["max_candidates"])
         bound = None
     else:
         flow, loads, status, gap, segs, bound = _solve_mip(arcs, cust, mgr, S["bands"], unplaced_cost,
@@ -1068,17 +1069,87 @@ def _band_cost(loads: np.ndarray, widths, costs) -> int:
     return int(round(total))
 
 
-def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b):
-    from ortools.graph.python import min_cost_flow
+_BATCH_ARCS = 50_000
+"""Connected components of the candidate graph are solved separately (exact: the parts
+share only the sink), small ones batched together up to this many arcs. OR-Tools' cost
+scaling grows faster than linearly with the network, so this is faster than one solve."""
+
+
+def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, *, pools=True):
+    """The min-cost flow, one connected component (or batch of small ones) at a time,
+    with equal-cost arcs to the managers of one branch and level pooled (``pools``; not
+    with skills, which make managers of a pool differ)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
     n_c, n_m = cust.height, mgr.height
     cap = mgr["capacity"].to_numpy().astype(float)
-    widths, costs = _segments(cap, bands, integer=True)
     ai = arcs["i"].to_numpy().astype(np.int64)
     aj = arcs["j"].to_numpy().astype(np.int64)
     ac = arcs["cost"].to_numpy().astype(np.int64)
     is_p = (arcs["role"] == "primary").to_numpy()
     is_team = cust["is_team"].to_numpy()
+    flow = np.zeros(ai.size)
+    loads = np.zeros(n_m)
+    pool = np.full(ai.size, -1, dtype=np.int64)
+    if ai.size and pools and cust["skill"].null_count() == n_c:
+        pid = (mgr.select(pl.struct("branch_id", "level").rank("dense")).to_series().to_numpy()
+               .astype(np.int64) - 1)[aj]
+        cand = is_p & ~is_team[ai] & ~arcs["is_current"].to_numpy()
+        key = ai * (n_m + 1) + pid
+        _, inv = np.unique(key, return_inverse=True)
+        top = np.full(inv.max() + 1, np.iinfo(np.int64).min)
+        np.maximum.at(top, inv[cand], ac[cand])
+        # the customer's arcs of the pool's common (highest) cost; cheaper ones (the current
+        # RM, a current backup) stay direct
+        ok = cand & (ac == top[inv])
+        pool[ok] = pid[ok]
+    if ai.size:
+        g = coo_matrix((np.ones(ai.size, np.int8), (ai, n_c + aj)), shape=(n_c + n_m, n_c + n_m))
+        _, label = connected_components(g, directed=False)
+        comp = label[ai]                      # an arc's component is its customer's
+        order = np.argsort(comp, kind="stable")
+        bounds = np.flatnonzero(np.diff(comp[order])) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [ai.size]])
+        batch: list[np.ndarray] = []
+        size = 0
+        for k, (a, b) in enumerate(zip(starts, ends)):
+            batch.append(order[a:b])
+            size += b - a
+            if size >= _BATCH_ARCS or k == len(starts) - 1:
+                sel = np.concatenate(batch)
+                ci, inv_i = np.unique(ai[sel], return_inverse=True)
+                cj, inv_j = np.unique(aj[sel], return_inverse=True)
+                ps = pool[sel]
+                if (ps >= 0).any():
+                    _, pinv = np.unique(ps[ps >= 0], return_inverse=True)
+                    ps = ps.copy()
+                    ps[ps >= 0] = pinv
+                f, ld = _solve_flow_arrays(inv_i, inv_j, ac[sel], is_p[sel], is_team[ci], cap[cj], bands,
+                                           (unplaced_cost[0][ci], unplaced_cost[1][ci]), n_slots_b[ci], ps)
+                flow[sel] = f
+                loads[cj] += ld
+                batch, size = [], 0
+    widths, costs = _segments(cap, bands, integer=True)
+    return flow, loads, "optimal", 0.0, (widths, costs)
+
+
+def _solve_flow_arrays(ai, aj, ac, is_p, is_team, cap, bands, unplaced_cost, n_slots_b, pool=None):
+    """One OR-Tools min-cost flow on arrays: arcs (customer ``ai``, manager ``aj``, cost
+    ``ac``, primary or not), per customer ``is_team``, per manager ``cap``.
+
+    ``pool`` (per arc, -1 for none) routes arcs through a pool node: a customer's arcs
+    to the managers of one pool (same branch and level) that cost the same become one
+    arc to the pool, and the pool has an uncapacitated arc to each of its managers. The
+    optimum is the same (every path costs what the direct arc cost); the network has
+    about as many arcs as customers times pools instead of customers times managers.
+    """
+    from ortools.graph.python import min_cost_flow
+
+    n_c, n_m = is_team.size, cap.size
+    pooled = np.zeros(ai.size, dtype=bool) if pool is None else pool >= 0
+    widths, costs = _segments(cap, bands, integer=True)
     # nodes: P_i = i; B_i = n_c + i; managers = 2 n_c + j; sink = 2 n_c + n_m; X nodes after
     node_m = 2 * n_c
     sink = 2 * n_c + n_m
@@ -1089,13 +1160,24 @@ def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b):
     pair = ai[tx] * (n_m + 1) + aj[tx]
     uniq, inv = np.unique(pair, return_inverse=True)
     x_node = sink + 1 + inv
-    n_nodes = sink + 1 + uniq.size
+    # pool nodes after the X nodes: arcs (customer, pool) and (pool, manager)
+    px = np.nonzero(pooled)[0]
+    ip_key, ip_first = np.unique(ai[px] * (n_m + 1) + pool[px], return_index=True)
+    pj_key = np.unique(pool[px] * (n_m + 1) + aj[px])
+    pools = np.unique(pool[px])
+    pool_node = sink + 1 + uniq.size + np.searchsorted(pools, np.arange(pools.max() + 1 if pools.size else 0))
+    n_nodes = sink + 1 + uniq.size + pools.size
 
     tails, heads, caps_, costs_ = [], [], [], []
-    # customer slot -> manager (non-team primary)
-    nt = ~team_arc
+    # customer slot -> manager (non-team primary, not pooled)
+    nt = ~team_arc & ~pooled
     tails.append(ai[nt]); heads.append(node_m + aj[nt])
     caps_.append(np.ones(nt.sum(), np.int64)); costs_.append(ac[nt])
+    # customer slot -> pool -> manager
+    tails.append(ip_key // (n_m + 1)); heads.append(pool_node[ip_key % (n_m + 1)])
+    caps_.append(np.ones(ip_key.size, np.int64)); costs_.append(ac[px[ip_first]])
+    tails.append(pool_node[pj_key // (n_m + 1)]); heads.append(node_m + pj_key % (n_m + 1))
+    caps_.append(np.full(pj_key.size, max(n_c, 1), np.int64)); costs_.append(np.zeros(pj_key.size, np.int64))
     # team: slot -> X node -> manager
     tails.append(np.where(is_p[tx], ai[tx], n_c + ai[tx])); heads.append(x_node)
     caps_.append(np.ones(tx.size, np.int64)); costs_.append(ac[tx])
@@ -1129,12 +1211,33 @@ def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b):
         raise RuntimeError(f"{_OWNER}: the min-cost flow solver returned status {st!r}; "
                            f"this is a bug in crmkit's network (every slot has an unplaced arc).")
     flows = smcf.flows(all_idx)
-    flow = np.zeros(arcs.height)
+    flow = np.zeros(ai.size)
     flow[np.nonzero(nt)[0]] = flows[:n_arc_main]
-    flow[tx] = flows[n_arc_main:n_arc_main + tx.size]
+    o = n_arc_main
+    f_ip = flows[o:o + ip_key.size]
+    f_pj = flows[o + ip_key.size:o + ip_key.size + pj_key.size]
+    o += ip_key.size + pj_key.size
+    flow[tx] = flows[o:o + tx.size]
+    if px.size:
+        # the customers who entered a pool, in order, meet the pool's managers' flows, in order
+        ent = ip_key[f_ip > 0]                                       # sorted by (customer, pool)
+        ent_i, ent_p = ent // (n_m + 1), ent % (n_m + 1)
+        by_pool = np.lexsort((ent_i, ent_p))
+        out = np.repeat(pj_key, f_pj.astype(np.int64))               # sorted by (pool, manager)
+        assert out.size == ent.size, "pool flow not conserved"
+        mi, mj = ent_i[by_pool], out % (n_m + 1)
+        # the matched pairs are candidate arcs (every manager of a pool is a candidate of
+        # each customer with an arc to it); find them among the non-team primary arcs
+        cand = np.nonzero(~team_arc)[0]
+        key = ai[cand] * (n_m + 1) + aj[cand]
+        srt = np.argsort(key, kind="stable")
+        pos = np.searchsorted(key[srt], mi * (n_m + 1) + mj)
+        hit = cand[srt[pos]]
+        assert np.array_equal(ai[hit], mi) and np.array_equal(aj[hit], mj), "pooled pair is no candidate"
+        flow[hit] = 1
     loads = np.zeros(n_m)
     np.add.at(loads, aj, flow)
-    return flow, loads, "optimal", 0.0, (widths, costs)
+    return flow, loads
 
 
 def _mip_matrices(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, cfg):
