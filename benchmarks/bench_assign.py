@@ -31,6 +31,8 @@ Runs (each in its own process, so peak RSS is per run):
 
 Usage: python benchmarks/bench_assign.py RUN N_CUSTOMERS N_MANAGERS
        python benchmarks/bench_assign.py all       (the table in RESULTS.md)
+       python benchmarks/bench_assign.py quick     (the 100k runs only)
+       flock /tmp/crmkit-heavy.lock python benchmarks/bench_assign.py big   (the 1M runs)
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ def _scipy(customers, managers, current, kw, max_candidates=10) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    if argv and argv[0] not in ("all", "quick"):
+    if argv and argv[0] not in ("all", "quick", "big"):
         kind, n_c, n_m = argv[0], int(argv[1]), int(argv[2])
         print(json.dumps(run(kind, n_c, n_m)))
         return
@@ -185,8 +187,11 @@ def main(argv: list[str]) -> None:
             ("crmkit-full-region", 100_000, 500),
             ("crmkit-preset", 1_000_000, 5_000), ("crmkit-preset-region", 1_000_000, 5_000),
             ("crmkit-preset-region-nobound", 1_000_000, 5_000)]
-    if argv and argv[0] == "quick":
+    subset = argv[0] if argv else "all"
+    if subset == "quick":      # the 100k runs
         plan = [p for p in plan if p[1] == 100_000]
+    elif subset == "big":      # the 1M runs (run under flock /tmp/crmkit-heavy.lock)
+        plan = [p for p in plan if p[1] == 1_000_000]
     results = []
     for kind, n_c, n_m in plan:
         load = os.getloadavg()
@@ -201,7 +206,8 @@ def main(argv: list[str]) -> None:
         results.append(r)
         print(json.dumps(r), flush=True)
     Path(__file__).with_name("results").mkdir(exist_ok=True)
-    Path(__file__).with_name("results").joinpath("assign.json").write_text(json.dumps(results, indent=1))
+    name = "assign.json" if subset == "all" else f"assign_{subset}.json"
+    Path(__file__).with_name("results").joinpath(name).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
