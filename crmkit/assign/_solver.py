@@ -299,8 +299,8 @@ class RMAssigner(BaseEstimator):
         small aggregated flow of each group's slots), and customers left without an RM
         get the capacity the split left unused in a last solve. When no RM serves two
         groups the result is exactly the global optimum (``status_ == "optimal"``);
-        otherwise it is feasible (``"feasible"``) and the gap is stated against a lower
-        bound (``decompose_bound``).
+        otherwise it is feasible (``"feasible"``, or ``"optimal"`` when it meets the
+        bound) and the gap is stated against a lower bound (``decompose_bound``).
     decompose_bound : bool, default True
         With ``decompose``, also solve each group with the whole capacity of every
         shared RM: the sum of these optima is a lower bound on the global optimum
@@ -514,6 +514,8 @@ def solve_assignment(customers: Any, managers: Any, current: Any = None, *,
              "unplaced": unplaced_total / scale}
     if bound is not None and gap is None:
         gap = max(0.0, (total_int - bound) / total_int) if total_int else 0.0
+    if status == "feasible" and bound is not None and total_int <= bound:
+        status, gap = "optimal", 0.0        # the bound proves the decomposed books optimal
 
     m_info = mgr.select("j", "manager_id", "level", pl.col("branch_id").alias("manager_branch_id"))
     assignment = (chosen.join(m_info, on="j").join(cust.select("i", "customer_id", "tier", "branch_id"), on="i")
@@ -732,14 +734,15 @@ def _reach(S: dict, gcol: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     return reach, slots
 
 
-def _allocate(S: dict, reach: pl.DataFrame, slots: pl.DataFrame, shared: np.ndarray) -> pl.DataFrame:
+def _allocate(S: dict, reach: pl.DataFrame, slots: pl.DataFrame, shared: np.ndarray) -> tuple[pl.DataFrame, int]:
     """Split each shared manager's capacity among the groups it serves.
 
     First each group keeps room for the manager's current eligible customers there
     (continuity); the rest follows a small aggregated min-cost flow of slots per
     (group, tier) to local capacity per (group, level) and to the shared managers,
     preferred levels first, as many slots placed as the capacities allow; capacity the
-    flow leaves unused is shared by eligible demand. Returns ``j``, ``g``, ``alloc``.
+    flow leaves unused is shared by eligible demand. Returns ``j``, ``g``, ``alloc`` and
+    a lower bound on the number of slots any solution leaves unplaced.
     """
     from ortools.graph.python import min_cost_flow
 
@@ -763,47 +766,63 @@ def _allocate(S: dict, reach: pl.DataFrame, slots: pl.DataFrame, shared: np.ndar
     rest_cap = cap.copy()
     rj = reserve.group_by("j").agg(pl.col("r").sum())
     rest_cap[rj["j"].to_numpy()] -= rj["r"].to_numpy()
-    # supplies per (group, tier) after the reservations
-    sup = (slots.join(reserve.group_by("g", "tier").agg(pl.col("r").sum()), on=["g", "tier"], how="left")
-           .with_columns((pl.col("slots") - pl.col("r").fill_null(0)).clip(0).alias("s"))
-           .filter(pl.col("s") > 0).with_row_index("node"))
     # local capacity per (group, level)
     lvl_of = mgr.select(pl.col("j").cast(pl.UInt32), "level", "capacity")
     pools = (loc.select("j", "g").unique().join(lvl_of, on="j").group_by("g", "level")
              .agg(pl.col("capacity").sum().alias("cap")).sort("g", "level").with_row_index("pool"))
-    n_sup, n_pool = sup.height, pools.height
-    sh_j = np.unique(sh["j"].to_numpy())
-    jnode = {int(j): n_sup + n_pool + k for k, j in enumerate(sh_j)}
-    sink = n_sup + n_pool + sh_j.size
-    el = pl.DataFrame([(t, lvl, r) for t, lv in S["elig"].items() for r, lvl in enumerate(lv)],
-                      schema={"tier": pl.String, "level": pl.String, "rank": pl.Int64}, orient="row")
-    to_pool = sup.join(el, on="tier").join(pools, on=["g", "level"])
-    to_sh = sup.join(sh.select("j", "g", "tier", "rank"), on=["g", "tier"])
-    t_, h_, c_, k_ = [], [], [], []
-    t_.append(to_pool["node"].to_numpy()); h_.append(n_sup + to_pool["pool"].to_numpy())
-    c_.append(to_pool["s"].to_numpy()); k_.append(2 * to_pool["rank"].to_numpy())
-    t_.append(to_sh["node"].to_numpy()); h_.append(np.array([jnode[int(j)] for j in to_sh["j"]], dtype=np.int64))
-    c_.append(to_sh["s"].to_numpy()); k_.append(2 * to_sh["rank"].to_numpy() + 1)   # local first
-    t_.append(sup["node"].to_numpy()); h_.append(np.full(n_sup, sink))
-    c_.append(sup["s"].to_numpy()); k_.append(np.full(n_sup, 1000))
-    t_.append(n_sup + pools["pool"].to_numpy()); h_.append(np.full(n_pool, sink))
-    c_.append(pools["cap"].to_numpy()); k_.append(np.zeros(n_pool, np.int64))
-    t_.append(np.array([jnode[int(j)] for j in sh_j], dtype=np.int64)); h_.append(np.full(sh_j.size, sink))
-    c_.append(np.maximum(rest_cap[sh_j], 0)); k_.append(np.zeros(sh_j.size, np.int64))
-    smcf = min_cost_flow.SimpleMinCostFlow()
-    idx = smcf.add_arcs_with_capacity_and_unit_cost(
-        np.concatenate(t_).astype(np.int32), np.concatenate(h_).astype(np.int32),
-        np.concatenate(c_).astype(np.int64), np.concatenate(k_).astype(np.int64))
-    supplies = np.zeros(sink + 1, np.int64)
-    supplies[:n_sup] = sup["s"].to_numpy()
-    supplies[sink] = -int(supplies.sum())
-    smcf.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supplies)
-    if smcf.solve() != smcf.OPTIMAL:
-        raise RuntimeError(f"{_OWNER}: the capacity allocation flow failed; this is a bug in crmkit.")
-    fl = smcf.flows(idx)
-    off = to_pool.height
-    y = (to_sh.select("j", "g").with_columns(pl.Series("y", fl[off:off + to_sh.height], pl.Int64))
-         .group_by("j", "g").agg(pl.col("y").sum()))
+
+    def flow(sup: pl.DataFrame, sh_cap: np.ndarray):
+        """The aggregated flow: slots per (group, tier) to local capacity per (group,
+        level) and to the shared managers; returns the flows to shared managers and the
+        number of slots left unplaced."""
+        sup = sup.filter(pl.col("s") > 0).with_row_index("node")
+        n_sup, n_pool = sup.height, pools.height
+        sh_j = np.unique(sh["j"].to_numpy())
+        jnode = {int(j): n_sup + n_pool + k for k, j in enumerate(sh_j)}
+        sink = n_sup + n_pool + sh_j.size
+        el = pl.DataFrame([(t, lvl, r) for t, lv in S["elig"].items() for r, lvl in enumerate(lv)],
+                          schema={"tier": pl.String, "level": pl.String, "rank": pl.Int64}, orient="row")
+        to_pool = sup.join(el, on="tier").join(pools, on=["g", "level"])
+        to_sh = sup.join(sh.select("j", "g", "tier", "rank"), on=["g", "tier"])
+        t_, h_, c_, k_ = [], [], [], []
+        t_.append(to_pool["node"].to_numpy()); h_.append(n_sup + to_pool["pool"].to_numpy())
+        c_.append(to_pool["s"].to_numpy()); k_.append(2 * to_pool["rank"].to_numpy())
+        t_.append(to_sh["node"].to_numpy()); h_.append(np.array([jnode[int(j)] for j in to_sh["j"]], dtype=np.int64))
+        c_.append(to_sh["s"].to_numpy()); k_.append(2 * to_sh["rank"].to_numpy() + 1)   # local first
+        t_.append(sup["node"].to_numpy()); h_.append(np.full(n_sup, sink))
+        # leaving a slot out costs more than any augmenting path saves: the flow places
+        # as many slots as the capacities allow
+        max_arc = 2 * max((len(v) for v in S["elig"].values()), default=1) + 1
+        c_.append(sup["s"].to_numpy()); k_.append(np.full(n_sup, (max_arc + 1) * (sink + 2)))
+        t_.append(n_sup + pools["pool"].to_numpy()); h_.append(np.full(n_pool, sink))
+        c_.append(pools["cap"].to_numpy()); k_.append(np.zeros(n_pool, np.int64))
+        t_.append(np.array([jnode[int(j)] for j in sh_j], dtype=np.int64)); h_.append(np.full(sh_j.size, sink))
+        c_.append(np.maximum(sh_cap[sh_j], 0)); k_.append(np.zeros(sh_j.size, np.int64))
+        smcf = min_cost_flow.SimpleMinCostFlow()
+        idx = smcf.add_arcs_with_capacity_and_unit_cost(
+            np.concatenate(t_).astype(np.int32), np.concatenate(h_).astype(np.int32),
+            np.concatenate(c_).astype(np.int64), np.concatenate(k_).astype(np.int64))
+        supplies = np.zeros(sink + 1, np.int64)
+        supplies[:n_sup] = sup["s"].to_numpy()
+        supplies[sink] = -int(supplies.sum())
+        smcf.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supplies)
+        if smcf.solve() != smcf.OPTIMAL:
+            raise RuntimeError(f"{_OWNER}: the capacity allocation flow failed; this is a bug in crmkit.")
+        fl = smcf.flows(idx)
+        off = to_pool.height
+        y = (to_sh.select("j", "g").with_columns(pl.Series("y", fl[off:off + to_sh.height], pl.Int64))
+             .group_by("j", "g").agg(pl.col("y").sum()))
+        unplaced = int(fl[off + to_sh.height:off + to_sh.height + n_sup].sum())
+        return y, unplaced
+
+    # supplies per (group, tier) after the reservations
+    sup = (slots.join(reserve.group_by("g", "tier").agg(pl.col("r").sum()), on=["g", "tier"], how="left")
+           .with_columns((pl.col("slots") - pl.col("r").fill_null(0)).clip(0).alias("s")))
+    y, _ = flow(sup, rest_cap)
+    # the same without reservations is a relaxation of the whole problem (territory inside
+    # a group, skills and distinct team members ignored): at least this many slots stay
+    # unplaced in any solution
+    _, min_unplaced = flow(slots.with_columns(pl.col("slots").alias("s")), cap)
     alloc = (sh.group_by("j", "g").agg(pl.col("n").sum().cast(pl.Int64).alias("d"))
              .join(reserve.group_by("j", "g").agg(pl.col("r").sum()), on=["j", "g"], how="left")
              .join(y, on=["j", "g"], how="left")
@@ -815,7 +834,8 @@ def _allocate(S: dict, reach: pl.DataFrame, slots: pl.DataFrame, shared: np.ndar
         left = int(cap[j] - a.sum())
         a = a + _largest_remainder(left, grp["d"].to_numpy())
         out.append(grp.select("j", "g").with_columns(pl.Series("alloc", a, pl.Int64)))
-    return (pl.concat(out) if out else pl.DataFrame(schema={"j": pl.UInt32, "g": pl.UInt32, "alloc": pl.Int64}))
+    return (pl.concat(out) if out else pl.DataFrame(schema={"j": pl.UInt32, "g": pl.UInt32, "alloc": pl.Int64}),
+            min_unplaced)
 
 
 def _solve_decomposed(S: dict, mode: str, clock: _Clock) -> dict:
@@ -846,8 +866,8 @@ def _solve_decomposed(S: dict, mode: str, clock: _Clock) -> dict:
     shared[n_groups.filter(pl.col("len") > 1)["j"].to_numpy()] = True
     home = (reach.join(n_groups.filter(pl.col("len") == 1).select("j"), on="j", how="semi")
             .select("j", "g").unique())
-    alloc = (_allocate(S, reach, slots, shared) if shared.any()
-             else pl.DataFrame(schema={"j": pl.UInt32, "g": pl.UInt32, "alloc": pl.Int64}))
+    alloc, min_unplaced = (_allocate(S, reach, slots, shared) if shared.any()
+                           else (pl.DataFrame(schema={"j": pl.UInt32, "g": pl.UInt32, "alloc": pl.Int64}), 0))
     full = reach.filter(pl.col("j").is_in(pl.Series(np.nonzero(shared)[0]).cast(pl.UInt32).implode())
                         ).select("j", "g").unique()
     clock.lap("build")
@@ -919,6 +939,11 @@ def _solve_decomposed(S: dict, mode: str, clock: _Clock) -> dict:
             n_arcs += part["n_arcs"]
             statuses.add(part["status"])
     exact = not shared.any()
+    if not exact and cfg["decompose_bound"]:
+        # a second bound: every solution pays at least min_unplaced of the cheapest slot penalty
+        pen, n_b = _penalties(cust, S)
+        cheapest = int(pen[0].min()) if not n_b.any() else int(min(pen[0].min(), pen[1][n_b > 0].min()))
+        bound = max(bound, min_unplaced * cheapest)
     status = "time_limit" if "time_limit" in statuses else ("optimal" if exact and mode == "flow" else "feasible")
     if exact and mode == "mip" and status != "time_limit":
         status = "optimal"
@@ -1075,6 +1100,23 @@ share only the sink), small ones batched together up to this many arcs. OR-Tools
 scaling grows faster than linearly with the network, so this is faster than one solve."""
 
 
+def _remap(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for integers in ``[0, size)``, in O(n)."""
+    mark = np.zeros(size + 1, dtype=bool)
+    mark[values] = True
+    kept = np.flatnonzero(mark)
+    return kept, (np.cumsum(mark) - 1)[values]
+
+
+def _dense_unique(keys: np.ndarray, size: int) -> np.ndarray:
+    """Sorted distinct keys in ``[0, size)``: a mark array when small, else a sort."""
+    if size <= 50_000_000:
+        mark = np.zeros(size, dtype=bool)
+        mark[keys] = True
+        return np.flatnonzero(mark)
+    return np.unique(keys)
+
+
 def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, *, pools=True):
     """The min-cost flow, one connected component (or batch of small ones) at a time,
     with equal-cost arcs to the managers of one branch and level pooled (``pools``; not
@@ -1095,14 +1137,13 @@ def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, *, pools=True)
     if ai.size and pools and cust["skill"].null_count() == n_c:
         pid = (mgr.select(pl.struct("branch_id", "level").rank("dense")).to_series().to_numpy()
                .astype(np.int64) - 1)[aj]
-        cand = is_p & ~is_team[ai] & ~arcs["is_current"].to_numpy()
-        key = ai * (n_m + 1) + pid
-        _, inv = np.unique(key, return_inverse=True)
-        top = np.full(inv.max() + 1, np.iinfo(np.int64).min)
-        np.maximum.at(top, inv[cand], ac[cand])
-        # the customer's arcs of the pool's common (highest) cost; cheaper ones (the current
-        # RM, a current backup) stay direct
-        ok = cand & (ac == top[inv])
+        # level and distance costs are the same for every RM of a pool; the continuity cost
+        # is too, except on the current primary (0) and a current backup (cheaper): those
+        # stay direct arcs. So a customer's other arcs into one pool all cost the same.
+        cont = arcs["c_continuity"].to_numpy()
+        c_any = np.zeros(n_c, dtype=np.int64)
+        np.maximum.at(c_any, ai, cont)        # the customer's highest continuity cost
+        ok = is_p & ~is_team[ai] & ~arcs["is_current"].to_numpy() & (cont == c_any[ai])
         pool[ok] = pid[ok]
     if ai.size:
         g = coo_matrix((np.ones(ai.size, np.int8), (ai, n_c + aj)), shape=(n_c + n_m, n_c + n_m))
@@ -1118,14 +1159,14 @@ def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, *, pools=True)
             batch.append(order[a:b])
             size += b - a
             if size >= _BATCH_ARCS or k == len(starts) - 1:
-                sel = np.concatenate(batch)
-                ci, inv_i = np.unique(ai[sel], return_inverse=True)
-                cj, inv_j = np.unique(aj[sel], return_inverse=True)
+                # in arc order (sorted by customer, role, manager), which the pool decoding uses
+                sel = np.sort(np.concatenate(batch)) if len(batch) > 1 else np.sort(batch[0])
+                ci, inv_i = _remap(ai[sel], n_c)
+                cj, inv_j = _remap(aj[sel], n_m)
                 ps = pool[sel]
                 if (ps >= 0).any():
-                    _, pinv = np.unique(ps[ps >= 0], return_inverse=True)
                     ps = ps.copy()
-                    ps[ps >= 0] = pinv
+                    ps[ps >= 0] = _remap(ps[ps >= 0], n_m)[1]
                 f, ld = _solve_flow_arrays(inv_i, inv_j, ac[sel], is_p[sel], is_team[ci], cap[cj], bands,
                                            (unplaced_cost[0][ci], unplaced_cost[1][ci]), n_slots_b[ci], ps)
                 flow[sel] = f
@@ -1162,11 +1203,16 @@ def _solve_flow_arrays(ai, aj, ac, is_p, is_team, cap, bands, unplaced_cost, n_s
     x_node = sink + 1 + inv
     # pool nodes after the X nodes: arcs (customer, pool) and (pool, manager)
     px = np.nonzero(pooled)[0]
-    ip_key, ip_first = np.unique(ai[px] * (n_m + 1) + pool[px], return_index=True)
-    pj_key = np.unique(pool[px] * (n_m + 1) + aj[px])
-    pools = np.unique(pool[px])
-    pool_node = sink + 1 + uniq.size + np.searchsorted(pools, np.arange(pools.max() + 1 if pools.size else 0))
-    n_nodes = sink + 1 + uniq.size + pools.size
+    ip_all = ai[px] * (n_m + 1) + pool[px]
+    ip_key = _dense_unique(ip_all, n_c * (n_m + 1))
+    ip_cost = np.zeros(0, np.int64)
+    if px.size:     # every arc of a (customer, pool) costs the same: any one gives the cost
+        ip_cost = np.empty(ip_key.size, np.int64)
+        ip_cost[np.searchsorted(ip_key, ip_all)] = ac[px]
+    pj_key = _dense_unique(pool[px] * (n_m + 1) + aj[px], (n_m + 1) * (n_m + 1))
+    n_pools = int(pool[px].max()) + 1 if px.size else 0      # pool ids are 0..n_pools-1
+    pool_node = sink + 1 + uniq.size + np.arange(n_pools)
+    n_nodes = sink + 1 + uniq.size + n_pools
 
     tails, heads, caps_, costs_ = [], [], [], []
     # customer slot -> manager (non-team primary, not pooled)
@@ -1175,7 +1221,7 @@ def _solve_flow_arrays(ai, aj, ac, is_p, is_team, cap, bands, unplaced_cost, n_s
     caps_.append(np.ones(nt.sum(), np.int64)); costs_.append(ac[nt])
     # customer slot -> pool -> manager
     tails.append(ip_key // (n_m + 1)); heads.append(pool_node[ip_key % (n_m + 1)])
-    caps_.append(np.ones(ip_key.size, np.int64)); costs_.append(ac[px[ip_first]])
+    caps_.append(np.ones(ip_key.size, np.int64)); costs_.append(ip_cost)
     tails.append(pool_node[pj_key // (n_m + 1)]); heads.append(node_m + pj_key % (n_m + 1))
     caps_.append(np.full(pj_key.size, max(n_c, 1), np.int64)); costs_.append(np.zeros(pj_key.size, np.int64))
     # team: slot -> X node -> manager
@@ -1229,8 +1275,9 @@ def _solve_flow_arrays(ai, aj, ac, is_p, is_team, cap, bands, unplaced_cost, n_s
         # the matched pairs are candidate arcs (every manager of a pool is a candidate of
         # each customer with an arc to it); find them among the non-team primary arcs
         cand = np.nonzero(~team_arc)[0]
-        key = ai[cand] * (n_m + 1) + aj[cand]
-        srt = np.argsort(key, kind="stable")
+        key = ai[cand] * (n_m + 1) + aj[cand]                       # non-team arcs are primary:
+        srt = (np.arange(key.size) if key.size < 2 or (np.diff(key) >= 0).all()   # in arc order,
+               else np.argsort(key, kind="stable"))                  # sorted already
         pos = np.searchsorted(key[srt], mi * (n_m + 1) + mj)
         hit = cand[srt[pos]]
         assert np.array_equal(ai[hit], mi) and np.array_equal(aj[hit], mj), "pooled pair is no candidate"

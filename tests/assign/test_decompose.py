@@ -72,6 +72,7 @@ def test_decomposed_never_exceeds_capacity_and_bound_holds(inst, key, territory,
     assert dec.objective >= glob.objective - 1e-6
     assert dec.bound is not None and dec.bound <= glob.objective + 1e-6
     assert dec.gap == pytest.approx(max(0.0, (dec.objective - dec.bound) / dec.objective) if dec.objective else 0.0)
+    assert (dec.status == "optimal") == (dec.gap == 0.0)
     if dec.status == "optimal":
         assert dec.objective == pytest.approx(glob.objective, abs=1e-9)
     col = {"region": "region", "branch": "branch_id"}[key]
@@ -150,7 +151,7 @@ def test_shared_private_bankers_split_and_repair():
     glob = solve_assignment(cust, mgr, current)
     dec = solve_assignment(cust, mgr, current, decompose="region")
     assert glob.unplaced.height == dec.unplaced.height == 0
-    assert dec.status == "feasible" and dec.n_parts == 2
+    assert dec.status == ("optimal" if dec.gap == 0 else "feasible") and dec.n_parts == 2
     assert dec.bound <= glob.objective <= dec.objective
     load = dec.assignment.group_by("manager_id").len()
     assert dict(load.rows())["P1"] <= 3 and dict(load.rows())["P2"] <= 3
