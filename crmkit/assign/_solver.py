@@ -699,7 +699,7 @@ def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def _reach(S: dict, gcol: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _reach(S: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Which groups each usable manager can serve, and the demand there.
 
     Returns ``reach`` (``j``, ``g``, ``tier``, ``rank``, ``n``: eligible customers of
@@ -860,7 +860,7 @@ def _solve_decomposed(S: dict, mode: str, clock: _Clock) -> dict:
     cust = cust.with_columns(pl.col(key).replace_strict(groups, pl.int_range(groups.len(), eager=True)
                                                         .cast(pl.UInt32)).alias("g"))
     S = dict(S, cust=cust)
-    reach, slots = _reach(S, key)
+    reach, slots = _reach(S)
     n_groups = reach.select("j", "g").unique().group_by("j").len()
     shared = np.zeros(mgr.height, dtype=bool)
     shared[n_groups.filter(pl.col("len") > 1)["j"].to_numpy()] = True
