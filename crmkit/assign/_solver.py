@@ -305,8 +305,10 @@ class RMAssigner(BaseEstimator):
         With ``decompose``, also solve each group with the whole capacity of every
         shared RM: the sum of these optima is a lower bound on the global optimum
         (the coupling capacity constraints are relaxed and the convex workload penalty
-        is superadditive), so ``gap_`` bounds what the decomposition lost. Roughly
-        doubles the time of the groups that have shared RMs.
+        is superadditive); so is the number of slots that must stay unplaced in an
+        aggregated relaxation times the cheapest slot penalty. ``gap_`` against the
+        larger bound bounds what the decomposition lost. Roughly doubles the time of
+        the groups that have shared RMs.
 
     Attributes
     ----------
@@ -844,9 +846,10 @@ def _solve_decomposed(S: dict, mode: str, clock: _Clock) -> dict:
     The parts are priced with the global constants, so when no manager serves more
     than one group the parts' optima add up to the global optimum exactly. Otherwise
     the result is feasible and, with ``decompose_bound``, comes with a lower bound on
-    the global optimum: the sum of the groups' optima when every group may use each
-    shared manager's whole capacity (a relaxation: the workload penalty is convex with
-    zero at zero, hence superadditive).
+    the global optimum, the larger of (a) the sum of the groups' optima when every group
+    may use each shared manager's whole capacity (a relaxation: the workload penalty is
+    convex with zero at zero, hence superadditive) and (b) the minimum number of slots
+    the aggregated relaxation leaves unplaced times the cheapest slot penalty.
     """
     cfg, mgr = S["cfg"], S["mgr"]
     key = {"region": "region", "branch": "branch_id"}[cfg["decompose"]]
