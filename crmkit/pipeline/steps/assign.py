@@ -47,9 +47,16 @@ def customer_rows(shard: Shard) -> pl.DataFrame:
 
 def score(shard: Shard, cfg: AssignConfig, state: Any) -> ShardOutput:
     """Solve the assignment of the whole (small) customer table."""
-    from crmkit.assign import rm_books, rm_scorecards, solve_assignment
+    from crmkit.assign import CallsConfig, priority_score, rm_books, rm_scorecards, solve_assignment
 
     customers = customer_rows(shard)
+    # the solver serves high-priority customers first (preferred level, placed first when
+    # capacity is short): the default priority score of value x churn risk, without the
+    # parts whose step did not run
+    pcfg = CallsConfig()
+    absent = {k: None for k in ("value_col", "risk_col", "offer_col")
+              if getattr(pcfg, k) is not None and getattr(pcfg, k) not in customers.columns}
+    customers = priority_score(customers, config=pcfg.model_copy(update=absent))
     managers = shard.get("managers")
     res = solve_assignment(customers, managers, config=cfg)
     assignment = res.assignment.sort("customer_id")
