@@ -16,10 +16,23 @@ Runs (each in its own process, so peak RSS is per run):
   scipy-top10      that restricted instance as an LP, ``scipy.optimize.linprog(method="highs")``
                    (the network matrix is totally unimodular, so the LP optimum is integral);
   crmkit-preset    the retail-bank preset (eligibility "retail_bank", outlet and wealth RMs
-                   in their branch, private bankers anywhere), at 100k x 500 and 1M x 5,000.
+                   in their branch, private bankers anywhere), at 100k x 500 and 1M x 5,000;
+  crmkit-preset-region / crmkit-preset-branch
+                   the same, ``decompose="region"`` / ``"branch"`` (one solve per group;
+                   the private bankers are shared, so their capacity is split, and the
+                   gap is stated against the relaxation bound);
+  crmkit-full-region
+                   crmkit-full with ``decompose="region"`` (the private bankers serving
+                   anywhere are the only RMs shared between regions): the loss of the
+                   decomposition against the exact optimum of crmkit-full;
+  scipy-lp-preset  the preset instance's network as an LP, ``linprog(method="highs")``: its
+                   optimum is the global optimum (integral, totally unimodular matrix), so it
+                   is the peer and the bound for the decomposed runs.
 
 Usage: python benchmarks/bench_assign.py RUN N_CUSTOMERS N_MANAGERS
        python benchmarks/bench_assign.py all       (the table in RESULTS.md)
+       python benchmarks/bench_assign.py quick     (the 100k runs only)
+       flock /tmp/crmkit-heavy.lock python benchmarks/bench_assign.py big   (the 1M runs)
 """
 
 from __future__ import annotations
@@ -108,8 +121,17 @@ def run(kind: str, n_c: int, n_m: int) -> dict:
         res = solve_assignment(customers, managers, current, territory=TERR_REGION, max_candidates=10, **kw)
     elif kind == "crmkit-preset":
         res = solve_assignment(customers, managers, current)  # retail_bank eligibility and territory
+    elif kind in ("crmkit-preset-region", "crmkit-preset-branch"):
+        res = solve_assignment(customers, managers, current, decompose=kind.rsplit("-", 1)[1])
+    elif kind == "crmkit-preset-region-nobound":
+        res = solve_assignment(customers, managers, current, decompose="region", decompose_bound=False)
+    elif kind == "crmkit-full-region":
+        res = solve_assignment(customers, managers, current, territory=TERR_REGION, decompose="region", **kw)
+    elif kind == "scipy-lp-preset":
+        out.update(_scipy(customers, managers, current, {}, max_candidates=None))
+        res = None
     elif kind == "scipy-top10":
-        out.update(_scipy(customers, managers, current, kw))
+        out.update(_scipy(customers, managers, current, dict(territory=TERR_REGION, **kw)))
         res = None
     else:
         raise SystemExit(f"unknown run {kind!r}")
@@ -120,19 +142,21 @@ def run(kind: str, n_c: int, n_m: int) -> dict:
     if res is not None:
         out.update(objective=res.objective, status=res.status, gap=res.gap, arcs=res.n_arcs,
                    placed=res.assignment.height, unplaced=res.unplaced.height, moves=res.moves.height,
-                   timings={k: round(v, 2) for k, v in res.timings.items()})
+                   timings={k: round(v, 2) for k, v in res.timings.items()}, bound=res.bound,
+                   parts=res.n_parts, solver=res.solver)
     return out
 
 
-def _scipy(customers, managers, current, kw) -> dict:
-    """The crmkit network of the top-10 instance, handed to scipy's HiGHS LP as it is."""
+def _scipy(customers, managers, current, kw, max_candidates=10) -> dict:
+    """The crmkit network of an instance (by default restricted to each slot's 10 cheapest
+    RMs), handed to scipy's HiGHS LP as it is."""
     from scipy.optimize import linprog
     from scipy.sparse import vstack
 
     from crmkit.assign._solver import _build_problem, _mip_matrices
     t0 = time.perf_counter()
     P = _build_problem(customers, managers, current, None,
-                       dict(territory=TERR_REGION, max_candidates=10, **kw))
+                       dict(max_candidates=max_candidates, **kw))
     c, rows, lb, ub, _, _, _ = _mip_matrices(P["arcs"], P["cust"], P["mgr"], P["bands"], P["unplaced_cost"],
                                              P["n_slots_b"], P["cfg"])
     eq = [r for r in rows if np.array_equal(r.lb, r.ub)]
@@ -141,24 +165,33 @@ def _scipy(customers, managers, current, kw) -> dict:
     b_eq = np.concatenate([r.ub for r in eq])
     A_ub = vstack([r.A for r in ineq]).tocsr() if ineq else None
     b_ub = np.concatenate([r.ub for r in ineq]) if ineq else None
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), cpu_seconds()
     res = linprog(c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=np.column_stack([lb, ub]),
                   method="highs")
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), cpu_seconds()
     scale = P["cfg"]["cost_scale"]
     x = res.x[: P["arcs"].height]
     frac = int(((x > 1e-6) & (x < 1 - 1e-6)).sum())
     return {"objective": res.fun / scale, "status": res.message, "arcs": P["arcs"].height,
-            "fractional_arcs": frac, "timings": {"build": round(t1 - t0, 2), "solve": round(t2 - t1, 2)}}
+            "fractional_arcs": frac, "timings": {"build": round(t1 - t0, 2), "solve": round(t2 - t1, 2), "solve_cpu": round(c2 - c1, 2)}}
 
 
 def main(argv: list[str]) -> None:
-    if argv and argv[0] != "all":
+    if argv and argv[0] not in ("all", "quick", "big"):
         kind, n_c, n_m = argv[0], int(argv[1]), int(argv[2])
         print(json.dumps(run(kind, n_c, n_m)))
         return
     plan = [("crmkit-top10", 100_000, 500), ("scipy-top10", 100_000, 500), ("crmkit-full", 100_000, 500),
-            ("crmkit-preset", 100_000, 500), ("crmkit-preset", 1_000_000, 5_000)]
+            ("crmkit-preset", 100_000, 500), ("scipy-lp-preset", 100_000, 500),
+            ("crmkit-preset-region", 100_000, 500), ("crmkit-preset-branch", 100_000, 500),
+            ("crmkit-full-region", 100_000, 500),
+            ("crmkit-preset", 1_000_000, 5_000), ("crmkit-preset-region", 1_000_000, 5_000),
+            ("crmkit-preset-region-nobound", 1_000_000, 5_000)]
+    subset = argv[0] if argv else "all"
+    if subset == "quick":      # the 100k runs
+        plan = [p for p in plan if p[1] == 100_000]
+    elif subset == "big":      # the 1M runs (run under flock /tmp/crmkit-heavy.lock)
+        plan = [p for p in plan if p[1] == 1_000_000]
     results = []
     for kind, n_c, n_m in plan:
         load = os.getloadavg()
@@ -169,10 +202,12 @@ def main(argv: list[str]) -> None:
             continue
         r = json.loads(p.stdout.strip().splitlines()[-1])
         r["load_before"] = [round(x, 2) for x in load]
+        r["load_after"] = [round(x, 2) for x in os.getloadavg()]
         results.append(r)
         print(json.dumps(r), flush=True)
     Path(__file__).with_name("results").mkdir(exist_ok=True)
-    Path(__file__).with_name("results").joinpath("assign.json").write_text(json.dumps(results, indent=1))
+    name = "assign.json" if subset == "all" else f"assign_{subset}.json"
+    Path(__file__).with_name("results").joinpath(name).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -144,6 +144,8 @@ class AssignConfig(StrictModel):
     solver: Literal["auto", "flow", "mip"] = "auto"
     time_limit: float = Field(60.0, gt=0)
     mip_rel_gap: float = Field(1e-4, ge=0)
+    decompose: Literal["none", "region", "branch"] = "none"
+    decompose_bound: bool = True
 
     @field_validator("eligibility")
     @classmethod

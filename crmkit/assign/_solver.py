@@ -201,18 +201,28 @@ class AssignmentResult:
     objective_parts : dict
         ``continuity``, ``level``, ``distance``, ``balance``, ``unplaced``.
     status : str
-        ``"optimal"`` or, for the MIP on a time limit, ``"time_limit"``.
-    gap : float
-        Relative optimality gap (0.0 when proven optimal).
+        ``"optimal"``; ``"feasible"`` for a decomposed solve whose groups share RMs;
+        ``"time_limit"`` when the MIP stopped on its time limit.
+    gap : float or None
+        Relative optimality gap, ``(objective - bound) / objective`` (0.0 when proven
+        optimal; None for a decomposed solve without ``decompose_bound``).
     solver : str
-        ``"ortools_min_cost_flow"`` or ``"highs_mip"``.
+        ``"ortools_min_cost_flow"`` or ``"highs_mip"`` (with `` per region`` or `` per branch``
+        appended for a decomposed solve).
     n_arcs : int
         Candidate (customer, RM, role) pairs the solver considered.
     seconds : float
         Wall-clock time of the whole solve, input checks included.
     timings : dict
-        Seconds spent building the network (``build``), in the solver (``solve``) and
-        decoding the answer into tables (``decode``).
+        Wall seconds spent building the network (``build``), in the solver (``solve``)
+        and decoding the answer into tables (``decode``); ``*_cpu``: the same in CPU
+        seconds of the process (all threads).
+    bound : float or None
+        A lower bound on the global optimum (cost units): the objective itself for an
+        exact flow, HiGHS's dual bound for the MIP, and for a decomposed solve the
+        relaxation described in :func:`solve_assignment` (None when not computed).
+    n_parts : int
+        Number of separate solves (1, or one per region/branch with ``decompose``).
     """
 
     assignment: pl.DataFrame
@@ -227,6 +237,8 @@ class AssignmentResult:
     n_arcs: int
     seconds: float
     timings: dict = dataclasses.field(default_factory=dict)
+    bound: float | None = None
+    n_parts: int = 1
 
 
 # ----------------------------------------------------------------------------------------
@@ -278,6 +290,25 @@ class RMAssigner(BaseEstimator):
         Seconds for the MIP.
     mip_rel_gap : float, default 1e-4
         Relative gap at which the MIP stops.
+    decompose : {"none", "region", "branch"}, default "none"
+        ``"none"``: one global solve. ``"region"`` / ``"branch"``: one solve per
+        region (or branch) of the customers, for banks too large for one solve. An RM
+        whose territory lies inside one group serves only that group; an RM who can
+        serve several groups (e.g. a private banker "anywhere") has its capacity split
+        among them beforehand (room for its current customers first, the rest by a
+        small aggregated flow of each group's slots), and customers left without an RM
+        get the capacity the split left unused in a last solve. When no RM serves two
+        groups the result is exactly the global optimum (``status_ == "optimal"``);
+        otherwise it is feasible (``"feasible"``, or ``"optimal"`` when it meets the
+        bound) and the gap is stated against a lower bound (``decompose_bound``).
+    decompose_bound : bool, default True
+        With ``decompose``, also solve each group with the whole capacity of every
+        shared RM: the sum of these optima is a lower bound on the global optimum
+        (the coupling capacity constraints are relaxed and the convex workload penalty
+        is superadditive); so is the number of slots that must stay unplaced in an
+        aggregated relaxation times the cheapest slot penalty. ``gap_`` against the
+        larger bound bounds what the decomposition lost. Roughly doubles the time of
+        the groups that have shared RMs.
 
     Attributes
     ----------
@@ -314,7 +345,7 @@ class RMAssigner(BaseEstimator):
                  backup_continuity=0.75, level_weight=1.0, distance_weight=1.0,
                  balance_weight=1.0, balance_bands=((0.5, 1.0), (0.75, 2.0), (0.9, 4.0)),
                  keep_valid=False, max_candidates=None, cost_scale=1000, solver="auto",
-                 time_limit=60.0, mip_rel_gap=1e-4):
+                 time_limit=60.0, mip_rel_gap=1e-4, decompose="none", decompose_bound=True):
         self.eligibility = eligibility
         self.territory = territory
         self.capacity = capacity
@@ -332,6 +363,8 @@ class RMAssigner(BaseEstimator):
         self.solver = solver
         self.time_limit = time_limit
         self.mip_rel_gap = mip_rel_gap
+        self.decompose = decompose
+        self.decompose_bound = decompose_bound
 
     @classmethod
     def from_config(cls, config: AssignConfig | Mapping[str, Any] | None = None) -> RMAssigner:
@@ -437,72 +470,102 @@ def solve_assignment(customers: Any, managers: Any, current: Any = None, *,
     >>> res.moves.select("customer_id", "from_manager_id", "to_manager_id", "reason").rows()
     [('a', 'B1', 'B2', 'rm_inactive')]
     """
-    t0 = time.perf_counter()
-    P = _build_problem(customers, managers, current, config, params)
-    cfg, cust, cust_all, mgr, cur, arcs = P["cfg"], P["cust"], P["cust_all"], P["mgr"], P["cur"], P["arcs"]
-    elig, terr, bands = P["elig"], P["terr"], P["bands"]
-    unplaced_cost, n_slots_b = P["unplaced_cost"], P["n_slots_b"]
-    t1 = time.perf_counter()
+    clock = _Clock()
+    S = _prepare(customers, managers, current, config, params)
+    cfg, cust, cust_all, mgr, cur = S["cfg"], S["cust"], S["cust_all"], S["mgr"], S["cur"]
+    elig, terr = S["elig"], S["terr"]
+    clock.lap("build")
     mode = cfg["solver"]
     if mode == "auto":
         mode = "flow" if cfg["capacity"] == "count" else "mip"
     if mode == "flow" and cfg["capacity"] != "count":
         raise ValueError(f"The 'solver' parameter of {_OWNER} must be 'mip' or 'auto' when capacity is "
                          f"{cfg['capacity']!r} (a generalized assignment problem). Got 'flow' instead.")
-    if mode == "flow":
-        flow, loads, status, gap, segs = _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b)
-        solver_name = "ortools_min_cost_flow"
+    solver_name = "ortools_min_cost_flow" if mode == "flow" else "highs_mip"
+    if cfg["decompose"] == "none":
+        part = _solve_part(S, cust.with_columns(pl.col("i").alias("gi")),
+                           mgr.with_columns(pl.col("j").alias("gj")), mode, clock)
+        chosen, n_cand, n_arcs = part["chosen"], part["n_cand"], part["n_arcs"]
+        status, gap, bound, n_parts = part["status"], part["gap"], part["bound"], 1
     else:
-        flow, loads, status, gap, segs = _solve_mip(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, cfg)
-        solver_name = "highs_mip"
+        D = _solve_decomposed(S, mode, clock)
+        chosen, n_cand, n_arcs = D["chosen"], D["n_cand"], D["n_arcs"]
+        status, gap, bound, n_parts = D["status"], D["gap"], D["bound"], D["n_parts"]
+        solver_name += f" per {cfg['decompose']}"
 
-    t2 = time.perf_counter()
-    chosen = arcs.filter(pl.Series(flow > 0.5))
+    # objective: arc costs + band costs + unplaced penalties, from the decoded solution,
+    # with the global capacities (also when the solve was split into parts)
     scale = cfg["cost_scale"]
-    # objective: arc costs + band costs + unplaced penalties, from the decoded solution
+    unplaced_cost, n_slots_b = _penalties(cust, S)
     placed_p = np.zeros(cust.height, dtype=np.int64)
     placed_b = np.zeros(cust.height, dtype=np.int64)
     ci = chosen["i"].to_numpy().astype(np.int64)
+    cj = chosen["j"].to_numpy().astype(np.int64)
     is_p = (chosen["role"] == "primary").to_numpy()
     np.add.at(placed_p, ci[is_p], 1)
     np.add.at(placed_b, ci[~is_p], 1)
     miss_p = 1 - placed_p
     miss_b = n_slots_b - placed_b
     unplaced_total = int((miss_p * unplaced_cost[0]).sum() + (miss_b * unplaced_cost[1]).sum())
-    band_total = _band_cost(loads, *segs)
+    band_total = _band_cost(_loads(cj, ci, cust, mgr, cfg), *_global_segments(mgr, S))
     parts_int = {k: int(chosen[k].sum()) if chosen.height else 0
                  for k in ("c_continuity", "c_level", "c_distance")}
     total_int = sum(parts_int.values()) + band_total + unplaced_total
     parts = {"continuity": parts_int["c_continuity"] / scale, "level": parts_int["c_level"] / scale,
              "distance": parts_int["c_distance"] / scale, "balance": band_total / scale,
              "unplaced": unplaced_total / scale}
+    if bound is not None and gap is None:
+        gap = max(0.0, (total_int - bound) / total_int) if total_int else 0.0
+    if status == "feasible" and bound is not None and total_int <= bound:
+        status, gap = "optimal", 0.0        # the bound proves the decomposed books optimal
 
     m_info = mgr.select("j", "manager_id", "level", pl.col("branch_id").alias("manager_branch_id"))
     assignment = (chosen.join(m_info, on="j").join(cust.select("i", "customer_id", "tier", "branch_id"), on="i")
-                  .select("customer_id", pl.col("role").cast(pl.String), "manager_id", "level", "manager_branch_id", "tier",
-                          "branch_id", (pl.col("cost") / scale).alias("cost"))
+                  .select("customer_id", pl.col("role").cast(pl.String), "manager_id", "level",
+                          "manager_branch_id", "tier", "branch_id", (pl.col("cost") / scale).alias("cost"))
                   .sort("customer_id", pl.col("role") != "primary", "manager_id"))
-    unplaced = _unplaced(cust, mgr, arcs, miss_p, miss_b, elig, terr, cfg)
+    unplaced = _unplaced(cust, mgr, n_cand, miss_p, miss_b, elig, terr, cfg)
     from crmkit.assign._moves import compute_moves
     moves = compute_moves(cur, assignment, cust_all, mgr, elig, terr, unplaced)
     wl = _workload_table(mgr, assignment, cust_all)
+    clock.lap("decode")
     return AssignmentResult(
         assignment=assignment, unplaced=unplaced, moves=moves, workload=wl,
         objective=total_int / scale, objective_parts=parts, status=status, gap=gap,
-        solver=solver_name, n_arcs=arcs.height, seconds=time.perf_counter() - t0,
-        timings={"build": t1 - t0, "solve": t2 - t1, "decode": time.perf_counter() - t2})
+        solver=solver_name, n_arcs=n_arcs, seconds=clock.total(), timings=clock.timings(),
+        bound=None if bound is None else bound / scale, n_parts=n_parts)
 
 
+class _Clock:
+    """Wall and CPU seconds per phase (CPU counts every thread of the process)."""
 
-def _build_problem(customers, managers, current, config, params) -> dict:
-    """Validated inputs, candidate arcs and penalties: everything a solver needs."""
+    def __init__(self):
+        self._t0 = self._t = time.perf_counter()
+        self._c = time.process_time()
+        self._acc: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        t, c = time.perf_counter(), time.process_time()
+        self._acc[name] = self._acc.get(name, 0.0) + t - self._t
+        self._acc[name + "_cpu"] = self._acc.get(name + "_cpu", 0.0) + c - self._c
+        self._t, self._c = t, c
+
+    def total(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def timings(self) -> dict:
+        return dict(self._acc)
+
+
+def _prepare(customers, managers, current, config, params) -> dict:
+    """Validated inputs and the constants every part of the problem shares."""
     from crmkit._config import parse_config
     base = parse_config(AssignConfig, config or {}, "assign").model_dump()
     base.update(params)
     cfg = parse_config(AssignConfig, base, "assign").model_dump()
     elig = resolve_eligibility(cfg["eligibility"])
     terr = resolve_territory(cfg["territory"])
-    need_region = "region" in terr.values()
+    need_region = "region" in terr.values() or cfg["decompose"] == "region"
     mgr = _prepare_managers(managers, cfg["capacity"], need_region)
     cust_all = _prepare_customers(customers, need_region)
     cur = _current_table(current, cust_all)
@@ -512,41 +575,390 @@ def _build_problem(customers, managers, current, config, params) -> dict:
     team = cfg["team_size"] > 1
     cust = cust.with_columns(
         (pl.col("tier").is_in(cfg["team_tiers"]) & pl.lit(team)).alias("is_team"))
-
     cur_p = cur.filter(pl.col("role") == "primary").select("customer_id", pl.col("manager_id").alias("cur_primary"))
     cur_b = (cur.filter(pl.col("role") == "backup").group_by("customer_id")
              .agg(pl.col("manager_id").sort().alias("cur_backups")))
     cust = (cust.join(cur_p, on="customer_id", how="left").join(cur_b, on="customer_id", how="left")
             .sort("i"))
 
-    arcs = _candidate_arcs(cust, mgr, elig, terr, cfg)
+    # The unplaced penalty must exceed what any rearrangement of the others can save.
+    # It is computed from the rules (not from the candidate arcs), so that every part
+    # of a decomposed solve prices an unplaced customer exactly as the global solve does.
+    scale = cfg["cost_scale"]
+    bands = _bands(mgr, cfg)
+    pr = cust["priority"].to_numpy()
+    pmax = float(pr.max()) if pr.size and pr.max() > 0 else 1.0
+    max_rank = max((len(v) - 1 for v in elig.values()), default=0)
+    max_unit = (int(round(scale * cfg["continuity"]))
+                + int(round(scale * cfg["level_weight"] * (1 + pmax) * max_rank))
+                + int(round(scale * cfg["distance_weight"] * 2)))
+    max_band = max((int(c) for _, c in bands), default=0)
+    big = (max_unit + max_band + 1) * (mgr.height + 2)
+    return dict(cfg=cfg, elig=elig, terr=terr, mgr=mgr, cust_all=cust_all, cust=cust, cur=cur,
+                bands=bands, pmax=pmax, big=big)
+
+
+def _penalties(cust: pl.DataFrame, S: dict):
+    """Per customer row: the unplaced costs (primary, backup slots) and the backup slots."""
+    cfg = S["cfg"]
+    pr = cust["priority"].to_numpy()
+    base = np.round(S["big"] * (1 + pr / S["pmax"])).astype(np.int64)
+    # a customer who loses the current RM to "unplaced" breaks continuity too
+    full = int(round(cfg["cost_scale"] * cfg["continuity"]))
+    part = int(round(cfg["cost_scale"] * cfg["continuity"] * (1 - cfg["backup_continuity"])))
+    has_p = cust["cur_primary"].is_not_null().to_numpy()
+    has_b = cust["cur_backups"].is_not_null().to_numpy()
+    n_slots_b = np.where(cust["is_team"].to_numpy(), cfg["team_size"] - 1, 0).astype(np.int64)
+    return (base + full * has_p, base // 2 + part * has_b), n_slots_b
+
+
+def _arcs(cust: pl.DataFrame, mgr: pl.DataFrame, S: dict) -> pl.DataFrame:
+    cfg = S["cfg"]
+    arcs = _candidate_arcs(cust, mgr, S["elig"], S["terr"], cfg)
     if cfg["keep_valid"]:
         arcs = _keep_valid(arcs, cust, mgr)
     if cfg["max_candidates"]:
         arcs = _prune(arcs, cfg["max_candidates"])
-    arcs = arcs.sort("i", "role", "j")
+    return arcs.sort("i", "role", "j")
 
-    n_mgr = mgr.height
-    bands = _bands(mgr, cfg)
-    unit_costs = arcs["cost"].to_numpy()
-    max_unit = int(unit_costs.max()) if unit_costs.size else 0
-    max_band = max((int(c) for _, c in bands), default=0)
-    big = (max_unit + max_band + 1) * (n_mgr + 2)
-    pr = cust["priority"].to_numpy()
-    pmax = float(pr.max()) if pr.size and pr.max() > 0 else 1.0
-    base = np.round(big * (1 + pr / pmax)).astype(np.int64)
-    # a customer who loses the current RM to "unplaced" breaks continuity too
-    full = int(round(cfg["cost_scale"] * cfg["continuity"]))
-    has_p = cust["cur_primary"].is_not_null().to_numpy()
-    has_b = cust["cur_backups"].is_not_null().to_numpy()
-    part = int(round(cfg["cost_scale"] * cfg["continuity"] * (1 - cfg["backup_continuity"])))
-    unplaced_cost = (base + full * has_p, base // 2 + part * has_b)
-    n_slots_b = np.where(cust["is_team"].to_numpy(), cfg["team_size"] - 1, 0).astype(np.int64)
 
-    return dict(cfg=cfg, elig=elig, terr=terr, mgr=mgr, cust_all=cust_all, cust=cust, cur=cur,
-                arcs=arcs, bands=bands, unplaced_cost=unplaced_cost, n_slots_b=n_slots_b)
+def _build_problem(customers, managers, current, config, params) -> dict:
+    """Validated inputs, candidate arcs and penalties of the undecomposed problem."""
+    S = _prepare(customers, managers, current, config, params)
+    arcs = _arcs(S["cust"], S["mgr"], S)
+    unplaced_cost, n_slots_b = _penalties(S["cust"], S)
+    return dict(S, arcs=arcs, unplaced_cost=unplaced_cost, n_slots_b=n_slots_b)
+
+
+def _loads(cj, ci, cust, mgr, cfg) -> np.ndarray:
+    """Per manager (global index), the load the balance bands are measured on."""
+    w = np.ones(cj.size) if cfg["capacity"] == "count" else cust["workload"].to_numpy()[ci]
+    loads = np.zeros(mgr.height)
+    np.add.at(loads, cj, w)
+    return loads
+
+
+def _global_segments(mgr: pl.DataFrame, S: dict):
+    mode = S["cfg"]["capacity"]
+    cap = (mgr["capacity"] if mode == "count" else mgr["workload_capacity"]).to_numpy().astype(float)
+    return _segments(cap, S["bands"], integer=(mode == "count"))
+
+
+def _solve_part(S: dict, cust: pl.DataFrame, mgr: pl.DataFrame, mode: str, clock: _Clock) -> dict:
+    """Solve the problem restricted to ``cust`` (local index ``i``, global ``gi``) and
+    ``mgr`` (local ``j``, global ``gj``; capacities as given). Arcs come back global."""
+    cfg = S["cfg"]
+    arcs = _arcs(cust, mgr, S)
+    unplaced_cost, n_slots_b = _penalties(cust, S)
+    clock.lap("build")
+    if mode == "flow":
+        flow, loads, status, gap, segs = _solve_flow(arcs, cust, mgr, S["bands"], unplaced_cost, n_slots_b,
+                                                     pools=not cfg["max_candidates"])
+        bound = None
+    else:
+        flow, loads, status, gap, segs, bound = _solve_mip(arcs, cust, mgr, S["bands"], unplaced_cost,
+                                                           n_slots_b, cfg)
+    clock.lap("solve")
+    chosen = arcs.filter(pl.Series(flow > 0.5))
+    placed_p = np.zeros(cust.height, dtype=np.int64)
+    placed_b = np.zeros(cust.height, dtype=np.int64)
+    ci = chosen["i"].to_numpy().astype(np.int64)
+    is_p = (chosen["role"] == "primary").to_numpy()
+    np.add.at(placed_p, ci[is_p], 1)
+    np.add.at(placed_b, ci[~is_p], 1)
+    objective = (int(chosen["cost"].sum()) + _band_cost(loads, *segs)
+                 + int(((1 - placed_p) * unplaced_cost[0]).sum() + ((n_slots_b - placed_b) * unplaced_cost[1]).sum()))
+    gi = cust["gi"].to_numpy()
+    gj = mgr["gj"].to_numpy()
+
+    def to_global(df: pl.DataFrame) -> pl.DataFrame:
+        out = df.with_columns(pl.Series("i", gi[df["i"].to_numpy()], pl.UInt32))
+        if "j" in df.columns:
+            out = out.with_columns(pl.Series("j", gj[df["j"].to_numpy()], pl.UInt32))
+        return out
+
+    n_cand = arcs.group_by("i", "role").agg(pl.col("j").n_unique().cast(pl.UInt32).alias("n"))
+    out = dict(chosen=to_global(chosen), n_cand=to_global(n_cand), n_arcs=arcs.height, status=status,
+               gap=gap, objective=objective, bound=objective if bound is None else bound)
+    clock.lap("decode")
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# decomposition by region or branch
+# ----------------------------------------------------------------------------------------
+
+def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
+    """Integers proportional to ``weights`` summing to ``total`` (zeros when no weight)."""
+    w = np.asarray(weights, dtype=float)
+    if total <= 0 or w.sum() <= 0:
+        return np.zeros(w.size, dtype=np.int64)
+    share = total * w / w.sum()
+    out = np.floor(share).astype(np.int64)
+    rest = int(total - out.sum())
+    if rest:
+        out[np.argsort(-(share - out), kind="stable")[:rest]] += 1
+    return out
+
+
+def _reach(S: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Which groups each usable manager can serve, and the demand there.
+
+    Returns ``reach`` (``j``, ``g``, ``tier``, ``rank``, ``n``: eligible customers of
+    that tier in the group) and ``slots`` (``g``, ``tier``, ``n``, ``slots``).
+    """
+    cfg, cust, mgr, elig, terr = S["cfg"], S["cust"], S["mgr"], S["elig"], S["terr"]
+    demand = cust.group_by("g", "branch_id", "region", "tier").agg(pl.len().alias("n"))
+    el = pl.DataFrame([(t, lvl, r) for t, lv in elig.items() for r, lvl in enumerate(lv)],
+                      schema={"tier": pl.String, "level": pl.String, "rank": pl.Int64}, orient="row")
+    usable = mgr.filter(pl.col("active") & (pl.col("capacity") > 0) & (pl.col("workload_capacity") > 0))
+    parts = []
+    for lvl in MANAGER_LEVELS:
+        m = usable.filter(pl.col("level") == lvl).select("j", pl.col("branch_id").alias("mb"),
+                                                          pl.col("region").alias("mr"))
+        d = demand.join(el.filter(pl.col("level") == lvl), on="tier")
+        if m.height == 0 or d.height == 0:
+            continue
+        rule = terr[lvl]
+        if rule == "branch":
+            p = d.join(m, left_on="branch_id", right_on="mb")
+        elif rule == "region":
+            p = d.join(m, left_on="region", right_on="mr")
+        else:
+            p = d.join(m, how="cross")
+        parts.append(p.select("j", "g", "tier", "rank", "n"))
+    schema = {"j": pl.UInt32, "g": pl.UInt32, "tier": pl.String, "rank": pl.Int64, "n": pl.UInt32}
+    reach = (pl.concat(parts).group_by("j", "g", "tier", "rank").agg(pl.col("n").sum())
+             if parts else pl.DataFrame(schema=schema)).cast(schema)
+    slots = (cust.group_by("g", "tier").agg(pl.len().cast(pl.Int64).alias("n"),
+                                            (1 + pl.col("is_team").cast(pl.Int64) * (cfg["team_size"] - 1))
+                                            .sum().alias("slots")))
+    return reach, slots
+
+
+def _allocate(S: dict, reach: pl.DataFrame, slots: pl.DataFrame, shared: np.ndarray) -> tuple[pl.DataFrame, int]:
+    """Split each shared manager's capacity among the groups it serves.
+
+    First each group keeps room for the manager's current eligible customers there
+    (continuity); the rest follows a small aggregated min-cost flow of slots per
+    (group, tier) to local capacity per (group, level) and to the shared managers,
+    preferred levels first, as many slots placed as the capacities allow; capacity the
+    flow leaves unused is shared by eligible demand. Returns ``j``, ``g``, ``alloc`` and
+    a lower bound on the number of slots any solution leaves unplaced.
+    """
+    from ortools.graph.python import min_cost_flow
+
+    mgr, cust, cur = S["mgr"], S["cust"], S["cur"]
+    cap = mgr["capacity"].to_numpy().astype(np.int64)
+    sh = reach.filter(pl.col("j").is_in(pl.Series(np.nonzero(shared)[0]).cast(pl.UInt32).implode()))
+    loc = reach.join(sh.select("j").unique(), on="j", how="anti")
+    # continuity: the shared manager's current (eligible) customers in each group
+    mid = mgr.select(pl.col("manager_id"), pl.col("j").cast(pl.UInt32))
+    held = (cur.join(mid, on="manager_id").join(cust.select("customer_id", "g", "tier"), on="customer_id")
+            .join(sh.select("j", "g", "tier").unique(), on=["j", "g", "tier"], how="semi")
+            .group_by("j", "g", "tier").agg(pl.len().cast(pl.Int64).alias("held")).sort("j", "g", "tier"))
+    reserve = []
+    for (j,), grp in held.partition_by("j", as_dict=True, maintain_order=True).items():
+        h = grp["held"].to_numpy()
+        r = h if h.sum() <= cap[j] else _largest_remainder(int(cap[j]), h)
+        reserve.append(grp.with_columns(pl.Series("r", r, pl.Int64)))
+    reserve = (pl.concat(reserve) if reserve else
+               pl.DataFrame(schema={"j": pl.UInt32, "g": pl.UInt32, "tier": pl.String, "held": pl.Int64,
+                                    "r": pl.Int64}))
+    rest_cap = cap.copy()
+    rj = reserve.group_by("j").agg(pl.col("r").sum())
+    rest_cap[rj["j"].to_numpy()] -= rj["r"].to_numpy()
+    # local capacity per (group, level)
+    lvl_of = mgr.select(pl.col("j").cast(pl.UInt32), "level", "capacity")
+    pools = (loc.select("j", "g").unique().join(lvl_of, on="j").group_by("g", "level")
+             .agg(pl.col("capacity").sum().alias("cap")).sort("g", "level").with_row_index("pool"))
+
+    def flow(sup: pl.DataFrame, sh_cap: np.ndarray):
+        """The aggregated flow: slots per (group, tier) to local capacity per (group,
+        level) and to the shared managers; returns the flows to shared managers and the
+        number of slots left unplaced."""
+        sup = sup.filter(pl.col("s") > 0).with_row_index("node")
+        n_sup, n_pool = sup.height, pools.height
+        sh_j = np.unique(sh["j"].to_numpy())
+        jnode = {int(j): n_sup + n_pool + k for k, j in enumerate(sh_j)}
+        sink = n_sup + n_pool + sh_j.size
+        el = pl.DataFrame([(t, lvl, r) for t, lv in S["elig"].items() for r, lvl in enumerate(lv)],
+                          schema={"tier": pl.String, "level": pl.String, "rank": pl.Int64}, orient="row")
+        to_pool = sup.join(el, on="tier").join(pools, on=["g", "level"])
+        to_sh = sup.join(sh.select("j", "g", "tier", "rank"), on=["g", "tier"])
+        t_, h_, c_, k_ = [], [], [], []
+        t_.append(to_pool["node"].to_numpy()); h_.append(n_sup + to_pool["pool"].to_numpy())
+        c_.append(to_pool["s"].to_numpy()); k_.append(2 * to_pool["rank"].to_numpy())
+        t_.append(to_sh["node"].to_numpy()); h_.append(np.array([jnode[int(j)] for j in to_sh["j"]], dtype=np.int64))
+        c_.append(to_sh["s"].to_numpy()); k_.append(2 * to_sh["rank"].to_numpy() + 1)   # local first
+        t_.append(sup["node"].to_numpy()); h_.append(np.full(n_sup, sink))
+        # leaving a slot out costs more than any augmenting path saves: the flow places
+        # as many slots as the capacities allow
+        max_arc = 2 * max((len(v) for v in S["elig"].values()), default=1) + 1
+        c_.append(sup["s"].to_numpy()); k_.append(np.full(n_sup, (max_arc + 1) * (sink + 2)))
+        t_.append(n_sup + pools["pool"].to_numpy()); h_.append(np.full(n_pool, sink))
+        c_.append(pools["cap"].to_numpy()); k_.append(np.zeros(n_pool, np.int64))
+        t_.append(np.array([jnode[int(j)] for j in sh_j], dtype=np.int64)); h_.append(np.full(sh_j.size, sink))
+        c_.append(np.maximum(sh_cap[sh_j], 0)); k_.append(np.zeros(sh_j.size, np.int64))
+        smcf = min_cost_flow.SimpleMinCostFlow()
+        idx = smcf.add_arcs_with_capacity_and_unit_cost(
+            np.concatenate(t_).astype(np.int32), np.concatenate(h_).astype(np.int32),
+            np.concatenate(c_).astype(np.int64), np.concatenate(k_).astype(np.int64))
+        supplies = np.zeros(sink + 1, np.int64)
+        supplies[:n_sup] = sup["s"].to_numpy()
+        supplies[sink] = -int(supplies.sum())
+        smcf.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supplies)
+        if smcf.solve() != smcf.OPTIMAL:
+            raise RuntimeError(f"{_OWNER}: the capacity allocation flow failed; this is a bug in crmkit.")
+        fl = smcf.flows(idx)
+        off = to_pool.height
+        y = (to_sh.select("j", "g").with_columns(pl.Series("y", fl[off:off + to_sh.height], pl.Int64))
+             .group_by("j", "g").agg(pl.col("y").sum()))
+        unplaced = int(fl[off + to_sh.height:off + to_sh.height + n_sup].sum())
+        return y, unplaced
+
+    # supplies per (group, tier) after the reservations
+    sup = (slots.join(reserve.group_by("g", "tier").agg(pl.col("r").sum()), on=["g", "tier"], how="left")
+           .with_columns((pl.col("slots") - pl.col("r").fill_null(0)).clip(0).alias("s")))
+    y, _ = flow(sup, rest_cap)
+    # the same without reservations is a relaxation of the whole problem (territory inside
+    # a group, skills and distinct team members ignored): at least this many slots stay
+    # unplaced in any solution
+    _, min_unplaced = flow(slots.with_columns(pl.col("slots").alias("s")), cap)
+    alloc = (sh.group_by("j", "g").agg(pl.col("n").sum().cast(pl.Int64).alias("d"))
+             .join(reserve.group_by("j", "g").agg(pl.col("r").sum()), on=["j", "g"], how="left")
+             .join(y, on=["j", "g"], how="left")
+             .with_columns((pl.col("r").fill_null(0) + pl.col("y").fill_null(0)).alias("alloc"))
+             .sort("j", "g"))
+    out = []
+    for (j,), grp in alloc.partition_by("j", as_dict=True, maintain_order=True).items():
+        a = grp["alloc"].to_numpy()
+        left = int(cap[j] - a.sum())
+        a = a + _largest_remainder(left, grp["d"].to_numpy())
+        out.append(grp.select("j", "g").with_columns(pl.Series("alloc", a, pl.Int64)))
+    return (pl.concat(out) if out else pl.DataFrame(schema={"j": pl.UInt32, "g": pl.UInt32, "alloc": pl.Int64}),
+            min_unplaced)
+
+
+def _solve_decomposed(S: dict, mode: str, clock: _Clock) -> dict:
+    """One solve per region (or branch), shared managers' capacity split beforehand.
+
+    The parts are priced with the global constants, so when no manager serves more
+    than one group the parts' optima add up to the global optimum exactly. Otherwise
+    the result is feasible and, with ``decompose_bound``, comes with a lower bound on
+    the global optimum, the larger of (a) the sum of the groups' optima when every group
+    may use each shared manager's whole capacity (a relaxation: the workload penalty is
+    convex with zero at zero, hence superadditive) and (b) the minimum number of slots
+    the aggregated relaxation leaves unplaced times the cheapest slot penalty.
+    """
+    cfg, mgr = S["cfg"], S["mgr"]
+    key = {"region": "region", "branch": "branch_id"}[cfg["decompose"]]
+    cust = S["cust"]
+    nulls = cust.filter(pl.col(key).is_null())
+    if nulls.height:
+        raise SchemaError(f"{_OWNER}: decompose={cfg['decompose']!r} needs table 'customers' column {key!r} on every "
+                          f"customer with a named RM; {nulls.height} rows are null, e.g. "
+                          f"{nulls['customer_id'].head(5).to_list()}.")
+    groups = cust[key].unique().sort()
+    cust = cust.with_columns(pl.col(key).replace_strict(groups, pl.int_range(groups.len(), eager=True)
+                                                        .cast(pl.UInt32)).alias("g"))
+    S = dict(S, cust=cust)
+    reach, slots = _reach(S)
+    n_groups = reach.select("j", "g").unique().group_by("j").len()
+    shared = np.zeros(mgr.height, dtype=bool)
+    shared[n_groups.filter(pl.col("len") > 1)["j"].to_numpy()] = True
+    home = (reach.join(n_groups.filter(pl.col("len") == 1).select("j"), on="j", how="semi")
+            .select("j", "g").unique())
+    alloc, min_unplaced = (_allocate(S, reach, slots, shared) if shared.any()
+                           else (pl.DataFrame(schema={"j": pl.UInt32, "g": pl.UInt32, "alloc": pl.Int64}), 0))
+    full = reach.filter(pl.col("j").is_in(pl.Series(np.nonzero(shared)[0]).cast(pl.UInt32).implode())
+                        ).select("j", "g").unique()
+    clock.lap("build")
+    mgr_u = mgr.with_columns(pl.col("j").cast(pl.UInt32))
+    chosen, n_cand, n_arcs, bound, statuses = [], [], 0, 0, set()
+    by_g = cust.partition_by("g", as_dict=True)
+    home_by_g = home.partition_by("g", as_dict=True)
+    alloc_by_g = alloc.filter(pl.col("alloc") > 0).partition_by("g", as_dict=True)
+    full_by_g = full.partition_by("g", as_dict=True)
+    empty = pl.DataFrame(schema={"j": pl.UInt32, "g": pl.UInt32, "alloc": pl.Int64})
+
+    def sub_mgr(local: pl.DataFrame | None, share: pl.DataFrame | None, scale_cap: bool) -> pl.DataFrame:
+        parts = []
+        if local is not None:
+            parts.append(mgr_u.join(local.select("j"), on="j", how="semi"))
+        if share is not None:
+            s = mgr_u.join(share.select("j", *(["alloc"] if scale_cap else [])), on="j")
+            if scale_cap:
+                s = s.with_columns(
+                    (pl.col("workload_capacity") * pl.col("alloc") / pl.col("capacity")).alias("workload_capacity"),
+                    pl.col("alloc").alias("capacity")).drop("alloc")
+            parts.append(s)
+        m = pl.concat(parts) if parts else mgr_u.clear()
+        return m.sort("j").rename({"j": "gj"}).with_row_index("j")
+
+    for (g,), cg in sorted(by_g.items()):
+        sub_c = cg.rename({"i": "gi"}).with_row_index("i")
+        local = home_by_g.get((g,))
+        sm = sub_mgr(local, alloc_by_g.get((g,), empty), True)
+        part = _solve_part(S, sub_c, sm, mode, clock)
+        chosen.append(part["chosen"]); n_cand.append(part["n_cand"]); n_arcs += part["n_arcs"]
+        statuses.add(part["status"])
+        if (g,) not in full_by_g:
+            bound += part["bound"]          # no shared manager here: this part is exact
+        elif cfg["decompose_bound"]:
+            relaxed = _solve_part(S, sub_c, sub_mgr(local, full_by_g[(g,)], False), mode, clock)
+            bound += relaxed["bound"]
+            statuses.add(relaxed["status"])
+    if not chosen:   # no customer with a named RM
+        chosen = [pl.DataFrame(schema=_ARC_SCHEMA)]
+        n_cand = [pl.DataFrame(schema={"i": pl.UInt32, "role": _ROLE, "n": pl.UInt32})]
+    chosen = pl.concat(chosen)
+    n_cand = pl.concat(n_cand)
+    # repair: customers left without any RM get the capacity the split left unused
+    cj = chosen["j"].to_numpy().astype(np.int64)
+    ci = chosen["i"].to_numpy().astype(np.int64)
+    cnt = np.bincount(cj, minlength=mgr.height)
+    wl = np.zeros(mgr.height)
+    np.add.at(wl, cj, cust["workload"].to_numpy()[ci])
+    res_c = mgr["capacity"].to_numpy() - cnt
+    res_w = mgr["workload_capacity"].to_numpy() - wl
+    placed = np.zeros(cust.height, dtype=bool)
+    placed[ci[(chosen["role"] == "primary").to_numpy()]] = True
+    n_repaired = 0
+    if shared.any() and (~placed).any():
+        room = mgr_u.with_columns(pl.Series("capacity", res_c, pl.Int64),
+                                  pl.Series("workload_capacity", res_w, pl.Float64)).filter(
+            (pl.col("capacity") > 0) & (pl.col("workload_capacity") > 1e-9))
+        if room.height:
+            sub_c = cust.filter(pl.Series(~placed)).rename({"i": "gi"}).with_row_index("i")
+            part = _solve_part(S, sub_c, room.rename({"j": "gj"}).with_row_index("j"), mode, clock)
+            n_repaired = part["chosen"].filter(pl.col("role") == "primary").height
+            chosen = pl.concat([chosen, part["chosen"]])
+            got = part["n_cand"].select("i", "role")
+            n_cand = pl.concat([n_cand.join(got, on=["i", "role"], how="anti"),
+                                n_cand.join(got, on=["i", "role"], how="semi").join(
+                                    part["n_cand"], on=["i", "role"]).select(
+                                    "i", "role", (pl.col("n") + pl.col("n_right")).alias("n"))])
+            n_arcs += part["n_arcs"]
+            statuses.add(part["status"])
+    exact = not shared.any()
+    if not exact and cfg["decompose_bound"]:
+        # a second bound: every solution pays at least min_unplaced of the cheapest slot penalty
+        pen, n_b = _penalties(cust, S)
+        cheapest = int(pen[0].min()) if not n_b.any() else int(min(pen[0].min(), pen[1][n_b > 0].min()))
+        bound = max(bound, min_unplaced * cheapest)
+    status = "time_limit" if "time_limit" in statuses else ("optimal" if exact and mode == "flow" else "feasible")
+    if exact and mode == "mip" and status != "time_limit":
+        status = "optimal"
+    return dict(chosen=chosen, n_cand=n_cand, n_arcs=n_arcs, status=status,
+                gap=0.0 if exact and mode == "flow" else None,
+                bound=bound if (cfg["decompose_bound"] or exact) else None,
+                n_parts=len(by_g), n_repaired=n_repaired)
+
 
 _ROLE = pl.Enum(["primary", "backup"])
+_ARC_SCHEMA = {"i": pl.UInt32, "j": pl.UInt32, "role": _ROLE, "cost": pl.Int64, "c_continuity": pl.Int64,
+               "c_level": pl.Int64, "c_distance": pl.Int64, "is_current": pl.Boolean}
 
 
 def _candidate_arcs(cust: pl.DataFrame, mgr: pl.DataFrame, elig: dict, terr: dict,
@@ -556,8 +968,7 @@ def _candidate_arcs(cust: pl.DataFrame, mgr: pl.DataFrame, elig: dict, terr: dic
     Strings are turned into integer codes first, so the (possibly tens of millions of)
     candidate rows hold only small integers.
     """
-    schema = {"i": pl.UInt32, "j": pl.UInt32, "role": _ROLE, "cost": pl.Int64, "c_continuity": pl.Int64,
-              "c_level": pl.Int64, "c_distance": pl.Int64, "is_current": pl.Boolean}
+    schema = _ARC_SCHEMA
     el = pl.DataFrame([(t, lvl, r) for t, lv in elig.items() for r, lvl in enumerate(lv)],
                       schema={"tier": pl.String, "level": pl.String, "level_rank": pl.Int32}, orient="row")
     # shared integer codes for branches and regions
@@ -686,17 +1097,103 @@ def _band_cost(loads: np.ndarray, widths, costs) -> int:
     return int(round(total))
 
 
-def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b):
-    from ortools.graph.python import min_cost_flow
+_BATCH_ARCS = 50_000
+"""Connected components of the candidate graph are solved separately (exact: the parts
+share only the sink), small ones batched together up to this many arcs. OR-Tools' cost
+scaling grows faster than linearly with the network, so this is faster than one solve."""
+
+
+def _remap(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for integers in ``[0, size)``, in O(n)."""
+    mark = np.zeros(size + 1, dtype=bool)
+    mark[values] = True
+    kept = np.flatnonzero(mark)
+    return kept, (np.cumsum(mark) - 1)[values]
+
+
+def _dense_unique(keys: np.ndarray, size: int) -> np.ndarray:
+    """Sorted distinct keys in ``[0, size)``: a mark array when small, else a sort."""
+    if size <= 50_000_000:
+        mark = np.zeros(size, dtype=bool)
+        mark[keys] = True
+        return np.flatnonzero(mark)
+    return np.unique(keys)
+
+
+def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, *, pools=True):
+    """The min-cost flow, one connected component (or batch of small ones) at a time,
+    with equal-cost arcs to the managers of one branch and level pooled (``pools``; not
+    with skills, which make managers of a pool differ)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
     n_c, n_m = cust.height, mgr.height
     cap = mgr["capacity"].to_numpy().astype(float)
-    widths, costs = _segments(cap, bands, integer=True)
     ai = arcs["i"].to_numpy().astype(np.int64)
     aj = arcs["j"].to_numpy().astype(np.int64)
     ac = arcs["cost"].to_numpy().astype(np.int64)
     is_p = (arcs["role"] == "primary").to_numpy()
     is_team = cust["is_team"].to_numpy()
+    flow = np.zeros(ai.size)
+    loads = np.zeros(n_m)
+    pool = np.full(ai.size, -1, dtype=np.int64)
+    if ai.size and pools and cust["skill"].null_count() == n_c:
+        pid = (mgr.select(pl.struct("branch_id", "level").rank("dense")).to_series().to_numpy()
+               .astype(np.int64) - 1)[aj]
+        # level and distance costs are the same for every RM of a pool; the continuity cost
+        # is too, except on the current primary (0) and a current backup (cheaper): those
+        # stay direct arcs. So a customer's other arcs into one pool all cost the same.
+        cont = arcs["c_continuity"].to_numpy()
+        c_any = np.zeros(n_c, dtype=np.int64)
+        np.maximum.at(c_any, ai, cont)        # the customer's highest continuity cost
+        ok = is_p & ~is_team[ai] & ~arcs["is_current"].to_numpy() & (cont == c_any[ai])
+        pool[ok] = pid[ok]
+    if ai.size:
+        g = coo_matrix((np.ones(ai.size, np.int8), (ai, n_c + aj)), shape=(n_c + n_m, n_c + n_m))
+        _, label = connected_components(g, directed=False)
+        comp = label[ai]                      # an arc's component is its customer's
+        order = np.argsort(comp, kind="stable")
+        bounds = np.flatnonzero(np.diff(comp[order])) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [ai.size]])
+        batch: list[np.ndarray] = []
+        size = 0
+        for k, (a, b) in enumerate(zip(starts, ends)):
+            batch.append(order[a:b])
+            size += b - a
+            if size >= _BATCH_ARCS or k == len(starts) - 1:
+                # in arc order (sorted by customer, role, manager), which the pool decoding uses
+                sel = np.sort(np.concatenate(batch)) if len(batch) > 1 else np.sort(batch[0])
+                ci, inv_i = _remap(ai[sel], n_c)
+                cj, inv_j = _remap(aj[sel], n_m)
+                ps = pool[sel]
+                if (ps >= 0).any():
+                    ps = ps.copy()
+                    ps[ps >= 0] = _remap(ps[ps >= 0], n_m)[1]
+                f, ld = _solve_flow_arrays(inv_i, inv_j, ac[sel], is_p[sel], is_team[ci], cap[cj], bands,
+                                           (unplaced_cost[0][ci], unplaced_cost[1][ci]), n_slots_b[ci], ps)
+                flow[sel] = f
+                loads[cj] += ld
+                batch, size = [], 0
+    widths, costs = _segments(cap, bands, integer=True)
+    return flow, loads, "optimal", 0.0, (widths, costs)
+
+
+def _solve_flow_arrays(ai, aj, ac, is_p, is_team, cap, bands, unplaced_cost, n_slots_b, pool=None):
+    """One OR-Tools min-cost flow on arrays: arcs (customer ``ai``, manager ``aj``, cost
+    ``ac``, primary or not), per customer ``is_team``, per manager ``cap``.
+
+    ``pool`` (per arc, -1 for none) routes arcs through a pool node: a customer's arcs
+    to the managers of one pool (same branch and level) that cost the same become one
+    arc to the pool, and the pool has an uncapacitated arc to each of its managers. The
+    optimum is the same (every path costs what the direct arc cost); the network has
+    about as many arcs as customers times pools instead of customers times managers.
+    """
+    from ortools.graph.python import min_cost_flow
+
+    n_c, n_m = is_team.size, cap.size
+    pooled = np.zeros(ai.size, dtype=bool) if pool is None else pool >= 0
+    widths, costs = _segments(cap, bands, integer=True)
     # nodes: P_i = i; B_i = n_c + i; managers = 2 n_c + j; sink = 2 n_c + n_m; X nodes after
     node_m = 2 * n_c
     sink = 2 * n_c + n_m
@@ -707,13 +1204,29 @@ def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b):
     pair = ai[tx] * (n_m + 1) + aj[tx]
     uniq, inv = np.unique(pair, return_inverse=True)
     x_node = sink + 1 + inv
-    n_nodes = sink + 1 + uniq.size
+    # pool nodes after the X nodes: arcs (customer, pool) and (pool, manager)
+    px = np.nonzero(pooled)[0]
+    ip_all = ai[px] * (n_m + 1) + pool[px]
+    ip_key = _dense_unique(ip_all, n_c * (n_m + 1))
+    ip_cost = np.zeros(0, np.int64)
+    if px.size:     # every arc of a (customer, pool) costs the same: any one gives the cost
+        ip_cost = np.empty(ip_key.size, np.int64)
+        ip_cost[np.searchsorted(ip_key, ip_all)] = ac[px]
+    pj_key = _dense_unique(pool[px] * (n_m + 1) + aj[px], (n_m + 1) * (n_m + 1))
+    n_pools = int(pool[px].max()) + 1 if px.size else 0      # pool ids are 0..n_pools-1
+    pool_node = sink + 1 + uniq.size + np.arange(n_pools)
+    n_nodes = sink + 1 + uniq.size + n_pools
 
     tails, heads, caps_, costs_ = [], [], [], []
-    # customer slot -> manager (non-team primary)
-    nt = ~team_arc
+    # customer slot -> manager (non-team primary, not pooled)
+    nt = ~team_arc & ~pooled
     tails.append(ai[nt]); heads.append(node_m + aj[nt])
     caps_.append(np.ones(nt.sum(), np.int64)); costs_.append(ac[nt])
+    # customer slot -> pool -> manager
+    tails.append(ip_key // (n_m + 1)); heads.append(pool_node[ip_key % (n_m + 1)])
+    caps_.append(np.ones(ip_key.size, np.int64)); costs_.append(ip_cost)
+    tails.append(pool_node[pj_key // (n_m + 1)]); heads.append(node_m + pj_key % (n_m + 1))
+    caps_.append(np.full(pj_key.size, max(n_c, 1), np.int64)); costs_.append(np.zeros(pj_key.size, np.int64))
     # team: slot -> X node -> manager
     tails.append(np.where(is_p[tx], ai[tx], n_c + ai[tx])); heads.append(x_node)
     caps_.append(np.ones(tx.size, np.int64)); costs_.append(ac[tx])
@@ -747,12 +1260,34 @@ def _solve_flow(arcs, cust, mgr, bands, unplaced_cost, n_slots_b):
         raise RuntimeError(f"{_OWNER}: the min-cost flow solver returned status {st!r}; "
                            f"this is a bug in crmkit's network (every slot has an unplaced arc).")
     flows = smcf.flows(all_idx)
-    flow = np.zeros(arcs.height)
+    flow = np.zeros(ai.size)
     flow[np.nonzero(nt)[0]] = flows[:n_arc_main]
-    flow[tx] = flows[n_arc_main:n_arc_main + tx.size]
+    o = n_arc_main
+    f_ip = flows[o:o + ip_key.size]
+    f_pj = flows[o + ip_key.size:o + ip_key.size + pj_key.size]
+    o += ip_key.size + pj_key.size
+    flow[tx] = flows[o:o + tx.size]
+    if px.size:
+        # the customers who entered a pool, in order, meet the pool's managers' flows, in order
+        ent = ip_key[f_ip > 0]                                       # sorted by (customer, pool)
+        ent_i, ent_p = ent // (n_m + 1), ent % (n_m + 1)
+        by_pool = np.lexsort((ent_i, ent_p))
+        out = np.repeat(pj_key, f_pj.astype(np.int64))               # sorted by (pool, manager)
+        assert out.size == ent.size, "pool flow not conserved"
+        mi, mj = ent_i[by_pool], out % (n_m + 1)
+        # the matched pairs are candidate arcs (every manager of a pool is a candidate of
+        # each customer with an arc to it); find them among the non-team primary arcs
+        cand = np.nonzero(~team_arc)[0]
+        key = ai[cand] * (n_m + 1) + aj[cand]                       # non-team arcs are primary:
+        srt = (np.arange(key.size) if key.size < 2 or (np.diff(key) >= 0).all()   # in arc order,
+               else np.argsort(key, kind="stable"))                  # sorted already
+        pos = np.searchsorted(key[srt], mi * (n_m + 1) + mj)
+        hit = cand[srt[pos]]
+        assert np.array_equal(ai[hit], mi) and np.array_equal(aj[hit], mj), "pooled pair is no candidate"
+        flow[hit] = 1
     loads = np.zeros(n_m)
     np.add.at(loads, aj, flow)
-    return flow, loads, "optimal", 0.0, (widths, costs)
+    return flow, loads
 
 
 def _mip_matrices(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, cfg):
@@ -838,36 +1373,50 @@ def _solve_mip(arcs, cust, mgr, bands, unplaced_cost, n_slots_b, cfg):
     np.add.at(loads, aj, x * load_coef)
     gap = float(getattr(res, "mip_gap", 0.0) or 0.0)
     status = "optimal" if res.status == 0 else "time_limit"
-    return x, loads, status, gap, (widths, costs)
+    bound = getattr(res, "mip_dual_bound", None)
+    bound = float(res.fun) if bound is None or not np.isfinite(bound) else float(bound)
+    return x, loads, status, gap, (widths, costs), bound
 
 
-def _unplaced(cust, mgr, arcs, miss_p, miss_b, elig, terr, cfg) -> pl.DataFrame:
-    rows_i = np.concatenate([np.nonzero(miss_p > 0)[0], np.nonzero(miss_b > 0)[0]])
-    roles = ["primary"] * int((miss_p > 0).sum()) + ["backup"] * int((miss_b > 0).sum())
+def _unplaced(cust, mgr, n_cand, miss_p, miss_b, elig, terr, cfg) -> pl.DataFrame:
+    """Every slot left unfilled, with the reason (computed once per tier, branch, region
+    and skill, not once per customer)."""
     schema = {"customer_id": pl.String, "role": pl.String, "tier": pl.String, "branch_id": pl.String,
               "reason": pl.String}
-    if rows_i.size == 0:
+    ip, ib = np.nonzero(miss_p > 0)[0], np.nonzero(miss_b > 0)[0]
+    if ip.size + ib.size == 0:
         return pl.DataFrame(schema=schema)
-    n_cand = arcs.group_by("i", "role").agg(pl.col("j").n_unique().alias("n"))
-    cand = dict(zip(zip(n_cand["i"].to_list(), n_cand["role"].to_list()), n_cand["n"].to_list()))
-    c = cust.select("customer_id", "tier", "branch_id", "region", "skill").rows()
-    out = []
-    for i, role in zip(rows_i.tolist(), roles):
-        cid, tier, branch, region, skill = c[i]
+    miss = pl.DataFrame({"i": np.concatenate([ip, ib]).astype(np.uint32),
+                         "role": ["primary"] * ip.size + ["backup"] * ib.size})
+    rows = (miss.join(cust.select(pl.col("i").cast(pl.UInt32), "customer_id", "tier", "branch_id", "region",
+                                  "skill"), on="i")
+            .join(n_cand.select("i", pl.col("role").cast(pl.String), "n"), on=["i", "role"], how="left")
+            .with_columns(pl.col("n").fill_null(0)))
+    keys = rows.select("tier", "branch_id", "region", "skill",
+                       (pl.col("n") == 0).alias("none")).unique()
+    out_keys = []
+    for tier, branch, region, skill, none in keys.rows():
         levels = elig[tier]
-        n = cand.get((i, role), 0)
         where = "; ".join(f"{lvl} in " + ({"branch": f"branch {branch}", "region": f"region {region}",
                                             "anywhere": "any branch"}[terr[lvl]]) for lvl in levels)
-        if n == 0:
-            reason = _why_none(mgr, levels, terr, branch, region, skill, where)
-        elif role == "backup" and n < cfg["team_size"]:
-            reason = f"team: only {n} eligible RMs ({where}) for a team of {cfg['team_size']}"
-        elif role == "backup":
-            reason = f"capacity: all {n} eligible RMs ({where}) are full or already in the customer's team"
-        else:
-            reason = f"capacity: all {n} eligible RMs ({where}) are full"
-        out.append((cid, role, tier, branch, reason))
-    return pl.DataFrame(out, schema=schema, orient="row").sort("customer_id", "role")
+        why = _why_none(mgr, levels, terr, branch, region, skill, where) if none else None
+        out_keys.append((tier, branch, region, skill, none, where, why))
+    keyed = pl.DataFrame(out_keys, orient="row", schema={
+        "tier": pl.String, "branch_id": pl.String, "region": pl.String, "skill": pl.String,
+        "none": pl.Boolean, "_where": pl.String, "_why": pl.String})
+    rows = rows.with_columns((pl.col("n") == 0).alias("none")).join(
+        keyed, on=["tier", "branch_id", "region", "skill", "none"], how="left", nulls_equal=True)
+    n, where = pl.col("n").cast(pl.String), pl.col("_where")
+    reason = (pl.when(pl.col("none")).then(pl.col("_why"))
+              .when((pl.col("role") == "backup") & (pl.col("n") < cfg["team_size"]))
+              .then(pl.format("team: only {} eligible RMs ({}) for a team of {}", n, where,
+                              pl.lit(str(cfg["team_size"]))))
+              .when(pl.col("role") == "backup")
+              .then(pl.format("capacity: all {} eligible RMs ({}) are full or already in the customer's team",
+                              n, where))
+              .otherwise(pl.format("capacity: all {} eligible RMs ({}) are full", n, where)))
+    return rows.select("customer_id", "role", "tier", "branch_id", reason.alias("reason")).sort(
+        "customer_id", "role")
 
 
 def _why_none(mgr, levels, terr, branch, region, skill, where) -> str:

@@ -154,7 +154,13 @@ def _brute_force(cust, mgr, current, *, elig, terr, team_size=1, team_tiers=("Di
         else:
             options.append(("single", opts, None))
     band_costs = [round(scale * balance_weight * b) for _, b in bands]
-    big = (max(all_arcs, default=0) + max(band_costs, default=0) + 1) * (len(mgrs) + 2)
+    # the largest arc cost the rules allow (not the largest present), so that every part of a
+    # decomposed solve prices an unplaced slot alike
+    max_rank = max(len(v) - 1 for v in elig.values())
+    max_unit = (round(scale * continuity) + round(scale * level_weight * (1 + pmax) * max_rank)
+                + round(scale * distance_weight * 2))
+    assert max(all_arcs, default=0) <= max_unit
+    big = (max_unit + max(band_costs, default=0) + 1) * (len(mgrs) + 2)
 
     def unpl(c):
         return round(big * (1 + c["priority"] / pmax))
@@ -425,3 +431,54 @@ def test_max_candidates_restricts_arcs():
     cut = solve_assignment(cust, mgr, max_candidates=10)
     assert cut.n_arcs == 400 < full.n_arcs == 1200
     assert cut.objective >= full.objective - 1e-9
+
+
+@st.composite
+def crowded(draw):
+    """Many managers of one level and branch (a pool), customers with and without a current RM."""
+    n_m = draw(st.integers(2, 8))
+    n_c = draw(st.integers(1, 14))
+    mgr = pl.DataFrame({
+        "manager_id": [f"M{j}" for j in range(n_m)],
+        "branch_id": [draw(st.sampled_from(["B1", "B2"])) for _ in range(n_m)],
+        "level": [draw(st.sampled_from(["branch", "wealth"])) for _ in range(n_m)],
+        "capacity": [draw(st.integers(0, 4)) for _ in range(n_m)],
+        "active": [draw(st.booleans()) or draw(st.booleans()) for _ in range(n_m)],
+    })
+    cust = pl.DataFrame({
+        "customer_id": [f"C{i:02d}" for i in range(n_c)],
+        "tier": [draw(st.sampled_from(["Gold", "Platinum"])) for _ in range(n_c)],
+        "branch_id": [draw(st.sampled_from(["B1", "B2"])) for _ in range(n_c)],
+        "priority": [draw(st.sampled_from([0.0, 0.5, 1.0])) for _ in range(n_c)],
+    })
+    ids = mgr["manager_id"].to_list()
+    rows = []
+    for cid in cust["customer_id"]:
+        p = draw(st.one_of(st.none(), st.sampled_from(ids)))
+        if p is not None:
+            rows.append((cid, p, "primary"))
+            b = draw(st.one_of(st.none(), st.sampled_from(ids)))
+            if b is not None and b != p:
+                rows.append((cid, b, "backup"))
+    current = pl.DataFrame(rows, schema=["customer_id", "manager_id", "role"], orient="row")
+    return cust, mgr, current
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(crowded(), st.integers(1, 2), st.sampled_from(["branch", "anywhere"]))
+def test_pooled_network_has_the_same_optimum(inst, team_size, territory):
+    """Arcs to the managers of one branch and level are pooled in the flow; a huge
+    max_candidates keeps every arc but turns pooling off: the optimum must not change,
+    and the MIP (no pooling) agrees."""
+    cust, mgr, current = inst
+    kw = dict(eligibility="retail_bank_senior", team_size=team_size, territory=territory)
+    pooled = solve_assignment(cust, mgr, current, **kw)
+    direct = solve_assignment(cust, mgr, current, max_candidates=10_000, **kw)
+    assert pooled.n_arcs == direct.n_arcs
+    assert pooled.objective == pytest.approx(direct.objective, abs=1e-9)
+    mip = solve_assignment(cust, mgr, current, solver="mip", mip_rel_gap=0.0, **kw)
+    assert pooled.objective == pytest.approx(mip.objective, rel=1e-9, abs=1e-6)
+    _check_hard(pooled, cust, mgr, ELIGIBILITY_PRESETS["retail_bank_senior"],
+                {lvl: territory for lvl in LEVELS}, team_size)
+    again = solve_assignment(cust, mgr, pooled.assignment, **kw)
+    assert again.moves.height == 0

@@ -55,3 +55,24 @@ def test_calls_step_lists_each_rms_top_customers_within_the_rules(tmp_path):
                              & pl.col(f"opt_out_{channel}")).height == 0
     assignment = res.outputs["assign"]["assignment"].filter(pl.col("role") == "primary")
     assert calls.join(assignment, on=["customer_id", "manager_id"]).height == calls.height
+
+
+def test_assign_step_decomposed_by_branch(tmp_path):
+    """decompose = "branch" in [assign]: one solve per branch, capacities hold, the
+    private banker (who serves every branch) is split, and the manifest states the gap."""
+    base = {"run": {"output_dir": str(tmp_path / "runs"), "report": False, "n_shards": 2},
+            "inputs": {"source": "sample", "sample_customers": 1500}}
+    glob = run_pipeline(base, as_of="2025-11-30", steps=[VALUE, STEP])
+    cfg = {**base, "run": {**base["run"], "output_dir": str(tmp_path / "runs2")},
+           "assign": {"decompose": "branch"}}
+    dec = run_pipeline(cfg, as_of="2025-11-30", steps=[VALUE, STEP])
+    g, d = glob.manifest["steps"]["assign"], dec.manifest["steps"]["assign"]
+    assert d["solver"] == "ortools_min_cost_flow per branch" and d["parts"] > 1
+    assert d["status"] == ("optimal" if d["gap"] == 0 else "feasible")
+    assert d["unplaced"] == g["unplaced"] == 0
+    assert d["bound"] <= g["objective"] + 1e-6 <= d["objective"] + 2e-6
+    assert 0 <= d["gap"] < 0.01
+    assignment = dec.outputs["assign"]["assignment"]
+    managers = make_bank(1500, seed=0)["managers"]
+    load = assignment.group_by("manager_id").len().join(managers, on="manager_id")
+    assert (load["len"] <= load["capacity"]).all()

@@ -4,7 +4,8 @@ A global step (an assignment weighs all customers against all managers' capacity
 it reads each customer's tier and branch (``value.value_tiers``), assets and churn
 risk, the current assignments and the managers, and solves with
 :func:`crmkit.assign.solve_assignment` (min-cost flow, or a MIP where workloads
-bind). Per-customer table ``assign/assignment`` (primary and, for core customers,
+bind; ``decompose = "branch"`` in ``[assign]`` solves branch by branch for banks too
+large for one solve). Per-customer table ``assign/assignment`` (primary and, for core customers,
 backup RM); aggregates: ``moves`` against the current assignment with their reason,
 ``unplaced`` customers with the reason, RM ``books`` and ``scorecards``, and
 ``handover`` sheets for leaving RMs. The manifest records the objective, status
@@ -46,9 +47,16 @@ def customer_rows(shard: Shard) -> pl.DataFrame:
 
 def score(shard: Shard, cfg: AssignConfig, state: Any) -> ShardOutput:
     """Solve the assignment of the whole (small) customer table."""
-    from crmkit.assign import rm_books, rm_scorecards, solve_assignment
+    from crmkit.assign import CallsConfig, priority_score, rm_books, rm_scorecards, solve_assignment
 
     customers = customer_rows(shard)
+    # the solver serves high-priority customers first (preferred level, placed first when
+    # capacity is short): the default priority score of value x churn risk, without the
+    # parts whose step did not run
+    pcfg = CallsConfig()
+    absent = {k: None for k in ("value_col", "risk_col", "offer_col")
+              if getattr(pcfg, k) is not None and getattr(pcfg, k) not in customers.columns}
+    customers = priority_score(customers, config=pcfg.model_copy(update=absent))
     managers = shard.get("managers")
     res = solve_assignment(customers, managers, config=cfg)
     assignment = res.assignment.sort("customer_id")
@@ -57,7 +65,9 @@ def score(shard: Shard, cfg: AssignConfig, state: Any) -> ShardOutput:
                                complaints=shard.get("complaints"), as_of=shard.as_of)
     facts = pl.DataFrame({"objective": [float(res.objective)], "status": [str(res.status)],
                           "gap": [float(res.gap) if res.gap is not None else None],
-                          "solver": [str(res.solver)], "arcs": [int(res.n_arcs)]})
+                          "solver": [str(res.solver)], "arcs": [int(res.n_arcs)],
+                          "bound": [float(res.bound) if res.bound is not None else None],
+                          "parts": [int(res.n_parts)], "solve_seconds": [float(res.seconds)]})
     return ShardOutput(tables={"assignment": assignment},
                        partials={"moves": res.moves, "unplaced": res.unplaced, "books": books,
                                  "scorecards": scorecards, "facts": facts})
