@@ -247,6 +247,15 @@ class _Reader:
                  name: str | None = None, parts: list[_Reader] | None = None) -> None:
         self.path, self.frame, self.name, self.parts = path, frame, name, parts
 
+    def column_names(self) -> list[str]:
+        if self.parts is not None:
+            return self.parts[0].column_names()
+        if self.frame is not None:
+            return list(self.frame.columns)
+        if self.name is not None and not self.path.exists():
+            return list(empty_table(self.name).columns)
+        return list(pl.read_parquet_schema(self.path))
+
     def __call__(self, columns: list[str] | None = None) -> pl.DataFrame:
         if self.parts is not None:
             return pl.concat([p(columns) for p in self.parts], how="vertical_relaxed")

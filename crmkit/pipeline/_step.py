@@ -220,6 +220,21 @@ class Shard:
                 else reader().select(columns)
         return self._cache[key]
 
+    def columns(self, name: str) -> list[str]:
+        """The column names of the declared input ``name`` (read from the file's
+        schema where the runner can, without reading rows)."""
+        if name in self._cache:
+            return list(self._cache[name].columns)
+        reader = self._readers.get(name)
+        if reader is None:
+            self.get(name)  # raises the error that names the declared inputs
+        schema_of = getattr(reader, "column_names", None)
+        return schema_of() if schema_of is not None else list(self.get(name).columns)
+
+    def optional_present(self, name: str) -> bool:
+        """Whether an optional input was produced by a step of this run."""
+        return self._readers.get(name) is not None
+
     def optional(self, name: str) -> pl.DataFrame | None:
         """The shard's rows of an optional input, or None when no step produced it."""
         reader = self._readers.get(name)

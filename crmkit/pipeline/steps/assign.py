@@ -27,13 +27,15 @@ __all__ = ["STEP"]
 
 def customer_rows(shard: Shard) -> pl.DataFrame:
     """One row per customer: tier, branch, assets, churn risk and the current RMs."""
-    tiers = shard.get("value.value_tiers").select("customer_id", "tier", "branch_id")
-    feats = shard.get("features").select("customer_id", "financial_assets")
+    # a global step holds every customer: read only the columns used
+    tiers = shard.get("value.value_tiers", ["customer_id", "tier", "branch_id"])
+    feats = shard.get("features", ["customer_id", "financial_assets"])
     rows = tiers.join(feats, on="customer_id", how="left")
-    risk = shard.optional("churn.churn_scores")
-    if risk is not None and "churn_prob_90d" in risk.columns:
-        rows = rows.join(risk.select("customer_id", pl.col("churn_prob_90d").alias(
-            "churn_probability")), on="customer_id", how="left")
+    if shard.optional_present("churn.churn_scores") \
+            and "churn_prob_90d" in shard.columns("churn.churn_scores"):
+        risk = shard.get("churn.churn_scores", ["customer_id", "churn_prob_90d"])
+        rows = rows.join(risk.rename({"churn_prob_90d": "churn_probability"}),
+                         on="customer_id", how="left")
     # the previous run's solution is the current book (the input table is the bank's
     # record, which the first run starts from)
     current = shard.previous("assign", "assignment")

@@ -28,29 +28,36 @@ __all__ = ["STEP"]
 
 
 def _customers(shard: Shard) -> pl.DataFrame:
-    feats = shard.get("features").select(
-        "customer_id", "financial_assets", "financial_assets_trend_90d",
-        "days_since_last_contact")
-    people = shard.get("customers")
-    keep = [c for c in people.columns if c.startswith("opt_out_") or c in (
+    # a global step holds every customer: read only the columns used
+    feats = shard.get("features", ["customer_id", "financial_assets",
+                                   "financial_assets_trend_90d", "days_since_last_contact"])
+    keep = [c for c in shard.columns("customers") if c.startswith("opt_out_") or c in (
         "customer_id", "first_seen", "birth_year", "contact_window", "do_not_contact")]
-    rows = (shard.get("value.value_tiers").select("customer_id", "tier", "branch_id")
+    rows = (shard.get("value.value_tiers", ["customer_id", "tier", "branch_id"])
             .join(feats, on="customer_id", how="left")
-            .join(people.select(keep), on="customer_id", how="left"))
-    assignment = shard.get("assign.assignment").filter(pl.col("role") == "primary")
+            .join(shard.get("customers", keep), on="customer_id", how="left"))
+    assignment = shard.get("assign.assignment", ["customer_id", "manager_id", "role"]).filter(
+        pl.col("role") == "primary")
     rows = rows.join(assignment.select("customer_id", "manager_id"), on="customer_id",
                      how="left")
-    stages = shard.optional("lifecycle.stages")
-    if stages is not None:
-        rows = rows.join(stages.select("customer_id", "stage"), on="customer_id", how="left")
-    churn = shard.optional("churn.churn_scores")
-    if churn is not None and "churn_prob_90d" in churn.columns:
-        reasons = [c for c in churn.columns if c.startswith("reason_")
+    if shard.optional_present("lifecycle.stages"):
+        rows = rows.join(shard.get("lifecycle.stages", ["customer_id", "stage"]),
+                         on="customer_id", how="left")
+    churn_cols = shard.columns("churn.churn_scores") \
+        if shard.optional_present("churn.churn_scores") else []
+    if "churn_prob_90d" in churn_cols:
+        reasons = [c for c in churn_cols if c.startswith("reason_")
                    and not c.endswith("_contribution")]
-        flag = ["churn_flag"] if "churn_flag" in churn.columns else []
-        rows = rows.join(churn.select("customer_id", pl.col("churn_prob_90d").alias(
-            "churn_probability"), *flag, *reasons), on="customer_id", how="left")
-    offers = shard.optional("propensity.offers")
+        flag = ["churn_flag"] if "churn_flag" in churn_cols else []
+        churn = shard.get("churn.churn_scores", ["customer_id", "churn_prob_90d", *flag,
+                                                 *reasons])
+        rows = rows.join(churn.rename({"churn_prob_90d": "churn_probability"}),
+                         on="customer_id", how="left")
+    offers = None
+    if shard.optional_present("propensity.offers"):
+        offer_cols = [c for c in ("customer_id", "rank", "product_id", "expected_value")
+                      if c in shard.columns("propensity.offers")]
+        offers = shard.get("propensity.offers", offer_cols)
     if offers is not None and {"rank", "product_id"} <= set(offers.columns):
         best = offers.filter(pl.col("rank") == 1).select(
             "customer_id", pl.col("product_id").alias("next_best_product"),
@@ -65,7 +72,8 @@ def score(shard: Shard, cfg: CallsConfig, state: Any) -> ShardOutput:
     from crmkit.assign import branch_staff_list, build_call_lists
 
     customers = _customers(shard)
-    contacts = shard.get("contacts")
+    contacts = shard.get("contacts", [c for c in ("customer_id", "date", "product_id", "outcome")
+                                      if c in shard.columns("contacts")])
     # a part of the priority whose step did not run (no propensity: no offer value) is
     # left out rather than failing the run
     absent = {k: None for k in ("value_col", "risk_col", "offer_col")
