@@ -34,6 +34,7 @@ from typing import Any
 import polars as pl
 
 from crmkit._config import closest
+from crmkit._exprs import is_in
 from crmkit.exceptions import ConfigError
 
 __all__ = ["CompiledSegment", "compile_segment"]
@@ -266,7 +267,7 @@ class _Compiler:
             values.append(elt.value)
         if not values:
             raise self.fail(right_node, "the list after 'in' is empty")
-        member = left.is_in(pl.Series(values).implode())
+        member = is_in(left, pl.Series(values))
         # is_in gives False (not null) for a null left side; keep SQL's unknown instead.
         member = pl.when(left.is_null()).then(None).otherwise(member)
         return ~member if negate else member
