@@ -76,6 +76,27 @@ class ValidationResult:
     problems: list[Problem] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """One line: problems found and rows per table (``report()`` lists the problems).
+
+        Examples
+        --------
+        >>> import polars as pl, datetime as dt
+        >>> c = pl.DataFrame({"customer_id": ["a", None], "branch_id": ["x", "x"],
+        ...                   "first_seen": [dt.date(2024, 1, 1)] * 2})
+        >>> validate({"customers": c}, mode="quarantine")
+        <ValidationResult: 1 problem; customers 2 rows (1 rejected)>
+        """
+        n = len(self.problems)
+        found = "ok" if not n else f"{n} problem{'s' if n != 1 else ''}"
+        given = self.counts or {name: t.height for name, t in self.tables.items()}
+        rows = []
+        for name, count in given.items():
+            bad = self.rejected[name].height if name in self.rejected else 0
+            rows.append(f"{name} {count:,} row{'s' if count != 1 else ''}"
+                        + (f" ({bad:,} rejected)" if bad else ""))
+        return f"<ValidationResult: {found}; {', '.join(rows) or 'no tables'}>"
+
     @property
     def ok(self) -> bool:
         """True when no problem was found."""
