@@ -35,7 +35,9 @@ def _implode_is_in() -> bool:
     element by element and fail on it. Asked once, of polars itself.
     """
     try:
-        return bool(pl.select(pl.lit("a").is_in(pl.Series(["a", "b"]).implode())).item())
+        probe = pl.DataFrame({"x": ["a", "c"]}).select(
+            pl.col("x").is_in(pl.Series(["a", "b"]).implode()))  # two rows: one would broadcast
+        return probe.to_series().to_list() == [True, False]
     except Exception:
         return False
 
