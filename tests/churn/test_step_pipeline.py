@@ -40,7 +40,7 @@ def test_churn_step_in_nightly_runs(tmp_path):
     assert set(model["metrics"]) >= {"auc_horizon", "c_index_harrell", "integrated_brier"}
     stored = json.loads((runs / "models" / "churn" / "2025-11-20.json").read_text())
     assert stored["format"] == "crmkit.model/1"
-    assert stored["payload"]["model"]["format"].startswith("crmkit.")  # the estimator envelope
+    assert stored["models"]["model"]["format"].startswith("crmkit.")  # the estimator envelope
 
     run_pipeline(cfg, as_of="2025-11-20", steps=[STEP], progress=False, force=True)  # identical
     again = json.loads((runs / "2025-11-20" / "manifest.json").read_text())
