@@ -392,11 +392,12 @@ def _apply_checks(spec: Table, frame: pl.DataFrame, typed: pl.DataFrame, checks:
         return typed, None, problems
     any_bad = flags.select(pl.any_horizontal(pl.all())).to_series()
     bad_rows = any_bad.arg_true()
-    reasons = flags.gather(bad_rows).select(
+    reasons = flags.select(pl.all().gather(bad_rows)).select(
         pl.concat_str(reason_parts, separator="; ", ignore_nulls=True).alias("_reason"))
     good = typed.filter(~any_bad)
     numbers = row_ids.gather(bad_rows) if row_ids is not None else bad_rows.cast(pl.Int64)
-    bad = pl.concat([numbers.alias("_row").to_frame(), frame.gather(bad_rows), reasons],
+    bad = pl.concat([numbers.alias("_row").to_frame(), frame.select(pl.all().gather(bad_rows)),
+                     reasons],
                     how="horizontal")
     return good, bad, problems
 
@@ -420,7 +421,7 @@ def _later_duplicates(typed: pl.DataFrame, key: list[str]) -> pl.Series | None:
     if repeated.size == 0:
         return None
     candidates = is_in(hashes, pl.Series(np.unique(repeated))).fill_null(False).arg_true()
-    sub = typed.select(key).gather(candidates)
+    sub = typed.select(pl.col(key).gather(candidates))
     later = sub.select(pl.struct(key).is_first_distinct().not_()).to_series()
     if not later.any():
         return None  # hash collisions only
@@ -443,7 +444,7 @@ def _rows_breaking(typed: pl.DataFrame, key: str, reference: pl.DataFrame,
     if reference.is_empty():
         return None
     idx = typed.select(is_in(pl.col(key), reference[key])).to_series().arg_true()
-    sub = (typed.gather(idx).with_columns(idx.alias("__i"))
+    sub = (typed.select(pl.all().gather(idx)).with_columns(idx.alias("__i"))
            .join(reference, on=key, how="left"))
     hit = sub.filter(bad.fill_null(False))["__i"]
     if hit.is_empty():
