@@ -48,7 +48,6 @@ import polars as pl
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from crmkit._exprs import is_in
 from crmkit._frames import Output, to_output, to_polars
 from crmkit.assign._config import (
     TERRITORY_PRESET,
@@ -641,7 +640,7 @@ def _keep_valid(arcs: pl.DataFrame, cust: pl.DataFrame, mgr: pl.DataFrame) -> pl
     keep = arcs.filter(pl.col("is_current"))
     load = keep.group_by("j").agg(pl.len().alias("_n")).join(mgr.select("j", "capacity"), on="j")
     fits = load.filter(pl.col("_n") <= pl.col("capacity"))["j"]
-    fixed = keep.filter(is_in(pl.col("j"), fits)).select("i", "role", "j")
+    fixed = keep.filter(pl.col("j").is_in(fits.implode())).select("i", "role", "j")
     fixed_slots = fixed.select("i", "role").unique()
     free = arcs.join(fixed_slots, on=["i", "role"], how="anti")
     held = arcs.join(fixed, on=["i", "role", "j"], how="semi")

@@ -17,7 +17,6 @@ from typing import Any
 
 import polars as pl
 
-from crmkit._exprs import is_in
 from crmkit.report import _charts as charts
 from crmkit.report._format import (
     fmt_count,
@@ -363,7 +362,8 @@ def _lifecycle(d: Data) -> Section:
                       .select("customer_id", pl.col("from_stage").alias("_prev")),
                       on="customer_id", how="left")
                 .with_columns(pl.coalesce("_prev", "stage").alias("stage")).drop("_prev")
-                .filter(~is_in(pl.col("customer_id"), pl.Series(list(new), dtype=pl.String))))
+                .filter(~pl.col("customer_id").is_in(pl.Series(list(new), dtype=pl.String)
+                                                     .implode())))
         fig, ax = charts.new_axes(6.4, 4.2)
         plot_stage_flow(prev, stages.select("customer_id", "stage"), ax=ax)
         ax.set_title(f"Stage flow, {d.previous_run} → {d.as_of}", fontsize=10)

@@ -10,7 +10,6 @@ from typing import Any, Literal
 
 import polars as pl
 
-from crmkit._exprs import is_in
 from crmkit._frames import to_polars
 from crmkit._params import check_choice, check_date
 from crmkit.exceptions import SchemaError
@@ -363,7 +362,7 @@ def _validate_table(
         known = clean_so_far[other][other_col].unique()
         checks.append(_Check(col_name, f"references unknown {other}.{other_col}",
                              pl.col(col_name).is_not_null()
-                             & ~is_in(pl.col(col_name), known)))
+                             & ~pl.col(col_name).is_in(known.implode())))
     if contract.cross_table_rules:
         checks.extend(_cross_table_checks(spec, typed, present, clean_so_far, contract))
     checks.extend(_sum_checks(spec, typed, clean_so_far, contract))
@@ -420,7 +419,7 @@ def _later_duplicates(typed: pl.DataFrame, key: list[str]) -> pl.Series | None:
     del arr
     if repeated.size == 0:
         return None
-    candidates = is_in(hashes, pl.Series(np.unique(repeated))).fill_null(False).arg_true()
+    candidates = hashes.is_in(pl.Series(np.unique(repeated)).implode()).fill_null(False).arg_true()
     sub = typed.select(pl.col(key).gather(candidates))
     later = sub.select(pl.struct(key).is_first_distinct().not_()).to_series()
     if not later.any():
@@ -443,7 +442,7 @@ def _rows_breaking(typed: pl.DataFrame, key: str, reference: pl.DataFrame,
     """
     if reference.is_empty():
         return None
-    idx = typed.select(is_in(pl.col(key), reference[key])).to_series().arg_true()
+    idx = typed.select(pl.col(key).is_in(reference[key].implode())).to_series().arg_true()
     sub = (typed.select(pl.all().gather(idx)).with_columns(idx.alias("__i"))
            .join(reference, on=key, how="left"))
     hit = sub.filter(bad.fill_null(False))["__i"]
@@ -520,7 +519,7 @@ def _sum_checks(spec: Table, typed: pl.DataFrame, clean: dict[str, pl.DataFrame]
             return []
         return [_Check("amount", f"the customer's amounts add up to more than {limit:.4g} in "
                        "size (no exact sum in integer micro-units)",
-                       is_in(pl.col("customer_id"), over), ("customer_id",))]
+                       pl.col("customer_id").is_in(over.implode()), ("customer_id",))]
     holdings = clean.get("holdings")
     if spec.name == "balances" and holdings is not None and holdings.height:
         size = pl.col("balance").abs().filter(in_range("balance"))
@@ -539,7 +538,7 @@ def _sum_checks(spec: Table, typed: pl.DataFrame, clean: dict[str, pl.DataFrame]
         accounts = holdings.join(per_customer, on="customer_id", how="semi")["account_id"]
         return [_Check("balance", f"the customer's balances can add up to more than "
                        f"{limit:.4g} in size (no exact sum in integer micro-units)",
-                       is_in(pl.col("account_id"), accounts))]
+                       pl.col("account_id").is_in(accounts.implode()))]
     return []
 
 

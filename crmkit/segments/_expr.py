@@ -34,7 +34,6 @@ from typing import Any
 import polars as pl
 
 from crmkit._config import closest
-from crmkit._exprs import is_in
 from crmkit.exceptions import ConfigError
 
 __all__ = ["CompiledSegment", "compile_segment"]
@@ -267,7 +266,7 @@ class _Compiler:
             values.append(elt.value)
         if not values:
             raise self.fail(right_node, "the list after 'in' is empty")
-        member = is_in(left, pl.Series(values))
+        member = left.is_in(pl.Series(values).implode())
         # is_in gives False (not null) for a null left side; keep SQL's unknown instead.
         member = pl.when(left.is_null()).then(None).otherwise(member)
         return ~member if negate else member
