@@ -44,6 +44,7 @@ OBS_END = "2025-12-31"
 PYTHONS = {
     "crmkit": sys.executable,
     "crmkit_lazy": sys.executable,
+    "crmkit_1thread": sys.executable,  # POLARS_MAX_THREADS=1: the equal-core comparison
     "polars_floor": sys.executable,
     "lifetimes": str(HERE / ".venv-lifetimes" / "bin" / "python"),
     "pymc_marketing": str(HERE / ".venv-pymc" / "bin" / "python"),
@@ -143,7 +144,7 @@ def _run_pandas_peer(path, which):
 
 
 def worker(candidate: str, path: str, out_path: str | None, warmup: bool = True) -> None:
-    if candidate in ("crmkit", "crmkit_lazy"):
+    if candidate in ("crmkit", "crmkit_lazy", "crmkit_1thread"):
         read_s, data, call, normalise, versions = _run_crmkit(path, candidate == "crmkit_lazy")
     elif candidate == "polars_floor":
         read_s, data, call, normalise, versions = _run_polars_floor(path)
@@ -204,6 +205,8 @@ def run_one(candidate: str, data: Path, out_path: Path | None, timeout: float,
         cmd += ["--no-warmup"]
     env = dict(os.environ)
     env["PYTHONPATH"] = str(HERE.parent) if candidate.startswith("crmkit") else ""
+    if candidate == "crmkit_1thread":  # polars reads this once, at import
+        env["POLARS_MAX_THREADS"] = "1"
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
     try:
@@ -260,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
         if not Path(PYTHONS[cand]).exists():
             sys.exit(f"{cand}: no interpreter at {PYTHONS[cand]}; run benchmarks/setup_peers.sh")
     WORK.mkdir(exist_ok=True)
-    report = {"machine": machine(), "runs": [], "checks": {}}
+    report = {"machine": machine(), "runs": [], "checks": {},
+              "loadavg_before": os.getloadavg()}
     for n in args.sizes:
         data = ensure_data(n, args.seed)
         outputs = {}
@@ -277,8 +281,11 @@ def main(argv: list[str] | None = None) -> None:
             report["checks"][str(n)] = {c: compare(outputs["crmkit"], p)
                                         for c, p in outputs.items() if c != "crmkit"}
             print(json.dumps(report["checks"][str(n)]), flush=True)
+        report["loadavg_after"] = os.getloadavg()
         args.json.write_text(json.dumps(report, indent=2))
     print(markdown(report))
+    print(f"load average (1, 5, 15 min) before: {report['loadavg_before']}, "
+          f"after: {report['loadavg_after']}")
 
 
 def machine() -> dict:
@@ -327,19 +334,20 @@ def markdown(report: dict) -> str:
     rows = summarise(report)
     lines = [
         "| transactions | candidate | repeats | summary wall s | summary CPU s | read+summary wall s "
-        "| wall / crmkit | CPU / crmkit | peak RSS MB | RSS increase MB | peak / crmkit peak |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| wall / crmkit | CPU / crmkit | peak RSS MB | RSS increase MB | peak / crmkit peak "
+        "| load 1-min before |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (n, cand), r in sorted(rows.items(), key=lambda kv: (kv[0][0], CANDIDATES.index(kv[0][1]))):
         if "error" in r:
-            lines.append(f"| {_label(n)} | {cand} | - | error: {r['error']} |" + " |" * 7)
+            lines.append(f"| {_label(n)} | {cand} | - | error: {r['error']} |" + " |" * 8)
             continue
         base = rows.get((n, "crmkit"), {})
         ratio = lambda key: f"{r[key] / base[key]:.1f}" if base.get(key) else ""  # noqa: E731
         lines.append(
             f"| {_label(n)} | {cand} | {r['repeats']} | {r['summary_s']:.2f} | {r['cpu_s']:.2f} | "
             f"{r['total_s']:.2f} | {ratio('summary_s')} | {ratio('cpu_s')} | {r['peak_mb']:.0f} | "
-            f"{r['increase_mb']:.0f} | {ratio('peak_mb')} |")
+            f"{r['increase_mb']:.0f} | {ratio('peak_mb')} | {r['load']:.1f} |")
     return "\n".join(lines)
 
 

@@ -17,16 +17,25 @@ Every crmkit model (CLV, survival, RFM scorer, ...) derives from
 
 The envelope
 ------------
-``{"format": "crmkit.model/1", "class": "<Name>", "params": {...}, "state": {...},
-"feature_names": [...] | null, "training_window": {"start": ..., "end": ...} | null,
-"metrics": {...}, "fingerprint": "..." | null, "crmkit_version": "..."}``.
+One JSON format, ``crmkit.model/1``, for a model saved by ``model.save(path)`` and
+for a model file of the nightly run's model store (:mod:`crmkit.pipeline._store`
+adds its own fields, such as ``name``, ``fitted_as_of`` and ``settings``, beside
+these):
+
+``{"format": "crmkit.model/1", "class": "<Name>", "params": {...}, "fitted_params": {...},
+"state": {...}, "feature_names": [...] | null, "training_window": {"start": ..., "end": ...}
+| null, "metrics": {...}, "fingerprint": "..." | null, "crmkit_version": "..."}``.
+
+Several models saved together (the CLV step's transaction and spend models) are one
+envelope with ``"models": {name: <envelope of one model>, ...}`` in place of
+``class``/``params``/``state``; :func:`load_model` then returns a dict name -> model.
 
 JSON has no infinity or NaN, so the envelope is written with ``allow_nan=False``
-and **non-finite floats are stored as the strings** ``"inf"``, ``"-inf"`` and
-``"nan"``: :func:`to_envelope` replaces them, :func:`from_envelope` turns exactly
-these three strings back into floats. numpy arrays are stored as
+and **every non-finite float is stored as the object** ``{"__float__": "inf"}`` (or
+``"-inf"``, ``"nan"``); :func:`encode_floats` / :func:`decode_floats` do only that,
+:func:`to_envelope` / :func:`from_envelope` also store numpy arrays as
 ``{"__ndarray__": [...], "dtype": "..."}`` and polars frames as
-``{"__frame__": {column: [...]}}``; loading executes no code from the file and
+``{"__frame__": {column: [...]}}``. Loading executes no code from the file and
 only instantiates registered crmkit estimator classes.
 """
 
@@ -38,6 +47,7 @@ import numbers
 import os
 import warnings
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +60,9 @@ __all__ = [
     "ENVELOPE_FORMAT",
     "Interval",
     "Options",
+    "decode_floats",
     "deprecated_alias",
+    "encode_floats",
     "from_envelope",
     "load_model",
     "to_envelope",
@@ -59,6 +71,8 @@ __all__ = [
 ENVELOPE_FORMAT = "crmkit.model/1"
 _REGISTRY: dict[str, type] = {}
 _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+MODEL_FORMATS = (ENVELOPE_FORMAT, "crmkit.clv/1", "crmkit.churn/1", "crmkit.propensity/1")
+"""Formats of a model document :func:`load_model` reads (the first is written today)."""
 
 
 # --------------------------------------------------------------------------- constraints
@@ -354,14 +368,48 @@ def new_axes(figsize=(6, 4)):
 
 
 # --------------------------------------------------------------------------- envelope
+def _float_tag(v: float) -> dict:
+    return {"__float__": "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")}
+
+
+def encode_floats(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``{"__float__": "inf"}`` etc.
+
+    Examples
+    --------
+    >>> encode_floats({"z": [1.0, float("inf"), float("nan")]})
+    {'z': [1.0, {'__float__': 'inf'}, {'__float__': 'nan'}]}
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return _float_tag(value)
+    if isinstance(value, dict):
+        return {k: encode_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode_floats(v) for v in value]
+    return value
+
+
+def decode_floats(value: Any) -> Any:
+    """The inverse of :func:`encode_floats`.
+
+    Examples
+    --------
+    >>> decode_floats({"z": [{"__float__": "-inf"}]})
+    {'z': [-inf]}
+    """
+    if isinstance(value, dict):
+        if set(value) == {"__float__"}:
+            return _NONFINITE[value["__float__"]]
+        return {k: decode_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_floats(v) for v in value]
+    return value
+
+
 def _encode(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         v = float(value)
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return v
+        return v if math.isfinite(v) else _float_tag(v)
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -384,15 +432,11 @@ def _encode(value: Any) -> Any:
 
 
 def _decode(value: Any) -> Any:
-    if isinstance(value, str):
-        return _NONFINITE.get(value, value)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"The model envelope holds a bare non-finite number ({value!r}); "
-                         "JSON has none, and crmkit writes them as the strings 'inf', '-inf', "
-                         "'nan'. The file was not written by crmkit's save; refit and save it.")
     if isinstance(value, list):
         return [_decode(v) for v in value]
     if isinstance(value, dict):
+        if set(value) == {"__float__"}:
+            return _NONFINITE[value["__float__"]]
         if "__ndarray__" in value:
             dtype = value["dtype"]
             data = _decode(value["__ndarray__"])
@@ -409,14 +453,50 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def parse_model_json(text: str, source: Any = "the model document") -> Any:
+    """Parse a model file's JSON text; a ``crmkit.model/1`` envelope must be strict JSON.
+
+    JSON has no NaN or Infinity; crmkit writes them as ``{"__float__": ...}``, so a
+    bare ``NaN`` in an envelope means the file was not written by crmkit (the
+    previous formats, written with ``allow_nan=True``, may hold them).
+    """
+    bare: list[str] = []
+
+    def constant(name: str) -> float:
+        bare.append(name)
+        return float(name.replace("Infinity", "inf"))
+
+    doc = json.loads(text, parse_constant=constant)
+    if bare and isinstance(doc, dict) and doc.get("format") == ENVELOPE_FORMAT:
+        raise ValueError(f"{source} holds a bare non-finite number ({bare[0]}); JSON has none, "
+                         "and crmkit writes them as {\"__float__\": \"inf\"}. The file was not "
+                         "written by crmkit; refit and save it.")
+    return doc
+
+
+def _meta(feature_names: Any, training_window: Any, metrics: dict | None,
+          fingerprint: str | None) -> dict:
+    from crmkit._frames import _crmkit_version
+    if isinstance(training_window, (tuple, list)):
+        training_window = {"start": training_window[0], "end": training_window[1]}
+    return {
+        "feature_names": None if feature_names is None else [str(f) for f in feature_names],
+        "training_window": _encode(training_window),
+        "metrics": _encode(metrics or {}),
+        "fingerprint": fingerprint,
+        "crmkit_version": _crmkit_version(),
+    }
+
+
 def to_envelope(model: Any, *, feature_names: Any = None, training_window: Any = None,
                 metrics: dict | None = None, fingerprint: str | None = None) -> dict:
     """The JSON envelope of a fitted crmkit model (a plain dict of JSON data).
 
     Parameters
     ----------
-    model : CrmkitEstimator
-        A fitted crmkit model.
+    model : CrmkitEstimator or mapping of str to CrmkitEstimator
+        A fitted crmkit model, or several saved together under their names (one
+        envelope with ``"models"``; :func:`load_model` gives the dict back).
     feature_names : list of str, optional
         Default: the model's ``feature_names_in_`` when it has them.
     training_window : dict or tuple, optional
@@ -429,8 +509,8 @@ def to_envelope(model: Any, *, feature_names: Any = None, training_window: Any =
     Returns
     -------
     dict
-        Strict JSON data: non-finite floats are the strings ``"inf"``, ``"-inf"``,
-        ``"nan"`` (``json.dumps(..., allow_nan=False)`` succeeds).
+        Strict JSON data: non-finite floats are ``{"__float__": "inf"}`` (or ``"-inf"``,
+        ``"nan"``), so ``json.dumps(..., allow_nan=False)`` succeeds.
 
     Examples
     --------
@@ -438,37 +518,38 @@ def to_envelope(model: Any, *, feature_names: Any = None, training_window: Any =
     >>> from crmkit.value import BetaGeo
     >>> rfm = pl.DataFrame({"frequency": [0, 1, 2, 0, 3, 1], "recency_weeks": [0., 5, 20, 0, 30, 2],
     ...                     "T_weeks": [30., 35, 38, 10, 39, 20]})
-    >>> env = to_envelope(BetaGeo(penalizer=0.01).fit(rfm), metrics={"mae": 0.5})
+    >>> bg = BetaGeo(penalizer=0.01).fit(rfm)
+    >>> env = to_envelope(bg, metrics={"mae": 0.5, "gain": float("nan")})
     >>> env["format"], env["class"], env["params"]["penalizer"], env["metrics"]
-    ('crmkit.model/1', 'BetaGeo', 0.01, {'mae': 0.5})
-    >>> from_envelope(json.loads(json.dumps(env, allow_nan=False))).params_ == \\
-    ...     from_envelope(env).params_
+    ('crmkit.model/1', 'BetaGeo', 0.01, {'mae': 0.5, 'gain': {'__float__': 'nan'}})
+    >>> from_envelope(json.loads(json.dumps(env, allow_nan=False))).params_ == bg.params_
     True
+    >>> both = to_envelope({"light": bg, "heavy": BetaGeo(penalizer=0.1).fit(rfm)})
+    >>> sorted(both["models"]), sorted(from_envelope(both))
+    (['heavy', 'light'], ['heavy', 'light'])
     """
     from sklearn.utils.validation import check_is_fitted
 
-    from crmkit._frames import _crmkit_version
+    if isinstance(model, Mapping):
+        if not model:
+            raise ValueError("to_envelope: got an empty mapping of models.")
+        models = {str(k): to_envelope(m) for k, m in model.items()}
+        return {"format": ENVELOPE_FORMAT, "models": models,
+                **_meta(feature_names, training_window, metrics, fingerprint)}
     if not isinstance(model, CrmkitEstimator):
         raise TypeError(f"to_envelope: expected a crmkit estimator, got {type(model).__name__}.")
     check_is_fitted(model)
     if feature_names is None and hasattr(model, "feature_names_in_"):
         feature_names = list(model.feature_names_in_)
-    if isinstance(training_window, (tuple, list)):
-        training_window = {"start": training_window[0], "end": training_window[1]}
     if fingerprint is None:
         fingerprint = getattr(model, "fingerprint_", None)
-    params = model._envelope_params()
     return {
         "format": ENVELOPE_FORMAT,
         "class": type(model).__name__,
-        "params": _encode(params),
+        "params": _encode(model._envelope_params()),
         "fitted_params": _encode(dict(getattr(model, "params_", {}) or {})),
         "state": _encode(model._get_state()),
-        "feature_names": None if feature_names is None else [str(f) for f in feature_names],
-        "training_window": _encode(training_window),
-        "metrics": _encode(metrics or {}),
-        "fingerprint": fingerprint,
-        "crmkit_version": _crmkit_version(),
+        **_meta(feature_names, training_window, metrics, fingerprint),
     }
 
 
@@ -476,12 +557,23 @@ def from_envelope(doc: dict) -> Any:
     """Rebuild a fitted model from :func:`to_envelope` data (no code is executed).
 
     The metadata (feature names, training window, metrics, fingerprint, version)
-    is attached as ``model.metadata_``.
+    is attached as ``model.metadata_``. An envelope of several models gives a dict
+    name -> model, one of a single model (under a name) that model; each member
+    may also be a document of the previous formats.
     """
     if not isinstance(doc, dict) or doc.get("format") != ENVELOPE_FORMAT:
         fmt = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ValueError(f"Not a crmkit model envelope (format {fmt!r}; expected "
                          f"{ENVELOPE_FORMAT!r}).")
+    if "models" in doc:
+        members = doc["models"]
+        if not isinstance(members, dict) or not members:
+            raise ValueError("The model envelope's 'models' is not a mapping of models.")
+        models = {name: load_model(member) for name, member in members.items()}
+        return next(iter(models.values())) if len(models) == 1 else models
+    if "class" not in doc:
+        what = f" (pipeline step {doc['step']!r})" if "step" in doc else ""
+        raise ValueError(f"The envelope holds fitted data{what}, not a crmkit estimator.")
     _import_model_packages()
     cls = _REGISTRY.get(doc.get("class"))
     if cls is None:
@@ -506,9 +598,12 @@ def _import_model_packages() -> None:
 def load_model(source: Any) -> Any:
     """Load any crmkit model: a path, JSON text or an envelope dict.
 
-    Reads the envelope written by ``model.save(path)``; files in the previous
-    formats (``crmkit.clv/1`` from ``to_json`` of CLV models, ``crmkit.churn/1``
-    of survival models) are read too.
+    Reads the envelope written by ``model.save(path)`` and the model files of the
+    nightly run's model store (``<model_dir>/<name>/<fitted_as_of>.json``); a file
+    holding several models (the CLV step's transaction and spend models) gives a
+    dict name -> model, one holding one model that model. Files in the previous
+    formats (``crmkit.clv/1`` from ``to_json`` of CLV models, ``crmkit.churn/1`` of
+    survival models, ``crmkit.propensity/1``) are read too.
 
     Examples
     --------
@@ -525,7 +620,7 @@ def load_model(source: Any) -> Any:
         doc = source
     else:
         from crmkit._persist import json_text_from
-        doc = json.loads(json_text_from(source))
+        doc = parse_model_json(json_text_from(source), source=source)
     fmt = doc.get("format") if isinstance(doc, dict) else None
     if fmt == "crmkit.clv/1":
         from crmkit.value._clv_base import CLVModel
@@ -533,4 +628,7 @@ def load_model(source: Any) -> Any:
     if fmt == "crmkit.churn/1":
         from crmkit.churn._base import _load_legacy
         return _load_legacy(doc)
+    if fmt == "crmkit.propensity/1":
+        from crmkit.propensity import load_model as load_propensity
+        return load_propensity(doc)
     return from_envelope(doc)

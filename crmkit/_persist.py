@@ -2,12 +2,53 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
 import os
 from pathlib import Path
 
 from crmkit.io import atomic_write
 
-__all__ = ["json_text_from", "save_json_text"]
+__all__ = ["document_fingerprint", "json_text_from", "library_versions", "save_json_text"]
+
+
+def document_fingerprint(body: dict) -> str:
+    """SHA-256 of a model document's body (canonical JSON: sorted keys, no spaces).
+
+    The previous per-family formats (``crmkit.churn/1``, ``crmkit.propensity/1``)
+    store it beside the body, so a file edited by hand is refused on load.
+
+    Examples
+    --------
+    >>> document_fingerprint({"b": 1, "a": [1.5]}) == document_fingerprint({"a": [1.5], "b": 1})
+    True
+    >>> document_fingerprint({"a": 1})[:12]
+    '015abd7f5cc5'
+    """
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def library_versions(*optional: str) -> dict[str, str]:
+    """Versions of crmkit, numpy and scikit-learn, and of each ``optional`` module installed.
+
+    Examples
+    --------
+    >>> sorted(library_versions("no_such_module_here"))
+    ['crmkit', 'numpy', 'sklearn']
+    """
+    import numpy as np
+    import sklearn
+
+    import crmkit
+    out = {"crmkit": crmkit.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__}
+    for name in optional:
+        try:
+            out[name] = importlib.import_module(name).__version__
+        except ImportError:
+            pass
+    return out
 
 
 def save_json_text(text: str, path: str | os.PathLike) -> None:

@@ -5,6 +5,7 @@ by a ```text block must print exactly that text (trailing spaces aside)."""
 import contextlib
 import io
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,9 @@ def test_doc_examples_run(page, request, tmp_path, monkeypatch):
     for i, (block, expected) in enumerate(BLOCK_AND_OUTPUT.findall((DOCS / page).read_text())):
         printed = io.StringIO()
         try:
-            with contextlib.redirect_stdout(printed):
+            with contextlib.redirect_stdout(printed), warnings.catch_warnings():
+                # the docs teach the current names: a deprecated one is an error here
+                warnings.simplefilter("error", FutureWarning)
                 exec(compile(block, f"{page}[block {i}]", "exec"), namespace)
         except Exception as err:  # pragma: no cover - the message is the point
             raise AssertionError(f"docs/{page} block {i} failed: {err!r}\n{block}") from err

@@ -207,13 +207,13 @@ def test_set_output_and_sklearn_config_choose_the_table_type(rfm, surv):
 
 
 # ----------------------------------------------------------------------- envelope
-def test_envelope_is_strict_json_with_non_finite_numbers_as_strings(surv, tmp_path):
+def test_envelope_is_strict_json_with_non_finite_numbers_tagged(surv, tmp_path):
     cox = CoxPH(unit="days").fit(*surv)
     cox.summary_ = cox.summary_.with_columns(pl.lit(float("inf")).alias("-log2(p)"))
     env = to_envelope(cox, training_window=(dt.date(2024, 1, 1), dt.date(2024, 12, 31)),
                       metrics={"ibs": float("nan")}, fingerprint="sha256:abc")
     text = json.dumps(env, allow_nan=False)  # would raise on a bare NaN or Infinity
-    assert '"inf"' in text and env["metrics"] == {"ibs": "nan"}
+    assert '{"__float__": "inf"}' in text and env["metrics"] == {"ibs": {"__float__": "nan"}}
     assert set(env) >= {"format", "class", "params", "feature_names", "training_window",
                         "metrics", "fingerprint", "crmkit_version"}
     back = from_envelope(json.loads(text))

@@ -14,7 +14,6 @@ predicts without lifelines and without unpickling anything.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import warnings
@@ -38,7 +37,7 @@ from crmkit._params import check_choice, check_positive
 from crmkit.churn._data import TIME_UNITS, split_y
 from crmkit.exceptions import DataWarning
 from crmkit.features._units import UNIT_DAYS
-from crmkit._persist import json_text_from, save_json_text
+from crmkit._persist import document_fingerprint, json_text_from, library_versions, save_json_text
 
 __all__ = ["SurvivalModel", "load_model"]
 
@@ -68,24 +67,6 @@ _PENALTY_CONSTRAINTS = {
 _FORMAT = "crmkit.churn/1"
 _REGISTRY: dict[str, type] = {}
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(64)
-
-
-def _fingerprint(payload: dict) -> str:
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()
-
-
-def _versions() -> dict:
-    import sklearn
-
-    import crmkit
-    out = {"crmkit": crmkit.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__}
-    try:
-        import lifelines
-        out["lifelines"] = lifelines.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return out
 
 
 class SurvivalModel(CrmkitEstimator):
@@ -616,7 +597,8 @@ class SurvivalModel(CrmkitEstimator):
                   for k, v in self.get_params(deep=False).items()}
         body = {"format": _FORMAT, "model": type(self).__name__, "params": params,
                 "state": self._state()}
-        doc = dict(body, fingerprint=_fingerprint(body), versions=_versions())
+        doc = dict(body, fingerprint=document_fingerprint(body),
+                   versions=library_versions("lifelines"))
         text = json.dumps(doc, indent=1, allow_nan=True)
         if path is not None:
             save_json_text(text, path)
@@ -659,7 +641,7 @@ def _load_legacy(doc: dict, expected: type | None = None) -> SurvivalModel:
     if doc.get("format") != _FORMAT:
         raise ValueError(f"Not a crmkit churn model document (format {doc.get('format')!r}).")
     body = {k: doc[k] for k in ("format", "model", "params", "state")}
-    if _fingerprint(body) != doc.get("fingerprint"):
+    if document_fingerprint(body) != doc.get("fingerprint"):
         raise ValueError("The model document's fingerprint does not match its content; the "
                          "file was changed after it was written. Refit and save it again.")
     cls = _REGISTRY.get(doc["model"])

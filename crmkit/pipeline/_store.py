@@ -7,14 +7,24 @@ published only when the run completes, so a failed or killed run changes nothing
 A stored model that cannot be read or fails its checks is reported with its path
 and refitted (the run fails instead where the schedule is ``"never"``).
 
-The envelope::
+The envelope is the one of every crmkit model (:func:`crmkit._estimator.to_envelope`,
+``model.save``), so a stored file loads with ``crmkit.load_model(path)`` and a file
+written by ``model.save`` can be placed in the store. The store adds its fields::
 
-    {"format": "crmkit.model/1", "name": ..., "step": ..., "fitted_as_of": "YYYY-MM-DD",
-     "settings": {...}, "settings_sha256": ..., "training": {...}, "metrics": {...},
-     "input_fingerprint": ..., "crmkit_version": ..., "payload": {...}}
+    {"format": "crmkit.model/1",
+     "class": ..., "params": ..., "state": ...,        # the step's model (its payload), or
+     "models": {"transaction_model": {...}, ...},      # several models, or
+     "data": {...},                                    # fitted data that is no estimator
+     "name": ..., "step": ..., "fitted_as_of": "YYYY-MM-DD", "settings": {...},
+     "settings_sha256": ..., "training": {...}, "metrics": {...}, "fingerprint": ...,
+     "crmkit_version": ..., "payload_layout": "envelope" | "models" | "data"}
 
-JSON has no infinities or NaN; a non-finite float anywhere in the envelope is
-stored as the object ``{"__float__": "inf" | "-inf" | "nan"}`` and restored on load.
+The step's payload (what ``fit`` returned as JSON data) is given back on load as it
+was staged (``payload_layout`` says how it was laid out; a single model's envelope
+comes back with the step's metrics added and the run's input fingerprint as its
+``fingerprint``). JSON has no infinities or
+NaN; a non-finite float anywhere in the file is stored as the object
+``{"__float__": "inf" | "-inf" | "nan"}`` and restored on load.
 """
 
 from __future__ import annotations
@@ -22,7 +32,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -30,6 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crmkit._estimator import (
+    ENVELOPE_FORMAT,
+    MODEL_FORMATS,
+    _encode,
+    decode_floats,
+    encode_floats,
+    parse_model_json,
+)
 from crmkit._params import check_choice
 from crmkit.exceptions import ConfigError
 from crmkit.io import atomic_write
@@ -37,7 +54,7 @@ from crmkit.io import atomic_write
 __all__ = ["FORMAT", "REFIT_SCHEDULES", "ModelStore", "StoredModel", "decode_floats",
            "due_for_refit", "encode_floats", "load_envelope"]
 
-FORMAT = "crmkit.model/1"
+FORMAT = ENVELOPE_FORMAT
 
 REFIT_SCHEDULES = ("always", "weekly", "monthly", "quarterly", "yearly", "never")
 """How often a step refits its model; in between it loads the stored one."""
@@ -77,47 +94,45 @@ def due_for_refit(last_fit: dt.date | None, as_of: dt.date, schedule: str) -> bo
     return as_of.year != last_fit.year
 
 
-def encode_floats(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by ``{"__float__": "inf"}`` etc.
-
-    Examples
-    --------
-    >>> encode_floats({"z": [1.0, float("inf"), float("nan")]})
-    {'z': [1.0, {'__float__': 'inf'}, {'__float__': 'nan'}]}
-    """
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"__float__": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
-    if isinstance(value, dict):
-        return {k: encode_floats(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [encode_floats(v) for v in value]
-    return value
-
-
-def decode_floats(value: Any) -> Any:
-    """The inverse of :func:`encode_floats`.
-
-    Examples
-    --------
-    >>> decode_floats({"z": [{"__float__": "-inf"}]})
-    {'z': [-inf]}
-    """
-    if isinstance(value, dict):
-        if set(value) == {"__float__"}:
-            return float(value["__float__"])
-        return {k: decode_floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [decode_floats(v) for v in value]
-    return value
-
-
 def _settings_sha256(settings: dict[str, Any]) -> str:
     text = json.dumps(encode_floats(settings), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_STORE_FIELDS = ("name", "step", "fitted_as_of", "settings", "settings_sha256", "training",
+                 "payload_layout")
+
+
+def _is_model_document(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("format") in MODEL_FORMATS
+
+
+def _layout(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """How a step's payload sits in the envelope, and the envelope's own part of it."""
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+        return "envelope", dict(payload)
+    if isinstance(payload, dict) and payload and all(map(_is_model_document, payload.values())):
+        return "models", {"models": payload}
+    return "data", {"data": payload}
+
+
+def _payload(doc: dict[str, Any]) -> Any:
+    """The step's payload as it was staged (the inverse of :func:`_layout`)."""
+    layout = doc.get("payload_layout", "envelope")
+    if layout == "models":
+        return doc["models"]
+    if layout == "data":
+        return doc["data"]
+    return {k: v for k, v in doc.items() if k not in _STORE_FIELDS}
+
+
 def load_envelope(path: str | os.PathLike) -> dict[str, Any]:
     """Read and check a stored model envelope; errors name the file.
+
+    Returns the file's fields (non-finite floats restored) and ``payload``: what the
+    step staged. A file written by ``model.save`` (no store fields) takes its name
+    from its folder and its fit date from its file name; files of the previous store
+    layout (``payload`` in the file) are read too.
 
     Raises
     ------
@@ -126,12 +141,21 @@ def load_envelope(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = parse_model_json(path.read_text(encoding="utf-8"), source=f"model file {path}")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"model file {path} is unreadable: {err}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"model file {path} is not a {FORMAT} envelope")
-    missing = [k for k in ("name", "fitted_as_of", "settings_sha256", "payload") if k not in doc]
+    doc = decode_floats(doc)
+    if "payload" not in doc:  # the one envelope (a store file, or a model.save file)
+        doc.setdefault("name", path.parent.name)
+        doc.setdefault("fitted_as_of", path.stem)
+        layout = doc.setdefault("payload_layout", "envelope")
+        needs = {"envelope": "class", "models": "models", "data": "data"}.get(layout)
+        if needs is None or needs not in doc:
+            raise ValueError(f"model file {path} lacks {needs or 'a known payload_layout'}")
+        doc["payload"] = _payload(doc)
+    missing = [k for k in ("name", "fitted_as_of", "payload") if k not in doc]
     if missing:
         raise ValueError(f"model file {path} lacks {', '.join(missing)}")
     try:
@@ -139,7 +163,7 @@ def load_envelope(path: str | os.PathLike) -> dict[str, Any]:
     except (TypeError, ValueError):
         raise ValueError(f"model file {path} has a bad fitted_as_of "
                          f"{doc['fitted_as_of']!r}") from None
-    return decode_floats(doc)
+    return doc
 
 
 @dataclass
@@ -213,16 +237,14 @@ class ModelStore:
             self.root.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".staging-{as_of.isoformat()}-",
                                             dir=self.root))
-        envelope = {
-            "format": FORMAT, "name": name, "step": step,
-            "fitted_as_of": as_of.isoformat(), "settings": settings,
-            "settings_sha256": _settings_sha256(settings),
-            "training": training or {}, "metrics": metrics or {},
-            "input_fingerprint": fingerprint, "crmkit_version": __version__,
-            "payload": payload,
-        }
-        text = json.dumps(encode_floats(envelope), indent=1, sort_keys=True, allow_nan=False,
-                          default=_json_default)
+        layout, body = _layout(payload)
+        envelope = {**body, "format": FORMAT, "name": name, "step": step,
+                    "fitted_as_of": as_of.isoformat(), "settings": settings,
+                    "settings_sha256": _settings_sha256(settings), "training": training or {},
+                    "metrics": {**(body.get("metrics") or {}), **(metrics or {})},
+                    "fingerprint": fingerprint, "crmkit_version": __version__,
+                    "payload_layout": layout}
+        text = json.dumps(_encode(envelope), indent=1, sort_keys=True, allow_nan=False)
         target = staging / name / f"{as_of.isoformat()}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(target) as tmp:
@@ -252,19 +274,14 @@ class ModelStore:
         return stale
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON data")
-
-
 def settings_match(envelope: dict[str, Any], settings: dict[str, Any]) -> bool:
-    """Whether a stored envelope was fitted with these settings."""
-    return envelope.get("settings_sha256") == _settings_sha256(settings)
+    """Whether a stored envelope was fitted with these settings.
+
+    A model file written by ``model.save`` and placed in the store records no step
+    settings: it is used as it is (the step's ``load`` still checks it).
+    """
+    recorded = envelope.get("settings_sha256")
+    return recorded is None or recorded == _settings_sha256(settings)
 
 
 def check_never(schedule: str, name: str, problem: str) -> None:

@@ -12,7 +12,6 @@ rows), and ``summary_`` says so.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zlib
 from pathlib import Path
@@ -25,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from crmkit._frames import Output, to_output, to_polars
 from crmkit._params import check_choice, check_positive
-from crmkit._persist import json_text_from, save_json_text
+from crmkit._persist import document_fingerprint, json_text_from, library_versions, save_json_text
 from crmkit.propensity._backends import BACKENDS, compile_state, contributions, fit_backend, margin
 from crmkit.propensity._calibration import (
     apply_calibration,
@@ -543,7 +542,8 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
             "summary": self.summary_.with_columns(pl.selectors.float().fill_nan(None))
             .to_dict(as_series=False),
         }
-        doc = dict(body, fingerprint=_fingerprint(body), versions=_versions())
+        doc = dict(body, fingerprint=document_fingerprint(body),
+                   versions=library_versions("lightgbm"))
         text = json.dumps(doc, allow_nan=False)
         if path is not None:
             save_json_text(text, path)
@@ -552,24 +552,6 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_json` to ``path`` atomically; load it with :func:`load_model`."""
         self.to_json(path)
-
-
-def _fingerprint(body: dict) -> str:
-    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-    return hashlib.sha256(blob).hexdigest()
-
-
-def _versions() -> dict:
-    import sklearn
-
-    import crmkit
-    out = {"crmkit": crmkit.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__}
-    try:
-        import lightgbm
-        out["lightgbm"] = lightgbm.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return out
 
 
 def load_model(source: str | Path) -> PropensityModel:
@@ -585,7 +567,7 @@ def load_model(source: str | Path) -> PropensityModel:
         raise ValueError(f"Not a crmkit propensity model document (format {doc.get('format')!r}).")
     body = {k: doc[k] for k in ("format", "model", "params", "feature_names", "named_features",
                                 "targets", "state", "summary")}
-    if _fingerprint(body) != doc.get("fingerprint"):
+    if document_fingerprint(body) != doc.get("fingerprint"):
         raise ValueError("The model document's fingerprint does not match its content; the "
                          "file was changed after it was written. Refit and save it again.")
     if doc["model"] != "PropensityModel":

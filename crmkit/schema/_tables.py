@@ -106,6 +106,23 @@ class Table:
 _S, _D, _F, _I, _B = pl.String, pl.Date, pl.Float64, pl.Int64, pl.Boolean
 _TS = pl.Datetime("us")
 
+
+def _customer_events(name: str, *, date: str, kind: str, outcome: str, doc: str) -> Table:
+    """A dated log of one kind of event per customer (contacts, complaints): same columns."""
+    return Table(
+        name,
+        (
+            Column("customer_id", _S, doc="the customer"),
+            Column("date", _D, doc=date),
+            Column("kind", _S, doc=kind),
+            Column("outcome", _S, required=False, nullable=True, doc=outcome),
+        ),
+        references=(("customer_id", "customers", "customer_id"),),
+        date_column="date",
+        doc=doc,
+    )
+
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -222,32 +239,13 @@ TABLES: dict[str, Table] = {
             date_column="since",
             doc="current assignments of customers to relationship managers",
         ),
-        Table(
-            "contacts",
-            (
-                Column("customer_id", _S, doc="the customer"),
-                Column("date", _D, doc="date of the contact"),
-                Column("kind", _S, doc="call, visit, email, sms, ..."),
-                Column("outcome", _S, required=False, nullable=True,
-                       doc="reached, no_answer, declined, sale, ..."),
-            ),
-            references=(("customer_id", "customers", "customer_id"),),
-            date_column="date",
-            doc="contacts between the bank and the customer",
-        ),
-        Table(
-            "complaints",
-            (
-                Column("customer_id", _S, doc="the customer"),
-                Column("date", _D, doc="date raised"),
-                Column("kind", _S, doc="fees, service, app, product, ..."),
-                Column("outcome", _S, required=False, nullable=True,
-                       doc="resolved, open, escalated, ..."),
-            ),
-            references=(("customer_id", "customers", "customer_id"),),
-            date_column="date",
-            doc="complaints raised by customers",
-        ),
+        _customer_events("contacts", date="date of the contact",
+                         kind="call, visit, email, sms, ...",
+                         outcome="reached, no_answer, declined, sale, ...",
+                         doc="contacts between the bank and the customer"),
+        _customer_events("complaints", date="date raised", kind="fees, service, app, product, ...",
+                         outcome="resolved, open, escalated, ...",
+                         doc="complaints raised by customers"),
     )
 }
 """The canonical tables, in dependency order (referenced tables first)."""

@@ -78,6 +78,27 @@ class ValidationResult:
     problems: list[Problem] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """One line: problems found and rows per table (``report()`` lists the problems).
+
+        Examples
+        --------
+        >>> import polars as pl, datetime as dt
+        >>> c = pl.DataFrame({"customer_id": ["a", None], "branch_id": ["x", "x"],
+        ...                   "first_seen": [dt.date(2024, 1, 1)] * 2})
+        >>> validate({"customers": c}, mode="quarantine")
+        <ValidationResult: 1 problem; customers 2 rows (1 rejected)>
+        """
+        n = len(self.problems)
+        found = "ok" if not n else f"{n} problem{'s' if n != 1 else ''}"
+        given = self.counts or {name: t.height for name, t in self.tables.items()}
+        rows = []
+        for name, count in given.items():
+            bad = self.rejected[name].height if name in self.rejected else 0
+            rows.append(f"{name} {count:,} row{'s' if count != 1 else ''}"
+                        + (f" ({bad:,} rejected)" if bad else ""))
+        return f"<ValidationResult: {found}; {', '.join(rows) or 'no tables'}>"
+
     @property
     def ok(self) -> bool:
         """True when no problem was found."""
@@ -378,11 +399,12 @@ def _apply_checks(spec: Table, frame: pl.DataFrame, typed: pl.DataFrame, checks:
         return typed, None, problems
     any_bad = flags.select(pl.any_horizontal(pl.all())).to_series()
     bad_rows = any_bad.arg_true()
-    reasons = flags.gather(bad_rows).select(
+    reasons = flags.select(pl.all().gather(bad_rows)).select(
         pl.concat_str(reason_parts, separator="; ", ignore_nulls=True).alias("_reason"))
     good = typed.filter(~any_bad)
     numbers = row_ids.gather(bad_rows) if row_ids is not None else bad_rows.cast(pl.Int64)
-    bad = pl.concat([numbers.alias("_row").to_frame(), frame.gather(bad_rows), reasons],
+    bad = pl.concat([numbers.alias("_row").to_frame(), frame.select(pl.all().gather(bad_rows)),
+                     reasons],
                     how="horizontal")
     return good, bad, problems
 
@@ -406,7 +428,7 @@ def _later_duplicates(typed: pl.DataFrame, key: list[str]) -> pl.Series | None:
     if repeated.size == 0:
         return None
     candidates = hashes.is_in(pl.Series(np.unique(repeated)).implode()).fill_null(False).arg_true()
-    sub = typed.select(key).gather(candidates)
+    sub = typed.select(pl.col(key).gather(candidates))
     later = sub.select(pl.struct(key).is_first_distinct().not_()).to_series()
     if not later.any():
         return None  # hash collisions only
@@ -429,7 +451,7 @@ def _rows_breaking(typed: pl.DataFrame, key: str, reference: pl.DataFrame,
     if reference.is_empty():
         return None
     idx = typed.select(pl.col(key).is_in(reference[key].implode())).to_series().arg_true()
-    sub = (typed.gather(idx).with_columns(idx.alias("__i"))
+    sub = (typed.select(pl.all().gather(idx)).with_columns(idx.alias("__i"))
            .join(reference, on=key, how="left"))
     hit = sub.filter(bad.fill_null(False))["__i"]
     if hit.is_empty():

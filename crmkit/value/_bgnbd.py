@@ -52,8 +52,33 @@ def bg_pmf(k: int, r, alpha, a, b, t):
     return np.where(t == 0, float(k == 0), out)
 
 
+class _BetaDropout:
+    """What BG/NBD and MBG/NBD share: Gamma(r, alpha) purchase rates, Beta(a, b)
+    dropout after a purchase, the starting point of the fit and the no-dropout
+    boundary (the models differ in their likelihood and predictions only)."""
+
+    _param_names = ("r", "alpha", "a", "b")
+    _scale_params = ("alpha",)
+
+    def _boundary_message(self, data, weights):
+        """The no-dropout boundary: a -> 0 or b -> inf (dropout probability -> 0),
+        confirmed by a likelihood no better than the NBD's."""
+        a, b = self.params_["a"], self.params_["b"]
+        q = a / (a + b)  # mean dropout probability after a purchase
+        if a < 0.05 or b > 1e3 or q < 1e-3:
+            gain = self._nbd_gain(data, weights)
+            if gain < 3.0:
+                return _no_dropout_message(self._name, f"a = {a:.3g}, b = {b:.3g}",
+                                           f"mean dropout probability per purchase {q:.2g}",
+                                           gain)
+        return None
+
+    def _init_from_scale(self, alpha):
+        return [1.0, alpha, 1.0, 1.0]
+
+
 @_register
-class BetaGeo(RFMModel):
+class BetaGeo(_BetaDropout, RFMModel):
     """BG/NBD model of repeat purchasing (Fader, Hardie & Lee 2005).
 
     While alive, a customer buys as a Poisson process with rate ``lambda ~
@@ -94,29 +119,11 @@ class BetaGeo(RFMModel):
     'weeks'
     >>> m.probability_alive(rfm)["p_alive"].round(3).to_list()
     [1.0, 0.852, 0.972, 0.412, 1.0]
-    >>> m.expected_purchases(rfm, horizon=52).shape
+    >>> m.expected_purchases(rfm, horizons=52).shape
     (5, 2)
     """
 
-    _param_names = ("r", "alpha", "a", "b")
-    _scale_params = ("alpha",)
-
-    def _boundary_message(self, data, weights):
-        """The no-dropout boundary: a -> 0 or b -> inf (dropout probability -> 0),
-        confirmed by a likelihood no better than the NBD's."""
-        a, b = self.params_["a"], self.params_["b"]
-        q = a / (a + b)  # mean dropout probability after a purchase
-        if a < 0.05 or b > 1e3 or q < 1e-3:
-            gain = self._nbd_gain(data, weights)
-            if gain < 3.0:
-                return _no_dropout_message(self._name, f"a = {a:.3g}, b = {b:.3g}",
-                                           f"mean dropout probability per purchase {q:.2g}",
-                                           gain)
-        return None
     _has_gradient = True
-
-    def _init_from_scale(self, alpha):
-        return [1.0, alpha, 1.0, 1.0]
 
     # The log-likelihood (FHL 2005 eq. 6) in log-sum-exp form: everything that depends on x alone is computed once per
     # distinct x, the logs once per distinct T and t_x; per pattern only gathers,

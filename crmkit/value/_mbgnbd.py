@@ -12,14 +12,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betaln, expit, gammaln
 
-from crmkit.value._bgnbd import bg_expected, bg_pmf
-from crmkit.value._clv_base import RFMModel, _no_dropout_message, _register
+from crmkit.value._bgnbd import _BetaDropout, bg_expected, bg_pmf
+from crmkit.value._clv_base import RFMModel, _register
 
 __all__ = ["ModifiedBetaGeo"]
 
 
 @_register
-class ModifiedBetaGeo(RFMModel):
+class ModifiedBetaGeo(_BetaDropout, RFMModel):
     """MBG/NBD model (Batislam, Denizel & Filiztekin 2007).
 
     Poisson purchasing with ``lambda ~ Gamma(r, alpha)``; at time 0 and after
@@ -36,25 +36,6 @@ class ModifiedBetaGeo(RFMModel):
     >>> bool(m.probability_alive(rfm)["p_alive"][0] < 1.0)
     True
     """
-
-    _param_names = ("r", "alpha", "a", "b")
-    _scale_params = ("alpha",)
-
-    def _boundary_message(self, data, weights):
-        """The no-dropout boundary: a -> 0 or b -> inf (dropout probability -> 0),
-        confirmed by a likelihood no better than the NBD's."""
-        a, b = self.params_["a"], self.params_["b"]
-        q = a / (a + b)  # mean dropout probability after a purchase
-        if a < 0.05 or b > 1e3 or q < 1e-3:
-            gain = self._nbd_gain(data, weights)
-            if gain < 3.0:
-                return _no_dropout_message(self._name, f"a = {a:.3g}, b = {b:.3g}",
-                                           f"mean dropout probability per purchase {q:.2g}",
-                                           gain)
-        return None
-
-    def _init_from_scale(self, alpha):
-        return [1.0, alpha, 1.0, 1.0]
 
     def _log_odds_dead(self, p, x, t_x, T):
         r, alpha, a, b = p

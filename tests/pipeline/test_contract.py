@@ -119,7 +119,7 @@ def test_a_corrupt_stored_model_is_named_and_refitted(tmp_path):
     # a readable envelope whose payload is not a model: named too
     good = tmp_path / "models" / "clv" / "2025-12-20.json"
     doc = json.loads(good.read_text())
-    doc["payload"]["transaction_model"] = {"nonsense": 1}
+    doc["models"]["transaction_model"] = {"nonsense": 1}
     good.write_text(json.dumps(doc))
     res = run_pipeline(_config(tmp_path), as_of="2025-12-21", steps=steps)
     assert "does not load" in res.manifest["steps"]["clv"]["model"]["refit_reason"]

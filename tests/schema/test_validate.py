@@ -163,6 +163,18 @@ def test_problems_frame_lists_every_problem():
     assert frame["n_rows"].min() >= 1
 
 
+def test_a_result_prints_one_line_not_its_tables():
+    """Reproduction (issue 10): print(validation_result) dumped all nine tables."""
+    res = validate(MESSY, as_of=AS_OF, mode="quarantine")
+    text = repr(res)
+    assert "\n" not in text and str(res) == text and len(text) < 400
+    assert text.startswith(f"<ValidationResult: {len(res.problems)} problems; customers ")
+    for name, count in res.counts.items():
+        bad = res.rejected[name].height if name in res.rejected else 0
+        assert f"{name} {count:,} rows" + (f" ({bad:,} rejected)" if bad else "") in text
+    assert repr(validate(CLEAN, as_of=AS_OF)).startswith("<ValidationResult: ok; ")
+
+
 def test_row_numbers_of_a_split_input_are_kept():
     part = _customers(customer_id=["a", None, "c"]).with_columns(
         pl.Series("__row", [10, 11, 12]))
