@@ -98,7 +98,7 @@ def _train_frames(args, name="train"):
     import polars as pl
     from crmkit.propensity import split_training_set
     work = Path(args.work)
-    frame = pl.concat([pl.read_parquet(work / f"{name}_{s}.parquet") for s in range(args.shards)])
+    frame = pl.concat([pl.read_parquet(work / f"{name}_{s}.parquet") for s in range(args.use)])
     return split_training_set(frame)
 
 
@@ -162,7 +162,7 @@ def peer(args):
     t_score = c_score = 0.0
     n = 0
     for i in range(args.peer_batches):
-        feats = pl.read_parquet(Path(args.work) / f"score_{i % args.shards}.parquet")
+        feats = pl.read_parquet(Path(args.work) / f"score_{i % args.use}.parquet")
         t0, c0 = time.perf_counter(), cpu_seconds()
         Ms = feats.select(pl.col(c).cast(pl.Float64) for c in cols).to_numpy()
         for p in PRODUCTS:
@@ -190,7 +190,7 @@ def score(args):
     n = offers_n = explained = 0
     start = time.perf_counter()
     for c in range(args.copies):
-        for s in range(args.shards):
+        for s in range(args.use):
             if time.perf_counter() - start > args.score_budget_s:
                 break
 
@@ -246,6 +246,8 @@ def main():
     ap.add_argument("--bank", default="/work/bench/bank1m")
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--shard", type=int, default=0)
+    ap.add_argument("--use", type=int, default=None,
+                    help="prepared shards used by train, peer and score (default all)")
     ap.add_argument("--copies", type=int, default=10)
     ap.add_argument("--peer-batches", type=int, default=2,
                     help="scoring batches the plain scikit-learn models score (rate reported)")
@@ -257,6 +259,8 @@ def main():
     ap.add_argument("--phases", default="prepare,train,peer,score")
     ap.add_argument("--no-lock", action="store_true")
     args = ap.parse_args()
+    if args.use is None:
+        args.use = args.shards
     if args.phase:
         t0, c0 = time.perf_counter(), cpu_seconds()
         out = PHASES[args.phase](args)
@@ -268,8 +272,8 @@ def main():
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     Path(args.work).mkdir(parents=True, exist_ok=True)
     for phase in args.phases.split(","):
-        runs = [("prepare", s) for s in range(args.shards)] if phase == "prepare" else \
-            [(phase, None)]
+        runs = [("prepare", s) for s in range(args.use)
+                if f"prepare_{s}" not in results] if phase == "prepare" else [(phase, None)]
         for name, shard in runs:
             key = name if shard is None else f"{name}_{shard}"
             load = os.getloadavg()

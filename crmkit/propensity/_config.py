@@ -37,7 +37,8 @@ class PropensityConfig(StrictModel):
         Calendar months between landmarks.
     training_sample : float
         Deterministic share of customers (by CRC-32 of the id) in the global fit.
-    backend, n_estimators, learning_rate, num_leaves, max_bin, min_child_samples,
+    backend, n_estimators, early_stopping, learning_rate, num_leaves, max_bin,
+    min_child_samples,
     penalizer, class_weight, calibration, cv, min_positives, max_negatives_per_positive
         :class:`crmkit.propensity.PropensityModel` parameters.
     k : int
@@ -85,6 +86,7 @@ class PropensityConfig(StrictModel):
     training_sample: float = Field(1.0, gt=0, le=1)
     backend: Literal["lightgbm", "sklearn", "logistic"] = "lightgbm"
     n_estimators: int = Field(100, ge=1)
+    early_stopping: bool = True
     learning_rate: float = Field(0.1, gt=0, allow_inf_nan=False)
     num_leaves: int = Field(31, ge=2)
     max_bin: int = Field(255, ge=2)
@@ -109,8 +111,8 @@ class PropensityConfig(StrictModel):
 
     def model_params(self) -> dict[str, Any]:
         """Keyword arguments of :class:`PropensityModel` from this section."""
-        keys = ("backend", "n_estimators", "learning_rate", "num_leaves", "max_bin",
-                "min_child_samples", "penalizer", "class_weight", "calibration", "cv",
+        keys = ("backend", "n_estimators", "early_stopping", "learning_rate", "num_leaves",
+                "max_bin", "min_child_samples", "penalizer", "class_weight", "calibration", "cv",
                 "min_positives", "max_negatives_per_positive", "n_jobs")
         return {k: getattr(self, k) for k in keys}
 

@@ -135,8 +135,8 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, backend: str = "lightgbm", n_estimators: int = 100,
-                 early_stopping: bool = True, learning_rate: float = 0.1, num_leaves: int = 31, max_bin: int = 255,
-                 min_child_samples: int = 100,
+                 early_stopping: bool = True, learning_rate: float = 0.1,
+                 num_leaves: int = 31, max_bin: int = 255, min_child_samples: int = 100,
                  penalizer: float = 1.0, class_weight: str | None = None,
                  calibration: str = "sigmoid", cv: int = 3, min_positives: int = 50,
                  max_negatives_per_positive: int | None = None,

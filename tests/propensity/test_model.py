@@ -161,3 +161,25 @@ def test_platt_keeps_the_ranking_even_when_classes_nearly_separate(seed, scale, 
     assert (np.diff(p[order]) >= 0).all()
     assert np.unique(p).size == np.unique(m).size or p.max() == 1.0
     assert roc_auc_score(y, p) == pytest.approx(roc_auc_score(y, m), abs=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["lightgbm", "sklearn"])
+def test_rounds_chosen_on_the_customer_folds(backend):
+    """With early stopping the rounds kept minimise the held-out loss summed over the
+    folds (fewer than the maximum on this small, simple data), the refit has exactly
+    that many, and the loaded model agrees; without it every fit grows them all."""
+    X, Y, g = _data(n=4000, seed=3)
+    m = PropensityModel(backend=backend, n_estimators=150, min_child_samples=20,
+                        penalizer=0.0).fit(X, Y, groups=g)
+    for t in ("T1", "T2"):
+        n = m.params_[t]["n_trees"]
+        assert 1 <= n < 150 and m.summary_.filter(pl.col("target") == t)["n_trees"][0] == n
+        state = m._models[t]["state"]
+        grown = (len(state["trees"]) if backend == "sklearn" else
+                 state["model"].count("Tree="))
+        assert grown == n
+    again = load_model(m.to_json())
+    assert again.predict_propensities(X).equals(m.predict_propensities(X))
+    fixed = PropensityModel(backend=backend, n_estimators=30, early_stopping=False,
+                            min_child_samples=20).fit(X, Y, groups=g)
+    assert fixed.params_["T1"]["n_trees"] == 30
