@@ -104,7 +104,6 @@ def _train_frames(args, name="train"):
 
 def train(args):
     import numpy as np
-    import polars as pl
     from crmkit.propensity import PropensityModel
     from sklearn.metrics import roc_auc_score
     X, Y, g = _train_frames(args)
@@ -182,8 +181,17 @@ def score(args):
     work = Path(args.work)
     out = work / "scored"
     out.mkdir(exist_ok=True)
-    model = load_model(work / "model.json")
-    cuts = json.loads((work / "cutoffs.json").read_text())
+    model = load_model(args.model or work / "model.json")
+    if (work / "cutoffs.json").exists() and not args.model:
+        cuts = json.loads((work / "cutoffs.json").read_text())
+    else:  # top 10 % of each product's propensities on the first shard's training rows
+        import numpy as np
+        from crmkit.propensity import split_training_set
+        X, Y, _ = split_training_set(pl.read_parquet(work / "train_0.parquet"))
+        P = model.predict_propensities(X)
+        cuts = {t: float(np.quantile(P[f"p_{t}"].to_numpy()[Y[t].is_not_null().to_numpy()],
+                                     0.9)) for t in model.targets_ if t in Y.columns}
+        del X, Y, P
     products = pl.read_parquet(work / "products.parquet")
     t = {"read": 0.0, "predict": 0.0, "offers": 0.0, "reasons": 0.0, "write": 0.0}
     cpu = dict.fromkeys(t, 0.0)
@@ -254,6 +262,8 @@ def main():
     ap.add_argument("--score-budget-s", type=float, default=1200.0,
                     help="stop scoring after this many seconds (the rate is reported)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--model", default=None,
+                    help="score with this saved model instead of the train phase's")
     ap.add_argument("--work", default="/tmp/prop_bench")
     ap.add_argument("--phase", default=None)
     ap.add_argument("--phases", default="prepare,train,peer,score")
@@ -278,7 +288,7 @@ def main():
             key = name if shard is None else f"{name}_{shard}"
             load = os.getloadavg()
             passed = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-                      if k not in ("phase", "phases", "no_lock", "shard")]
+                      if k not in ("phase", "phases", "no_lock", "shard") and v is not None]
             cmd = [sys.executable, __file__, "--phase", name, f"--shard={shard or 0}", *passed]
             if name in HEAVY and not args.no_lock:
                 cmd = ["flock", LOCK, *cmd]  # one lock hold per phase or shard (< 20 min)
