@@ -189,8 +189,9 @@ def score(args):
         from crmkit.propensity import split_training_set
         X, Y, _ = split_training_set(pl.read_parquet(work / "train_0.parquet"))
         P = model.predict_propensities(X)
-        cuts = {t: float(np.quantile(P[f"p_{t}"].to_numpy()[Y[t].is_not_null().to_numpy()],
-                                     0.9)) for t in model.targets_ if t in Y.columns}
+        cuts = {t: float(np.quantile(P[f"p_{t}"].to_numpy()[Y[t].is_not_null().to_numpy()]
+                                     if t in Y.columns else P[f"p_{t}"].to_numpy(), 0.9))
+                for t in model.targets_}
         del X, Y, P
     products = pl.read_parquet(work / "products.parquet")
     t = {"read": 0.0, "predict": 0.0, "offers": 0.0, "reasons": 0.0, "write": 0.0}
