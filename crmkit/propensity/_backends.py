@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BACKENDS", "fit_backend", "margin", "contributions"]
+__all__ = ["BACKENDS", "PATIENCE", "contributions", "fit_backend", "margin", "truncate"]
 
 BACKENDS = ("lightgbm", "sklearn", "logistic")
 
@@ -37,9 +37,19 @@ def _lightgbm():
     return lightgbm
 
 
+PATIENCE = 20  # boosting rounds without a better held-out loss before a fold fit stops
+
+
+def _log_loss(y: np.ndarray, m: np.ndarray) -> float:
+    return float(np.mean(np.logaddexp(0.0, m) - y * m))
+
+
 def fit_backend(backend: str, X: np.ndarray, y: np.ndarray, w: np.ndarray | None,
-                hp: dict[str, Any]) -> dict[str, Any]:
-    """Fit one target; return its state as JSON-ready data."""
+                hp: dict[str, Any], valid: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Fit one target; return its state as JSON-ready data and, with ``valid`` (held-out
+    rows and labels) and a tree backend, the held-out log loss after each boosting
+    round (LightGBM stops ``PATIENCE`` rounds after the best one)."""
     if backend == "lightgbm":
         lgb = _lightgbm()
         params = {
@@ -52,8 +62,20 @@ def fit_backend(backend: str, X: np.ndarray, y: np.ndarray, w: np.ndarray | None
         }
         data = lgb.Dataset(X, label=y, weight=w, free_raw_data=True,
                            params={"max_bin": hp["max_bin"], "verbose": -1})
-        booster = lgb.train(params, data, num_boost_round=hp["n_estimators"])
-        return {"kind": "lightgbm", "model": booster.model_to_string()}
+        if valid is None:
+            booster = lgb.train(params, data, num_boost_round=hp["n_estimators"])
+            return {"kind": "lightgbm", "model": booster.model_to_string()}, None
+        record: dict = {}
+        vdata = lgb.Dataset(valid[0], label=valid[1], reference=data)
+        booster = lgb.train(
+            dict(params, metric="binary_logloss"), data, num_boost_round=hp["n_estimators"],
+            valid_sets=[vdata], valid_names=["held_out"],
+            callbacks=[lgb.record_evaluation(record),
+                       lgb.early_stopping(PATIENCE, first_metric_only=True, verbose=False)])
+        curve = np.asarray(record["held_out"]["binary_logloss"], dtype=float)
+        # every round grown (not only the fold's best): the rounds kept are chosen
+        # over all folds
+        return {"kind": "lightgbm", "model": booster.model_to_string(num_iteration=-1)}, curve
     if backend == "sklearn":
         from sklearn.ensemble import HistGradientBoostingClassifier
         clf = HistGradientBoostingClassifier(
@@ -63,7 +85,11 @@ def fit_backend(backend: str, X: np.ndarray, y: np.ndarray, w: np.ndarray | None
             early_stopping=False,
             random_state=hp["random_state"])
         clf.fit(X, y, sample_weight=w)
-        return {"kind": "sklearn", **_export_hgb(clf)}
+        curve = None
+        if valid is not None:
+            curve = np.array([_log_loss(valid[1], np.ravel(m))
+                              for m in clf.staged_decision_function(valid[0])])
+        return {"kind": "sklearn", **_export_hgb(clf)}, curve
     from sklearn.linear_model import LogisticRegression
     med = np.nanmedian(X, axis=0) if X.shape[0] else np.zeros(X.shape[1])
     med = np.where(np.isfinite(med), med, 0.0)
@@ -77,7 +103,17 @@ def fit_backend(backend: str, X: np.ndarray, y: np.ndarray, w: np.ndarray | None
     lr.fit(Z, y, sample_weight=w)
     return {"kind": "logistic", "median": med.tolist(), "mean": mean.tolist(),
             "scale": scale.tolist(), "coef": lr.coef_[0].tolist(),
-            "intercept": float(lr.intercept_[0])}
+            "intercept": float(lr.intercept_[0])}, None
+
+
+def truncate(state: dict[str, Any], n_trees: int) -> dict[str, Any]:
+    """The state with its first ``n_trees`` boosting rounds only (tree backends)."""
+    if state["kind"] == "lightgbm":
+        booster = _lightgbm().Booster(model_str=state["model"])
+        return {"kind": "lightgbm", "model": booster.model_to_string(num_iteration=n_trees)}
+    if state["kind"] == "sklearn":
+        return dict(state, trees=state["trees"][:n_trees])
+    return state
 
 
 def _export_hgb(clf) -> dict[str, Any]:

@@ -8,13 +8,60 @@ __all__ = ["apply_calibration", "expected_calibration_error", "fit_calibration"]
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+    # exact in relative terms for very negative z (0.5 * (1 + tanh(z / 2)) rounds every
+    # z below about -37 to 0, tying the least likely customers)
+    from scipy.special import expit
+    return expit(z)
+
+
+def _platt(m: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt's sigmoid by Newton's method with a backtracking line search, the
+    algorithm of Lin, Lin and Weng (2007), "A note on Platt's probabilistic outputs
+    for support vector machines", Machine Learning 68, algorithm 1.
+
+    Platt's (1999) smoothed targets keep ``a`` and ``b`` finite when the held-out
+    classes separate; the line search keeps the steps from overshooting (plain
+    Newton steps diverged to ``a = 5.7e10`` on a product whose classes nearly
+    separate, and the calibrated scores collapsed to two values).
+    """
+    n1, n0 = y.sum(), y.size - y.sum()
+    t = np.where(y > 0, (n1 + 1.0) / (n1 + 2.0), 1.0 / (n0 + 2.0))
+
+    def loss(a: float, b: float) -> float:
+        f = a * m + b  # -log likelihood, written without overflow for any sign of f
+        return float(np.sum(np.logaddexp(0.0, f) - t * f))
+
+    a, b = 0.0, float(np.log((n1 + 1.0) / (n0 + 1.0)))
+    fval = loss(a, b)
+    for _ in range(100):
+        p = _sigmoid(a * m + b)
+        d1 = p - t
+        d2 = p * (1.0 - p)
+        g = np.array([np.sum(d1 * m), np.sum(d1)])
+        if np.max(np.abs(g)) < 1e-5:
+            break
+        H = np.array([[np.sum(d2 * m * m), np.sum(d2 * m)], [np.sum(d2 * m), np.sum(d2)]])
+        H += 1e-12 * np.eye(2)
+        da, db = -np.linalg.solve(H, g)
+        gd = g[0] * da + g[1] * db
+        step = 1.0
+        while step >= 1e-10:
+            na, nb = a + step * da, b + step * db
+            nf = loss(na, nb)
+            if nf < fval + 1e-4 * step * gd:
+                a, b, fval = na, nb, nf
+                break
+            step /= 2.0
+        else:  # no decrease along the Newton direction: at the minimum to precision
+            break
+    return float(a), float(b)
 
 
 def fit_calibration(m: np.ndarray, y: np.ndarray, method: str) -> dict:
-    """Fit Platt's sigmoid ``p = 1 / (1 + exp(-(a m + b)))`` (maximum likelihood,
-    Newton steps) or an isotonic map (scikit-learn's ``IsotonicRegression``) of the
-    held-out margins ``m`` to the labels ``y``."""
+    """Fit Platt's sigmoid ``p = 1 / (1 + exp(-(a m + b)))`` (maximum likelihood with
+    Platt's smoothed targets, Newton steps with a line search) or an isotonic map
+    (scikit-learn's ``IsotonicRegression``) of the held-out margins ``m`` to the
+    labels ``y``."""
     m = np.asarray(m, dtype=float)
     y = np.asarray(y, dtype=float)
     if method == "isotonic":
@@ -22,22 +69,8 @@ def fit_calibration(m: np.ndarray, y: np.ndarray, method: str) -> dict:
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(m, y)
         return {"method": "isotonic", "x": iso.X_thresholds_.tolist(),
                 "y": iso.y_thresholds_.tolist()}
-    # Platt scaling with Platt's (1999) smoothed targets, which keep a and b finite
-    # when the held-out classes separate.
-    n1, n0 = y.sum(), y.size - y.sum()
-    t = np.where(y > 0, (n1 + 1.0) / (n1 + 2.0), 1.0 / (n0 + 2.0))
-    a, b = 1.0, float(np.log((n1 + 1.0) / (n0 + 1.0)) - np.mean(m))
-    for _ in range(100):
-        p = _sigmoid(a * m + b)
-        g = np.array([np.sum((p - t) * m), np.sum(p - t)])
-        wgt = p * (1 - p) + 1e-12
-        H = np.array([[np.sum(wgt * m * m), np.sum(wgt * m)], [np.sum(wgt * m), np.sum(wgt)]])
-        H += 1e-9 * np.eye(2)
-        step = np.linalg.solve(H, g)
-        a, b = a - step[0], b - step[1]
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    return {"method": "sigmoid", "a": float(a), "b": float(b)}
+    a, b = _platt(m, y)
+    return {"method": "sigmoid", "a": a, "b": b}
 
 
 def apply_calibration(cal: dict, m: np.ndarray) -> np.ndarray:

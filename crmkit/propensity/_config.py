@@ -37,13 +37,26 @@ class PropensityConfig(StrictModel):
         Calendar months between landmarks.
     training_sample : float
         Deterministic share of customers (by CRC-32 of the id) in the global fit.
-    backend, n_estimators, learning_rate, num_leaves, max_bin, min_child_samples,
+    backend, n_estimators, early_stopping, learning_rate, num_leaves, max_bin,
+    min_child_samples,
     penalizer, class_weight, calibration, cv, min_positives, max_negatives_per_positive
         :class:`crmkit.propensity.PropensityModel` parameters.
     k : int
         Next best products per customer.
     reasons : int
         Reasons per offer (0 for none).
+    reasons_for : {"managed", "all"}
+        Whose offers are explained. Exact reasons (LightGBM TreeSHAP) cost about a
+        millisecond per offer, against microseconds for a score, so by default
+        (``"managed"``) only customers with a named (primary) relationship manager
+        get them: the only customers an RM's call list can hold. ``"all"``: every
+        customer.
+    reason_ranks : int
+        Explain the offers ranked up to this (call lists use the first offer).
+    reasons_top_share : float or None
+        Explain an offer only when its propensity is within this top share of the
+        product's propensities (cut-offs fixed by the fit, so every shard uses the
+        same); None: no cut-off.
     lookback_days : int
         Products opened or declined in this window are not offered.
     product_value : str or None
@@ -73,6 +86,7 @@ class PropensityConfig(StrictModel):
     training_sample: float = Field(1.0, gt=0, le=1)
     backend: Literal["lightgbm", "sklearn", "logistic"] = "lightgbm"
     n_estimators: int = Field(100, ge=1)
+    early_stopping: bool = True
     learning_rate: float = Field(0.1, gt=0, allow_inf_nan=False)
     num_leaves: int = Field(31, ge=2)
     max_bin: int = Field(255, ge=2)
@@ -86,6 +100,9 @@ class PropensityConfig(StrictModel):
     n_jobs: int = Field(1, ge=1)
     k: int = Field(3, ge=1, le=20)
     reasons: int = Field(3, ge=0, le=10)
+    reasons_for: Literal["managed", "all"] = "managed"
+    reason_ranks: int = Field(1, ge=1, le=20)
+    reasons_top_share: float | None = Field(0.1, gt=0, le=1)
     lookback_days: int = Field(90, ge=0)
     product_value: str | None = "margin"
     risk_tolerance: int = Field(0, ge=-4, le=4)
@@ -94,8 +111,8 @@ class PropensityConfig(StrictModel):
 
     def model_params(self) -> dict[str, Any]:
         """Keyword arguments of :class:`PropensityModel` from this section."""
-        keys = ("backend", "n_estimators", "learning_rate", "num_leaves", "max_bin",
-                "min_child_samples", "penalizer", "class_weight", "calibration", "cv",
+        keys = ("backend", "n_estimators", "early_stopping", "learning_rate", "num_leaves",
+                "max_bin", "min_child_samples", "penalizer", "class_weight", "calibration", "cv",
                 "min_positives", "max_negatives_per_positive", "n_jobs")
         return {k: getattr(self, k) for k in keys}
 
@@ -126,6 +143,8 @@ def landmark_dates(as_of: dt.date | str, *, horizon: float, unit: str, landmarks
 
 def score_shard(model: Any, tables: Mapping[str, Any], *, as_of: dt.date | str,
                 shard: tuple[int, int] | None = None, k: int = 3, reasons: int = 3,
+                reason_ranks: int | None = None, reason_customers: Any = None,
+                reason_min_propensity: Any = 0.0,
                 lookback_days: int = 90, product_value: str | None = "margin",
                 risk_tolerance: int = 0, unassessed_max_rating: int | None = 1,
                 windows: tuple[int, ...] = (30, 90, 365),
@@ -144,6 +163,9 @@ def score_shard(model: Any, tables: Mapping[str, Any], *, as_of: dt.date | str,
         Precomputed :func:`propensity_features` rows of the shard.
     k, reasons, lookback_days, product_value, risk_tolerance, unassessed_max_rating
         See :func:`next_best_products`.
+    reason_ranks, reason_customers, reason_min_propensity
+        Which offers are explained (see :func:`next_best_products`); the others get
+        scores and offers without reasons.
 
     Returns
     -------
@@ -168,5 +190,6 @@ def score_shard(model: Any, tables: Mapping[str, Any], *, as_of: dt.date | str,
         product_value=product_value, risk_tolerance=risk_tolerance,
         unassessed_max_rating=unassessed_max_rating,
         model=model if reasons > 0 else None, features=feats if reasons > 0 else None,
-        reasons=max(reasons, 1))
+        reasons=max(reasons, 1), reason_ranks=reason_ranks, reason_customers=reason_customers,
+        reason_min_propensity=reason_min_propensity)
     return to_output(scores, output), to_output(offers, output)

@@ -126,7 +126,8 @@ def next_best_products(scores: Any, customers: Any, holdings: Any, products: Any
                        contacts: Any = None, product_value: Any = "margin",
                        risk_tolerance: int = 0, unassessed_max_rating: int | None = 1,
                        model: Any = None, features: Any = None, reasons: int = 3,
-                       reason_ranks: int | None = None, output: Output = "polars"):
+                       reason_ranks: int | None = None, reason_customers: Any = None,
+                       reason_min_propensity: float = 0.0, output: Output = "polars"):
     """Top ``k`` products per customer by expected value, with the reasons.
 
     Rules, in order: a product the customer holds on ``as_of`` is never offered;
@@ -167,6 +168,14 @@ def next_best_products(scores: Any, customers: Any, holdings: Any, products: Any
     reason_ranks : int, optional
         Explain only the offers ranked up to this (exact contributions cost more
         than scores); the others get an empty list. Default: every offer.
+    reason_customers : sequence of str, optional
+        Explain only the offers of these customers (e.g. those with a named
+        relationship manager, the only ones a call list can hold). Default: every
+        customer.
+    reason_min_propensity : float or mapping, default 0.0
+        Explain only the offers with at least this propensity (a mapping
+        ``product_id -> cut-off`` for one per product; a product not in it has
+        no cut-off).
     output : {"polars", "pandas"}
 
     Returns
@@ -205,26 +214,51 @@ def next_best_products(scores: Any, customers: Any, holdings: Any, products: Any
         if features is None:
             raise ValueError("next_best_products: reasons need the model's input rows; pass "
                              "features= (with customer_id) together with model=.")
+        cuts = reason_min_propensity if isinstance(reason_min_propensity, Mapping) else \
+            {None: reason_min_propensity}
+        min_p = {k: float(check_positive(v, "reason_min_propensity", "next_best_products",
+                                         allow_zero=True)) for k, v in cuts.items()}
+        if reason_ranks is not None:
+            reason_ranks = int(check_positive(reason_ranks, "reason_ranks", "next_best_products"))
         top = _with_reasons(top, model, to_polars(features, "features"), int(reasons),
-                            reason_ranks)
+                            _explain_mask(reason_ranks, reason_customers, min_p))
     return to_output(top, output)
 
 
 _REASON = pl.Struct({"feature": pl.String, "value": pl.Float64, "contribution": pl.Float64})
 
 
-def _with_reasons(top: pl.DataFrame, model: Any, feats: pl.DataFrame, n: int,
-                  ranks: int | None) -> pl.DataFrame:
-    parts = []
-    top = top.with_row_index("_i")
+def _explain_mask(ranks: int | None, customers: Any, min_propensity: dict) -> pl.Expr:
+    """Which offers get their reasons computed."""
+    mask = pl.lit(True)
     if ranks is not None:
-        parts.append(top.filter(pl.col("rank") > ranks).with_columns(
-            pl.lit([], pl.List(_REASON)).alias("reasons")))
-        top = top.filter(pl.col("rank") <= ranks)
+        mask = mask & (pl.col("rank") <= ranks)
+    if None in min_propensity:  # one cut-off for every product
+        if min_propensity[None] > 0:
+            mask = mask & (pl.col("propensity") >= min_propensity[None])
+    elif min_propensity:
+        cut = pl.col("product_id").replace_strict(min_propensity, default=0.0,
+                                                  return_dtype=pl.Float64)
+        mask = mask & (pl.col("propensity") >= cut)
+    if customers is not None:
+        ids = customers.cast(pl.String) if isinstance(customers, pl.Series) else \
+            pl.Series(list(customers), dtype=pl.String)
+        mask = mask & pl.col("customer_id").is_in(ids.unique().implode())
+    return mask
+
+
+def _with_reasons(top: pl.DataFrame, model: Any, feats: pl.DataFrame, n: int,
+                  mask: pl.Expr) -> pl.DataFrame:
+    parts = []
+    top = top.with_row_index("_i").with_columns(mask.alias("explained"))
+    parts.append(top.filter(~pl.col("explained")).with_columns(
+        pl.lit([], pl.List(_REASON)).alias("reasons")))
+    top = top.filter(pl.col("explained"))
     for (pid,), rows in top.group_by(["product_id"], maintain_order=True):
         kind = model._models.get(pid, {}).get("kind") if hasattr(model, "_models") else None
-        if kind != "model":
-            parts.append(rows.with_columns(pl.lit([], pl.List(_REASON)).alias("reasons")))
+        if kind != "model":  # a popularity baseline has no features to explain it
+            parts.append(rows.with_columns(pl.lit(False).alias("explained"),
+                                           pl.lit([], pl.List(_REASON)).alias("reasons")))
             continue
         X = rows.select("_i", "customer_id").join(feats, on="customer_id", how="left")
         ex = model.explain(X, pid, top=n, ids=X["_i"].cast(pl.String).to_list())

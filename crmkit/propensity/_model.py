@@ -25,7 +25,14 @@ from sklearn.utils.validation import check_is_fitted
 from crmkit._frames import Output, to_output, to_polars
 from crmkit._params import check_choice, check_positive
 from crmkit._persist import document_fingerprint, json_text_from, library_versions, save_json_text
-from crmkit.propensity._backends import BACKENDS, compile_state, contributions, fit_backend, margin
+from crmkit.propensity._backends import (
+    BACKENDS,
+    compile_state,
+    contributions,
+    fit_backend,
+    margin,
+    truncate,
+)
 from crmkit.propensity._calibration import (
     apply_calibration,
     expected_calibration_error,
@@ -55,7 +62,16 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         no contributions); ``"logistic"``: L2-penalised logistic regression on
         standardised features, the interpretable option.
     n_estimators : int, default 100
-        Boosting rounds (tree backends).
+        Boosting rounds (tree backends); with ``early_stopping``, the most.
+    early_stopping : bool, default True
+        Choose the number of boosting rounds on the customer folds: each fold's
+        fit records its held-out log loss after every round (LightGBM stops
+        20 rounds after its best), the rounds minimising the loss summed over
+        the folds are kept, for the out-of-fold margins and for the refit on all
+        rows. Without it every fit grows ``n_estimators`` trees, which overfit
+        the rarer products of the sample bank (backtest AUC 0.869 with 100 trees
+        against 0.873 with 25 on one of them). ``params_`` and ``summary_`` give
+        the rounds kept (``n_trees``).
     learning_rate : float, default 0.1
     num_leaves : int, default 31
         Leaves per tree.
@@ -118,8 +134,8 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, backend: str = "lightgbm", n_estimators: int = 100,
-                 learning_rate: float = 0.1, num_leaves: int = 31, max_bin: int = 255,
-                 min_child_samples: int = 100,
+                 early_stopping: bool = True, learning_rate: float = 0.1,
+                 num_leaves: int = 31, max_bin: int = 255, min_child_samples: int = 100,
                  penalizer: float = 1.0, class_weight: str | None = None,
                  calibration: str = "sigmoid", cv: int = 3, min_positives: int = 50,
                  max_negatives_per_positive: int | None = None,
@@ -127,6 +143,7 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
                  n_jobs: int = 1, output: Output = "polars"):
         self.backend = backend
         self.n_estimators = n_estimators
+        self.early_stopping = early_stopping
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
         self.max_bin = max_bin
@@ -149,6 +166,7 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         check_choice(self.class_weight, (None, "balanced"), "class_weight", name)
         check_choice(self.calibration, ("sigmoid", "isotonic"), "calibration", name)
         check_choice(self.output, ("polars", "pandas"), "output", name)
+        check_choice(self.early_stopping, (True, False), "early_stopping", name)
         for p in ("n_estimators", "num_leaves", "max_bin", "min_child_samples", "cv",
                   "min_positives", "n_jobs"):
             v = getattr(self, p)
@@ -307,7 +325,7 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
             row = {"target": target, "n_eligible": n_el, "n_positive": n_pos,
                    "positive_rate": n_pos / n_el if n_el else float("nan"),
                    "cv_roc_auc": float("nan"), "cv_pr_auc": float("nan"),
-                   "cv_ece": float("nan")}
+                   "cv_ece": float("nan"), "n_trees": None}
             if min(n_pos, n_el - n_pos) < self.min_positives:
                 entry["kind"] = "baseline"
                 by = self.baseline_by or "all rows"
@@ -317,13 +335,28 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
             else:
                 Xj, fj = M[elig], fold[elig]
                 oof = np.empty(n_el)
+                stop = self.early_stopping and self.backend != "logistic"
+                states, curves = [], []
                 for k in range(self.cv):
                     tr, te = fj != k, fj == k
-                    state = self._fit_one(Xj[tr], yj[tr], hp, j)
+                    state, curve = self._fit_one(Xj[tr], yj[tr], hp, j,
+                                                 (Xj[te], yj[te]) if stop else None)
+                    states.append(state)
+                    curves.append((curve, int(te.sum())))
+                n_trees = self._rounds(curves) if stop else None
+                for k, state in enumerate(states):
+                    te = fj == k
+                    if n_trees is not None:
+                        state = truncate(state, n_trees)
                     oof[te] = margin(compile_state(state), Xj[te])
+                del states
                 cal = fit_calibration(oof, yj, self.calibration)
-                state = self._fit_one(Xj, yj, hp, j)
+                hp_all = dict(hp, n_estimators=n_trees) if n_trees is not None else hp
+                state, _ = self._fit_one(Xj, yj, hp_all, j)
                 entry.update(kind="model", state=state, calibration=cal)
+                if self.backend != "logistic":
+                    entry["n_trees"] = int(n_trees if n_trees is not None else hp["n_estimators"])
+                    row["n_trees"] = entry["n_trees"]
                 p = apply_calibration(cal, oof)
                 from sklearn.metrics import average_precision_score, roc_auc_score
                 row.update(model=self.backend, note="",
@@ -335,9 +368,18 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
             self.params_[target] = {k: v for k, v in entry.items() if k not in ("state",)}
             rows.append(row)
         self.summary_ = pl.DataFrame(rows).select(
-            "target", "model", "n_eligible", "n_positive", "positive_rate", "cv_roc_auc",
-            "cv_pr_auc", "cv_ece", "note")
+            "target", "model", "n_eligible", "n_positive", "positive_rate", "n_trees",
+            "cv_roc_auc", "cv_pr_auc", "cv_ece", "note")
         return self
+
+    @staticmethod
+    def _rounds(curves: list[tuple[np.ndarray, int]]) -> int:
+        """The boosting rounds with the least held-out log loss summed over the folds
+        (over the rounds every fold reached; each LightGBM fold ran 20 rounds past its
+        own best, so the common rounds hold the minimum)."""
+        n = min(c.size for c, _ in curves)
+        total = sum(c[:n] * size for c, size in curves)
+        return int(np.argmin(total)) + 1
 
     def _folds(self, groups: Any, n: int) -> np.ndarray:
         if groups is None:
@@ -351,7 +393,9 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         return np.fromiter((zlib.crc32(salt + str(v).encode()) % self.cv for v in g),
                            dtype=np.int64, count=n)
 
-    def _fit_one(self, X: np.ndarray, y: np.ndarray, hp: dict, j: int) -> dict:
+    def _fit_one(self, X: np.ndarray, y: np.ndarray, hp: dict, j: int,
+                 valid: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> tuple[dict, np.ndarray | None]:
         w = None
         r = self.max_negatives_per_positive
         if r is not None:
@@ -368,7 +412,7 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
             n_pos = max(int(y.sum()), 1)
             n_neg = max(y.size - n_pos, 1)
             w = np.where(y == 1, y.size / (2.0 * n_pos), y.size / (2.0 * n_neg))
-        return fit_backend(self.backend, X, y, w, hp)
+        return fit_backend(self.backend, X, y, w, hp, valid)
 
     @staticmethod
     def _popularity(levels: np.ndarray, y: np.ndarray) -> dict:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 
 from crmkit.datasets import make_bank
 from crmkit.pipeline import run_pipeline
 from crmkit.pipeline.steps.propensity import STEP
+from crmkit.propensity import load_model
 
 
 def test_propensity_step_scores_offers_and_stores_its_model(tmp_path):
@@ -31,3 +34,34 @@ def test_propensity_step_scores_offers_and_stores_its_model(tmp_path):
     later = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP], force=True)
     assert not later.manifest["steps"]["propensity"]["model"]["refitted"]
     assert later.outputs["propensity"]["offers"].equals(offers)
+
+
+def test_reasons_only_for_offers_that_can_reach_a_person(tmp_path):
+    """Default: first offers of customers with a named RM, above the fitted cut-offs; a
+    run without the assign step explains nobody. Changing whose offers are explained
+    does not refit the model."""
+    cfg = {"run": {"output_dir": str(tmp_path / "runs"), "report": False, "n_shards": 2},
+           "inputs": {"source": "sample", "sample_customers": 1200},
+           "propensity": {"min_positives": 15, "n_estimators": 30, "cv": 2}}
+    res = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP])
+    facts = res.manifest["steps"]["propensity"]
+    assert facts["offers_explained"] == 0
+    assert not res.outputs["propensity"]["offers"]["explained"].any()
+    cfg["propensity"].update(reasons_for="all", reasons_top_share=0.2)
+    again = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP], force=True)
+    facts = again.manifest["steps"]["propensity"]
+    assert not facts["model"]["refitted"]
+    offers = again.outputs["propensity"]["offers"]
+    cut = offers["product_id"].replace_strict(facts["reason_cutoffs"], return_dtype=pl.Float64)
+    stored = json.loads((tmp_path / "runs" / "models" / "propensity" / "2025-12-31.json")
+                        .read_text())
+    model = load_model(stored["payload"]["model"])
+    modelled = [t for t in model.targets_ if model.params_[t]["kind"] == "model"]
+    expect = ((offers["rank"] == 1) & (offers["propensity"] >= cut)  # baselines: no features
+              & offers["product_id"].is_in(modelled))
+    assert offers["explained"].to_list() == expect.to_list()
+    assert 0 < facts["offers_explained"] == int(expect.sum()) < offers.height
+    assert offers.filter(pl.col("explained"))["reasons"].list.len().min() >= 1
+    # the scores and offers themselves do not depend on which are explained
+    assert offers.drop("explained", "reasons", "reason_text").equals(
+        res.outputs["propensity"]["offers"].drop("explained", "reasons", "reason_text"))

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_series_equal
 
 from crmkit.datasets import make_bank
 from crmkit.propensity import (
@@ -107,3 +108,35 @@ def test_score_shard_on_the_sample_bank_with_reasons():
     whole, _ = score_shard(m, bank, as_of="2025-12-31", k=2, reasons=0)
     assert whole.sort("customer_id").equals(scores.sort("customer_id"))
     assert np.isfinite(scores.select(pl.selectors.starts_with("p_")).to_numpy()).all()
+
+
+def test_reasons_for_some_offers_equal_the_full_computation():
+    """Explaining only some offers (call-list candidates, first offers, above a cut-off)
+    gives those offers exactly the reasons the full computation gives, and changes
+    nothing else."""
+    bank = make_bank(1500, seed=7)
+    ts = build_training_set(bank, as_of=["2025-03-31", "2025-06-30"], horizon=90, unit="days",
+                            targets=["P02", "P03", "P05", "P08"])
+    X, Y, g = split_training_set(ts)
+    m = PropensityModel(n_estimators=20, min_positives=10, min_child_samples=20).fit(X, Y,
+                                                                                  groups=g)
+    _, full = score_shard(m, bank, as_of="2025-12-31", k=3, reasons=3)
+    assert full["explained"].all()
+    ids = sorted(full["customer_id"].unique().to_list())[::3]
+    cuts = {"P02": 0.01, "P03": 0.02, "P05": 0.0}            # P08: no cut-off
+    _, some = score_shard(m, bank, as_of="2025-12-31", k=3, reasons=3, reason_ranks=1,
+                          reason_customers=ids, reason_min_propensity=cuts)
+    cols = [c for c in full.columns if c not in ("explained", "reasons", "reason_text")]
+    assert some.select(cols).equals(full.select(cols))       # same offers, same order
+    expect = ((some["rank"] == 1) & some["customer_id"].is_in(ids)
+              & (some["propensity"] >= some["product_id"].replace_strict(
+                  cuts, default=0.0, return_dtype=pl.Float64)))
+    assert some["explained"].to_list() == expect.to_list()
+    assert 0 < some["explained"].sum() < full.height
+    done = some["explained"].to_numpy()
+    assert_series_equal(some.filter(pl.col("explained"))["reasons"],   # NaN values equal
+                        full.filter(pl.Series(done))["reasons"], check_exact=True)
+    assert some.filter(~pl.col("explained"))["reasons"].list.len().max() == 0
+    # with nobody to explain, no contributions are computed at all
+    _, none = score_shard(m, bank, as_of="2025-12-31", k=3, reasons=3, reason_customers=[])
+    assert not none["explained"].any() and none.select(cols).equals(full.select(cols))

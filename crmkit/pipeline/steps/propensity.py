@@ -11,14 +11,28 @@ horizon), built shard by shard on a deterministic share of customers
 (``training_sample``). Its backtest (fitted on the earlier landmarks, scored on the
 latest) is recorded per product in the model store and the manifest, beside the
 popularity-within-tier baseline.
+
+Reasons (exact contributions) cost about a millisecond per offer against
+microseconds for a score, so they are computed only for the offers that can reach
+a person: by default (``reasons_for = "managed"``) the first offer
+(``reason_ranks``) of customers with a named relationship manager in
+``assign.assignment`` (the only customers a call list can hold; a run without the
+``assign`` step explains nobody), and only when its propensity is within the top
+``reasons_top_share`` of that product's propensities. The cut-offs come from the
+fit (the propensity quantiles of each product's eligible customers at the latest
+training landmark, stored with the model), so every shard uses the same ones and
+the outputs do not depend on the shard count. Every other customer gets scores and
+offers without reasons (``explained`` false).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from crmkit.pipeline._step import FitResult, ModelSpec, Shard, ShardOutput, Step, StepSummary
@@ -33,6 +47,41 @@ HISTORY = ("customers", "holdings", "transactions", "balances", "products", "con
 
 class PropensityStepConfig(RefitMixin, PropensityConfig):
     """``[propensity]``: :class:`crmkit.propensity.PropensityConfig` plus ``refit``."""
+
+
+# keys that only choose which offers are explained: changing them needs no refit
+_SCORING_ONLY = {"refit", "reasons_for", "reason_ranks", "reasons_top_share"}
+_GRID = np.linspace(0.0, 1.0, 101)
+
+
+@dataclass
+class FittedPropensity:
+    """The step's state: the model and, per product, the propensity percentiles of its
+    eligible customers at the latest training landmark (``quantiles[p][i]`` is the
+    ``i``-th percentile), from which the reason cut-offs are read."""
+
+    model: Any
+    quantiles: dict[str, list[float]] = field(default_factory=dict)
+
+    def cutoffs(self, top_share: float | None) -> dict[str, float]:
+        """Per product, the propensity above which an offer is in the top ``top_share``."""
+        if top_share is None:
+            return {}
+        return {p: float(np.interp(1.0 - top_share, _GRID, q)) for p, q in self.quantiles.items()}
+
+
+def _quantiles(model: Any, train: pl.DataFrame) -> dict[str, list[float]]:
+    from crmkit.propensity import split_training_set
+
+    latest = train.filter(pl.col("as_of") == train["as_of"].max())
+    X, Y, _ = split_training_set(latest)
+    P = model.predict_propensities(X)
+    out = {}
+    for t in model.targets_:
+        p = P[f"p_{t}"].to_numpy()[Y[t].is_not_null().to_numpy()]
+        if p.size:
+            out[t] = np.quantile(p, _GRID).tolist()
+    return out
 
 
 def fit_stats(shard: Shard, cfg: PropensityStepConfig, ctx: Any) -> dict[str, pl.DataFrame]:
@@ -77,52 +126,75 @@ def fit(stats: Mapping[str, pl.DataFrame], ctx: Any, cfg: PropensityStepConfig) 
     metrics = {"backtest": _backtest(train, cfg) if cfg.backtest else "off"}
     training = {"rows": int(train.height), "customers": int(train["customer_id"].n_unique()),
                 "landmarks": sorted({str(d) for d in train["as_of"].unique().to_list()})}
-    return FitResult(model, {"model": json.loads(model.to_json())}, training=training,
-                     metrics=metrics)
+    quantiles = _quantiles(model, train)
+    return FitResult(FittedPropensity(model, quantiles),
+                     {"model": json.loads(model.to_json()), "propensity_quantiles": quantiles},
+                     training=training, metrics=metrics)
 
 
-def load(payload: Mapping[str, Any], cfg: PropensityStepConfig) -> Any:
-    """The model from its stored JSON data (nothing is executed)."""
+def load(payload: Mapping[str, Any], cfg: PropensityStepConfig) -> FittedPropensity:
+    """The model from its stored JSON data (nothing is executed); a payload without the
+    propensity quantiles (stored by an earlier version) raises, so the model is refitted."""
     from crmkit.propensity import load_model
 
-    return load_model(dict(payload["model"]))
+    return FittedPropensity(load_model(dict(payload["model"])),
+                            {k: [float(x) for x in v]
+                             for k, v in payload["propensity_quantiles"].items()})
 
 
-def score(shard: Shard, cfg: PropensityStepConfig, model: Any) -> ShardOutput:
+def _reason_customers(shard: Shard, cfg: PropensityStepConfig) -> list[str] | None:
+    """The customers whose offers may be explained (None: everyone)."""
+    if cfg.reasons_for == "all":
+        return None
+    assignment = shard.optional("assign.assignment")
+    if assignment is None:  # no assign step: no call list can hold anyone
+        return []
+    return assignment.filter(pl.col("role") == "primary")["customer_id"].unique().to_list()
+
+
+def score(shard: Shard, cfg: PropensityStepConfig, state: FittedPropensity) -> ShardOutput:
     """Propensities and next best products of one shard's customers."""
     from crmkit.propensity import score_shard
 
     scores, offers = score_shard(
-        model, shard.tables(HISTORY), as_of=shard.as_of, k=cfg.k, reasons=cfg.reasons,
+        state.model, shard.tables(HISTORY), as_of=shard.as_of, k=cfg.k, reasons=cfg.reasons,
         lookback_days=cfg.lookback_days, product_value=cfg.product_value,
         risk_tolerance=cfg.risk_tolerance, unassessed_max_rating=cfg.unassessed_max_rating,
+        reason_ranks=cfg.reason_ranks, reason_customers=_reason_customers(shard, cfg),
+        reason_min_propensity=state.cutoffs(cfg.reasons_top_share),
         windows=tuple(shard.feature_options.get("windows", (30, 90, 365))))
     probs = [c for c in scores.columns if c.startswith("p_")]
     sums = scores.select(pl.len().alias("n"), *[pl.col(c).sum() for c in probs])
+    explained = offers["explained"].sum() if "explained" in offers.columns else 0
+    sums = sums.with_columns(pl.lit(int(explained), pl.Int64).alias("explained"))
     offer_col = "product_id" if "product_id" in offers.columns else offers.columns[1]
     return ShardOutput(tables={"scores": scores, "offers": offers},
                        partials={"sums": sums, "offers": count_partial(offers, offer_col)})
 
 
-def finalize(partials: Mapping[str, pl.DataFrame], cfg: PropensityStepConfig, model: Any,
-             ctx: Any) -> StepSummary:
-    """Offers per product and mean propensities."""
+def finalize(partials: Mapping[str, pl.DataFrame], cfg: PropensityStepConfig,
+             state: FittedPropensity, ctx: Any) -> StepSummary:
+    """Offers per product, offers explained and mean propensities."""
     sums = partials["sums"].sum()
     n = int(sums["n"][0])
     offer_col = [c for c in partials["offers"].columns if c != "n"][0]
     return StepSummary(facts={
         "customers_scored": n,
         "mean_propensity": {c: finite_or_none(sums[c][0] / n) if n else None
-                            for c in sums.columns if c != "n"},
+                            for c in sums.columns if c.startswith("p_")},
         "offers": counts_from(partials, "offers", offer_col),
+        "offers_explained": int(sums["explained"][0]),
+        "reason_cutoffs": {p: finite_or_none(v) for p, v in
+                           state.cutoffs(cfg.reasons_top_share).items()},
     })
 
 
 STEP = Step(
     name="propensity", config_model=PropensityStepConfig, score=score,
-    inputs=("features", *HISTORY), outputs=("scores", "offers"),
+    inputs=("features", *HISTORY), optional_inputs=("assign.assignment",),
+    outputs=("scores", "offers"),
     fit=fit, fit_stats=fit_stats, finalize=finalize,
     model=ModelSpec("propensity", schedule=lambda cfg: cfg.refit,
-                    settings=lambda cfg: cfg.model_dump(exclude={"refit"}), load=load),
+                    settings=lambda cfg: cfg.model_dump(exclude=_SCORING_ONLY), load=load),
     doc="cross-sell propensities per product, next best products with reasons, backtest",
 )
