@@ -75,7 +75,7 @@ def _folder_tables(inputs, base: Path) -> list[str]:
     path = path if path.is_absolute() else base / path
     if not path.is_dir():
         raise FileNotFoundError(f"The input folder {path} does not exist.")
-    names = set(_parquet_files(path)) if inputs.format in (None, "parquet") else set()
+    names = set(_parquet_files(path)[0]) if inputs.format in (None, "parquet") else set()
     if inputs.format in (None, "csv"):
         names |= {p.stem for p in path.glob("*.csv") if not p.name.startswith(".")}
     for name in sorted(names):
