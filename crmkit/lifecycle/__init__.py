@@ -41,7 +41,8 @@ from crmkit.lifecycle._transitions import (
 
 
 def get_preset(name: str) -> LifecycleConfig:
-    """Return a shipped preset (``"retail_bank"`` or ``"retailer"``) as a config.
+    """Return a shipped preset (``"retail_bank"``, ``"retailer"`` or a sector's:
+    ``"insurer"``, ``"tobacco_retail"``, ``"elderly_care"``) as a config.
 
     Examples
     --------

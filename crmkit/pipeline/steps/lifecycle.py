@@ -11,7 +11,11 @@ rates), combined from per-shard pair counts.
 Model outputs of other steps (by default ``p_alive`` of ``clv.clv`` and, as
 ``churn_risk``, ``churn_prob_180d`` of ``churn.churn_scores``) are joined to the
 features when those steps run, so preset rules on them fire; rules on absent
-model outputs are skipped, and the manifest says which were used.
+model outputs are skipped, and the manifest says which were used. The sector
+presets read columns of their sector step's per-customer table the same way
+(``insurer.policy_churn``, ``tobacco_retail.status``,
+``elderly_care.priority_register``; see ``pipelines/<sector>.toml``). A preset's
+own ``playbook`` replaces the retail-bank stage actions.
 """
 
 from __future__ import annotations
@@ -90,7 +94,9 @@ class LifecycleStepConfig(StrictModel):
         return self
 
 
-OPTIONAL = ("clv.clv", "churn.churn_scores", "value.value_tiers")
+OPTIONAL = ("clv.clv", "churn.churn_scores", "value.value_tiers",
+            # per-customer tables of the sector steps, read by the sector presets' rules
+            "insurer.policy_churn", "tobacco_retail.status", "elderly_care.priority_register")
 
 
 def score(shard: Shard, cfg: LifecycleStepConfig, state: Any) -> ShardOutput:
@@ -131,7 +137,8 @@ def score(shard: Shard, cfg: LifecycleStepConfig, state: Any) -> ShardOutput:
                                     on="customer_id", how="left")
         # every action that names a channel goes through the one contact policy:
         # opted-out channels, do-not-contact and contact windows are suppressed, counted
-        split = playbook_actions(with_tier, stage_names=config.stages, as_of=shard.as_of,
+        split = playbook_actions(with_tier, playbook=config.playbook,
+                                 stage_names=config.stages, as_of=shard.as_of,
                                  customers=shard.get("customers"))
         tables["actions"] = split.allowed
         tables["suppressed_actions"] = split.suppressed
