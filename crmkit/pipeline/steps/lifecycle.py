@@ -6,7 +6,10 @@ customer is a ``(new)`` arrival in the first run) and, with ``playbook = true``,
 ``actions`` (the playbook's standard actions per customer, tier-specific where the
 ``value`` step ran, through the contact policy: ``suppressed_actions`` holds those
 on a channel the customer opted out of, or otherwise not allowed, with the reason). Aggregate: ``transition_matrix`` (long form, counts and row
-rates), combined from per-shard pair counts.
+rates), combined from per-shard pair counts, and ``action_responses``: per stage
+action of the previous run, how many of its customers were contacted since and how
+many responded (a ``contacts.outcome`` in ``response_outcomes``; empty in the first
+run), see :func:`crmkit.lifecycle.action_responses`.
 
 Model outputs of other steps (by default ``p_alive`` of ``clv.clv`` and, as
 ``churn_risk``, ``churn_prob_180d`` of ``churn.churn_scores``) are joined to the
@@ -36,6 +39,7 @@ from crmkit.lifecycle import (
     stage_changes,
     transition_matrix_from_counts,
 )
+from crmkit.lifecycle._responses import KEYS, RESPONSE_COUNTS, action_responses, response_rates
 from crmkit.lifecycle._stages import GAP_FEATURE, assign_stages
 from crmkit.lifecycle._transitions import GONE, NEW
 from crmkit.pipeline._step import Shard, ShardOutput, Step, StepSummary
@@ -68,6 +72,7 @@ class LifecycleStepConfig(StrictModel):
         ModelInput(step="churn", table="churn_scores", column="churn_prob_180d",
                    feature="churn_risk")])
     playbook: bool = True
+    response_outcomes: list[str] = Field(default_factory=lambda: ["reached", "sale"])
 
     @field_validator("preset")
     @classmethod
@@ -149,6 +154,19 @@ def score(shard: Shard, cfg: LifecycleStepConfig, state: Any) -> ShardOutput:
         tables["suppressed_actions"] = pl.DataFrame(
             schema={"customer_id": pl.String, "action": pl.String,
                     "suppression_reason": pl.String})
+    # response to the previous run's stage actions: contacts (and their outcome) since then
+    responses = pl.DataFrame(schema={**{k: pl.String for k in KEYS},
+                                     **{c: pl.Int64 for c in RESPONSE_COUNTS}})
+    prev_actions = shard.previous("lifecycle", "actions")
+    if (prev_actions is not None and previous is not None and previous.height
+            and set(KEYS) <= set(prev_actions.columns) and "as_of" in previous.columns):
+        since = previous["as_of"].max()
+        contacts = shard.get("contacts")
+        if since < shard.as_of and "outcome" in contacts.columns:
+            responses = action_responses(prev_actions, contacts, since=since, until=shard.as_of,
+                                         response_outcomes=cfg.response_outcomes).select(
+                *KEYS, *RESPONSE_COUNTS)
+    partials["responses"] = responses
     return ShardOutput(tables=tables, partials=partials)
 
 
@@ -169,15 +187,22 @@ def finalize(partials: Mapping[str, pl.DataFrame], cfg: LifecycleStepConfig, sta
         "rules_fired": counts_from(partials, "rules", "stage_rule"),
         "stage_changes": changes,
     }
+    responses = response_rates(partials["responses"]).select(
+        pl.lit(ctx.as_of, pl.Date).alias("as_of"), pl.all())
+    facts["action_responses"] = {
+        f"{r['stage']}.{r['action']}": {"actions": r["actions"], "responded": r["responded"],
+                                        "response_rate": r["response_rate"]}
+        for r in responses.iter_rows(named=True)}
     if "actions" in partials:
         facts["actions"] = counts_from(partials, "actions", "action")
         facts["actions_suppressed"] = counts_from(partials, "suppressed", "suppression_reason")
-    return StepSummary(tables={"transition_matrix": matrix}, facts=facts)
+    return StepSummary(tables={"transition_matrix": matrix, "action_responses": responses},
+                       facts=facts)
 
 
 STEP = Step(
     name="lifecycle", config_model=LifecycleStepConfig, score=score,
-    inputs=("features", "transactions", "customers"), optional_inputs=OPTIONAL,
+    inputs=("features", "transactions", "customers", "contacts"), optional_inputs=OPTIONAL,
     outputs=("stages", "stage_changes", "actions", "suppressed_actions"), finalize=finalize,
     doc="lifecycle stages, stage-change events against the previous run, transition matrix, "
         "playbook actions",
