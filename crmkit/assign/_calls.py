@@ -164,7 +164,9 @@ def build_call_lists(customers: Any, *, as_of: dt.date | str, contacts: Any = No
         One row per customer: ``customer_id``, ``tier``, ``manager_id`` (or via
         ``assignment``), ``opt_out_sms``/``opt_out_email``/``opt_out_phone``; optional
         ``priority`` (else computed by :func:`priority_score`), ``first_seen``, ``stage``,
-        ``churn_probability`` and ``reason_1``..``reason_k``, ``next_best_product``,
+        ``churn_probability`` and ``reason_1``..``reason_k``, ``churn_flag`` (a
+        capacity-sized churn flag: when present it fires ``high_risk`` instead of
+        ``risk_threshold``), ``next_best_product``,
         ``contact_window``, and the trigger columns named in the config.
     as_of : date
     contacts : table, optional
@@ -268,7 +270,10 @@ def build_call_lists(customers: Any, *, as_of: dt.date | str, contacts: Any = No
         rc = sorted(c for c in cols if c.startswith("reason_") and c[7:].isdigit())
         why = (pl.concat_list([pl.col(c).cast(pl.String) for c in rc]).list.drop_nulls().list.join(", ")
                if rc else pl.lit(""))
-        add("high_risk", r >= cfg.risk_threshold,
+        # the churn model's capacity-sized flag where it is given, else the fixed cut
+        flagged = (pl.col(cfg.risk_flag_col).cast(pl.Boolean)
+                   if cfg.risk_flag_col and cfg.risk_flag_col in cols else r >= cfg.risk_threshold)
+        add("high_risk", flagged,
             pl.format("churn risk {}{}", r.round(2).cast(pl.String),
                       pl.when(why != "").then(pl.format(" ({})", why)).otherwise(pl.lit(""))))
     if "stage" in cols and cfg.stages:

@@ -216,6 +216,9 @@ class CallsConfig(StrictModel):
     birthday_col: str = "birth_date"
     birthday_days: int = Field(7, ge=0)
     risk_threshold: float = Field(0.5, ge=0, le=1)
+    # a capacity-sized flag (the churn step's churn_flag) fires high_risk instead of the
+    # fixed risk_threshold when the customer rows have that column
+    risk_flag_col: str | None = "churn_flag"
     stages: list[str] = Field(default_factory=lambda: ["onboarding", "decline", "reactivated"])
     # contact rules
     cooldown_days: int = Field(7, ge=0)

@@ -9,7 +9,7 @@ from crmkit.churn import metrics
 from crmkit.churn._backtest import backtest, backtest_on
 from crmkit.churn._base import SurvivalModel, load_model
 from crmkit.churn._checks import find_separation, screen_covariates
-from crmkit.churn._cox import CoxPH
+from crmkit.churn._cox import CoxPH, null_log_likelihood
 from crmkit.churn._data import (
     TIME_UNITS,
     build_backtest_data,
@@ -33,8 +33,8 @@ from crmkit.churn._landmark import (
 from crmkit.churn._risk_model import (
     ChurnRiskModel,
     fit_churn_risk,
+    fit_churn_risk_from_data,
     make_survival_estimator,
-    null_log_likelihood,
     score_churn_risk,
 )
 from crmkit.churn._thresholds import call_list, capacity_threshold
@@ -79,6 +79,7 @@ __all__ = sorted([
     "capacity_threshold",
     "customer_folds",
     "fit_churn_risk",
+    "fit_churn_risk_from_data",
     "landmark_dates",
     "landmark_outcomes",
     "landmark_training_data",

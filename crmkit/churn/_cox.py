@@ -10,14 +10,52 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from crmkit._estimator import NONE, STR_LIST, STRING
+from crmkit._estimator import NONE, STR_LIST, STRING, Interval
 from crmkit.churn._base import _PENALTY_CONSTRAINTS, _TIME_CONSTRAINTS, SurvivalModel
 from crmkit.churn._checks import screen_covariates
 from crmkit.exceptions import ConvergenceWarning, CrmkitError
 
-__all__ = ["CoxPH"]
+__all__ = ["CoxPH", "null_log_likelihood"]
 
 _DUR, _EVT, _ENT, _STR = "__duration", "__event", "__entry", "__stratum"
+
+# Newton step sizes tried, in order, when lifelines' fit lands below the null model
+_SMALLER_STEPS = (0.5, 0.25)
+
+
+def null_log_likelihood(duration: Any, event: Any, strata: Any = None) -> float:
+    """Cox partial log-likelihood (Efron ties) at zero coefficients.
+
+    Every risk-set member has hazard ratio 1, so a time with ``d`` churns among ``n``
+    at risk adds ``-sum(log(n - l), l = 0 .. d-1)``; with ``strata`` the strata's
+    values add up. A fitted Cox model's log-likelihood is never below it (zero is a
+    feasible point, and a ridge penalty only lowers the penalised objective), so a
+    fit that lands below has diverged.
+
+    Examples
+    --------
+    >>> round(null_log_likelihood([1, 2, 3], [True, True, False]), 6)  # -log 3 - log 2
+    -1.791759
+    >>> round(null_log_likelihood([1, 2, 1, 2], [True] * 4, strata=["a", "a", "b", "b"]), 6)
+    -1.386294
+    """
+    d = np.asarray(duration, dtype=float)
+    e = np.asarray(event, dtype=bool)
+    if strata is not None:
+        keys = np.asarray(strata, dtype=object)
+        return float(sum(null_log_likelihood(d[keys == k], e[keys == k])
+                         for k in dict.fromkeys(keys.tolist())))
+    times, counts = np.unique(d[e], return_counts=True)
+    at_risk = d.size - np.searchsorted(np.sort(d), times, side="left")
+    return float(-sum(np.log(n - np.arange(k)).sum() for n, k in zip(at_risk, counts)))
+
+
+def _below_null(fitter, ll0: float | None) -> bool:
+    """Whether a lifelines fit ended below the null model (diverged)."""
+    if ll0 is None:
+        return False
+    ll = float(getattr(fitter, "log_likelihood_", np.nan))
+    return not (np.isfinite(ll) and ll >= ll0 - 1e-9 * abs(ll0))
 
 
 def _fit_lifelines(make_fitter, df: pd.DataFrame, fit_kwargs: dict, owner: str,
@@ -146,6 +184,14 @@ class CoxPH(SurvivalModel):
         What to do with a covariate that perfectly orders the events.
     separation_penalizer : float
         Ridge penalty put on such a covariate with ``on_separation="penalize"``.
+    step_size : float, optional
+        First Newton step of lifelines' optimiser (lifelines' default, 0.95, when
+        None). From a zero start the default step can overshoot (e.g. on stacked
+        landmark data with piecewise-linear terms) and lifelines then stops, without
+        a warning, at a point worse than the null model. So with ``step_size=None``
+        a fit whose partial log-likelihood is below the null model's (which an
+        optimum never is) is redone with steps 0.5, then 0.25; if it is still below,
+        a ``ConvergenceWarning`` says so. A given ``step_size`` is used as is.
 
     Attributes
     ----------
@@ -179,13 +225,15 @@ class CoxPH(SurvivalModel):
     """
 
     _parameter_constraints = {**_TIME_CONSTRAINTS, **_PENALTY_CONSTRAINTS,
-                              "strata": [NONE, STRING, STR_LIST]}
+                              "strata": [NONE, STRING, STR_LIST],
+                              "step_size": [NONE, Interval(float, 0, 1, "right")]}
 
     def __init__(self, *, unit: str | None = None, horizons: Any = None,
                  penalizer: float = 0.0, l1_ratio: float = 0.0, strata: Any = None,
                  rmst_horizon: float | None = None, on_separation: str = "penalize",
-                 separation_penalizer: float = 0.1, time_unit: str | None = None,
-                 horizons_days: Any = None, rmst_horizon_days: float | None = None):
+                 separation_penalizer: float = 0.1, step_size: float | None = None,
+                 time_unit: str | None = None, horizons_days: Any = None,
+                 rmst_horizon_days: float | None = None):
         self.unit = unit
         self.horizons = horizons
         self.penalizer = penalizer
@@ -194,12 +242,42 @@ class CoxPH(SurvivalModel):
         self.rmst_horizon = rmst_horizon
         self.on_separation = on_separation
         self.separation_penalizer = separation_penalizer
+        self.step_size = step_size
         self.time_unit = time_unit
         self.horizons_days = horizons_days
         self.rmst_horizon_days = rmst_horizon_days
 
     _EXTRA_STATE = ("summary_", "log_likelihood_", "concordance_index_", "screening_report_",
                     "n_events_", "n_samples_")
+
+    def _fit_guarded(self, make, df, kwargs, owner, kept, duration, event, entry, keys):
+        """lifelines' fit, redone with smaller Newton steps when it lands below the null
+        model (the one place crmkit sets lifelines' step size; see ``step_size``)."""
+        if self.step_size is not None:
+            opts = dict(kwargs.get("fit_options") or {}, step_size=float(self.step_size))
+            return _fit_lifelines(make, df, dict(kwargs, fit_options=opts), owner, kept)
+        # the null log-likelihood is known in closed form without delayed entry
+        ll0 = None if entry is not None else null_log_likelihood(
+            duration, event, keys if self.strata_columns_ else None)
+        fitter = _fit_lifelines(make, df, kwargs, owner, kept)
+        for step in _SMALLER_STEPS:
+            if not _below_null(fitter, ll0):
+                return fitter
+            opts = dict(kwargs.get("fit_options") or {}, step_size=step)
+            with warnings.catch_warnings():
+                # a diverged first attempt often warns too; only the retry's word counts
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                retry = _fit_lifelines(make, df, dict(kwargs, fit_options=opts), owner, kept)
+            if float(retry.log_likelihood_) > float(getattr(fitter, "log_likelihood_", -np.inf)) \
+                    or not np.isfinite(float(getattr(fitter, "log_likelihood_", np.nan))):
+                fitter = retry
+        if _below_null(fitter, ll0):
+            warnings.warn(f"{owner}: the partial log-likelihood ({fitter.log_likelihood_:.6g}) "
+                          f"is below the null model's ({ll0:.6g}) even with Newton steps of "
+                          f"{', '.join(map(str, _SMALLER_STEPS))}: the fit diverged. Remedy: raise "
+                          "the 'penalizer' parameter or drop collinear covariates.",
+                          ConvergenceWarning, stacklevel=4)
+        return fitter
 
     def fit(self, X: Any, y: Any) -> CoxPH:
         """Fit on covariates ``X`` and survival target ``y`` (see :func:`make_y`).
@@ -233,7 +311,8 @@ class CoxPH(SurvivalModel):
             return CoxPHFitter(penalizer=p, l1_ratio=float(self.l1_ratio))
 
         if kept:
-            fitter = _fit_lifelines(make, df, kwargs, f"{name}.fit", kept)
+            fitter = self._fit_guarded(make, df, kwargs, f"{name}.fit", kept, duration, event,
+                                       entry, keys)
             params = fitter.params_.reindex([f"c{i}" for i in range(len(kept))]).to_numpy()
             self.coef_ = np.asarray(params, dtype=float)
             self.means_ = fitter._norm_mean.reindex(

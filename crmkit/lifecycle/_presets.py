@@ -165,7 +165,8 @@ def preset_names() -> list[str]:
 # Each sector preset reads, beside the as-of features, a few columns of its sector
 # step's per-customer table, joined by the lifecycle step's ``model_inputs`` (see
 # pipelines/<sector>.toml and docs/sector_<sector>.md); a rule on a column that is
-# not there is an error naming it. Each carries its own stage actions (``playbook``).
+# not there is an error naming it; a flag reads as "x == 1" (the step joins a boolean
+# column as 1.0 / 0.0). Each carries its own stage actions (``playbook``).
 
 INSURER = {
     "name": "insurer",
@@ -181,7 +182,7 @@ INSURER = {
     "rules": [
         {"name": "prospect", "stage": "prospect", "when": "n_products_ever == 0",
          "description": "known to the insurer, never held a policy"},
-        {"name": "lapsed", "stage": "lapsed", "when": "policy_churned",
+        {"name": "lapsed", "stage": "lapsed", "when": "policy_churned == 1",
          "description": "no policy open and the last one lapsed or was not renewed (the "
                         "insurer's churn, insurer.policy_churn.churned)"},
         {"name": "closed", "stage": "closed", "when": "all_products_closed",
@@ -231,7 +232,7 @@ TOBACCO_RETAIL = {
         "min_prior_txn": 3,
     },
     "rules": [
-        {"name": "closed", "stage": "closed", "when": "shop_churned",
+        {"name": "closed", "stage": "closed", "when": "shop_churned == 1",
          "description": "the latest status event closed the shop (business closed, licence "
                         "revoked: tobacco_retail.status.churned)"},
         {"name": "new_shop", "stage": "new_shop", "when": "tenure_days <= new_shop_days",

@@ -102,6 +102,22 @@ def test_triggers_rank_and_reasons():
     assert reasons["out"] == "large asset outflow (-50% over 90 days)"
 
 
+
+def test_high_risk_fires_on_the_capacity_sized_flag_not_a_fixed_cut():
+    """With the churn step's churn_flag the trigger follows the flag (sized to capacity);
+    without it, the fixed risk_threshold still applies."""
+    cust = pl.DataFrame({
+        "customer_id": ["flagged_low", "unflagged_high", "outside"], "tier": ["Mass"] * 3,
+        "manager_id": ["M1"] * 3, "first_seen": [dt.date(2020, 1, 1)] * 3,
+        "churn_probability": [0.12, 0.7, None], "churn_flag": [True, False, None],
+        "priority": [0.5, 0.6, 0.4]})
+    res = build_call_lists(cust, as_of=AS_OF)
+    assert res.calls.select("customer_id", "triggers").rows() == [("flagged_low", ["high_risk"])]
+    fixed = build_call_lists(cust.drop("churn_flag"), as_of=AS_OF)
+    assert fixed.calls["customer_id"].to_list() == ["unflagged_high"]
+    off = build_call_lists(cust, as_of=AS_OF, config={"risk_flag_col": None})
+    assert off.calls["customer_id"].to_list() == ["unflagged_high"]
+
 def test_playbook_action_channel_and_rejected_offer():
     cust = pl.DataFrame({"customer_id": ["a", "b"], "tier": ["Diamond", "Gold"], "manager_id": ["M1", "M1"],
                          "stage": ["decline", "decline"], "priority": [0.5, 0.4],

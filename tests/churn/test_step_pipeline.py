@@ -20,27 +20,43 @@ def _cfg(tmp_path, **churn):
 
 
 def test_churn_step_in_nightly_runs(tmp_path):
-    cfg = _cfg(tmp_path, refit="monthly")
+    cfg = _cfg(tmp_path, refit="monthly", flag_horizon_days=90)
     runs = tmp_path / "runs"
     run_pipeline(cfg, as_of="2025-11-20", steps=[STEP], progress=False)
     m1 = json.loads((runs / "2025-11-20" / "manifest.json").read_text())
     c1 = m1["steps"]["churn"]
     assert set(c1["outputs"]) == {"churn_scores"}
     scores = pl.read_parquet(runs / "2025-11-20" / c1["outputs"]["churn_scores"])
-    assert scores.columns[:4] == ["customer_id", "risk_status", "churn_prob_30d",
-                                  "churn_prob_90d"]
+    assert scores.columns == ["customer_id", "risk_status", "churn_prob_30d", "churn_prob_90d",
+                              "churn_flag", "churn_cause", "reason_1", "reason_1_contribution",
+                              "reason_2", "reason_2_contribution"]
     # only customers at risk are scored; the others say why they are not
     assert set(scores["risk_status"]) == {"at_risk", "churned", "prospect", "silent"}
     not_at_risk = scores.filter(pl.col("risk_status") != "at_risk")
     assert not_at_risk["churn_prob_90d"].null_count() == not_at_risk.height > 0
     assert scores.filter(pl.col("risk_status") == "at_risk")["churn_prob_90d"].null_count() == 0
     assert c1["n_scored"] == c1["risk_status"]["at_risk"]
+    at_risk = scores.filter(pl.col("risk_status") == "at_risk")
+    # probabilities never fall with the horizon; the flag is sized to capacity (5% default)
+    assert (at_risk["churn_prob_90d"] >= at_risk["churn_prob_30d"]).all()
+    assert not_at_risk["churn_flag"].null_count() == not_at_risk.height
+    assert c1["n_flagged"] == at_risk["churn_flag"].sum() == pytest.approx(
+        0.05 * at_risk.height, abs=3)
+    assert set(at_risk["churn_cause"]) <= {"closure", "silence"}
     model = c1["model"]
     assert model["refitted"] and model["fitted_as_of"] == "2025-11-20"
-    assert set(model["metrics"]) >= {"auc_horizon", "c_index_harrell", "integrated_brier"}
+    assert set(model["metrics"]) >= {"auc_horizon", "c_index_harrell", "integrated_brier",
+                                     "flag", "coefficients"}
+    assert model["metrics"]["auc_horizon"] > 0.7  # held-out landmarks
+    # landmark training: several landmarks stacked, the latest ones held out
+    assert len(model["training"]["landmarks"]) == 6
+    assert len(model["training"]["calibration_landmarks"]) == 4
     stored = json.loads((runs / "models" / "churn" / "2025-11-20.json").read_text())
     assert stored["format"] == "crmkit.model/1"
-    assert stored["payload"]["model"]["format"].startswith("crmkit.")  # the estimator envelope
+    doc = stored["payload"]["model"]
+    assert doc["class"] == "ChurnRiskModel"
+    assert all(m["format"] == "crmkit.model/1"  # each survival model in the estimator envelope
+               for m in doc["survival_models"].values())
 
     run_pipeline(cfg, as_of="2025-11-20", steps=[STEP], progress=False, force=True)  # identical
     again = json.loads((runs / "2025-11-20" / "manifest.json").read_text())
@@ -57,3 +73,20 @@ def test_churn_step_in_nightly_runs(tmp_path):
     assert c3["model"]["refitted"] and c3["model"]["fitted_as_of"] == "2025-11-10"
     assert sorted(p.name for p in (runs / "models" / "churn").iterdir()) == [
         "2025-11-10.json", "2025-11-20.json"]
+
+
+def test_churn_config_is_strict_and_checks_the_flag_horizon():
+    from crmkit._config import parse_config
+    from crmkit.exceptions import ConfigError
+    from crmkit.pipeline.steps.churn import ChurnConfig
+
+    cfg = parse_config(ChurnConfig, {"flag_capacity": 500}, "churn")
+    assert cfg.churn_definition == "retail_bank_combined" and cfg.calibration_landmarks == 4
+    with pytest.raises(ConfigError, match="flag_horizon_days"):
+        parse_config(ChurnConfig, {"horizons_days": [30, 180]}, "churn")
+    with pytest.raises(ConfigError, match="Did you mean 'landmarks'"):
+        parse_config(ChurnConfig, {"landmark": 3}, "churn")
+    with pytest.raises(ConfigError, match="training_window_days"):  # the old window is gone
+        parse_config(ChurnConfig, {"training_window_days": 365}, "churn")
+    train, held = cfg.landmark_dates(__import__("datetime").date(2025, 12, 31))
+    assert len(train) == 6 and len(held) == 4 and max(train) < min(held)

@@ -77,6 +77,27 @@ def test_step_uses_model_outputs_when_present():
     assert without["model_inputs_used"] == [] and "churn_risk" not in without["rules_fired"]
 
 
+
+def test_default_reads_the_churn_steps_capacity_sized_flag():
+    """By default churn_risk is the churn step's churn_flag as 1.0 / 0.0: the preset's
+    churn_risk rule puts exactly the flagged customers (not already placed by an
+    earlier rule) in decline, whatever their probability."""
+    ids = BANK["customers"]["customer_id"]
+    flags = pl.Series([i % 7 == 0 for i in range(ids.len())])
+    risk = pl.DataFrame({"customer_id": ids, "churn_prob_180d": [0.01] * ids.len(),
+                         "churn_flag": flags})
+    tables, facts = _run(END, LifecycleStepConfig(), outputs={"churn.churn_scores": risk})
+    assert facts["model_inputs_used"] == ["churn.churn_scores.churn_flag"]
+    by_rule = tables["stages"].join(risk, on="customer_id").filter(
+        pl.col("stage_rule") == "churn_risk")
+    assert by_rule.height == facts["rules_fired"]["churn_risk"] > 0
+    assert by_rule["churn_flag"].all()
+    # flagged customers left to the churn_risk rule all get it
+    later = {"churn_risk", "decline", "growth", "mature"}
+    flagged = tables["stages"].join(risk.filter(pl.col("churn_flag")), on="customer_id")
+    assert flagged.filter(pl.col("stage_rule").is_in(list(later)))["stage_rule"].unique() \
+        .to_list() == ["churn_risk"]
+
 def test_step_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="unknown key 'preste'.*'preset'"):
         parse_config(LifecycleStepConfig, {"preste": "retail_bank"}, "lifecycle")

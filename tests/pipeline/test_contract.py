@@ -151,7 +151,7 @@ def test_steps_are_ordered_by_their_inputs_not_their_listing(tmp_path):
     assert order.index("lifecycle") > max(order.index(s) for s in ("clv", "churn", "value"))
     assert order[-1] == "segments"
     assert res.manifest["steps"]["lifecycle"]["model_inputs_used"] == [
-        "churn.churn_scores.churn_prob_180d", "clv.clv.p_alive"]
+        "churn.churn_scores.churn_flag", "clv.clv.p_alive"]
 
 
 def test_model_files_hold_only_finite_json_when_p_values_underflow(tmp_path):

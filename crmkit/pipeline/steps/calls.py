@@ -2,7 +2,9 @@
 
 A global step (each RM's list is the top ``top_n`` of their whole book). One row
 per VIP customer gathers what the triggers need: tier, RM (``assign.assignment``),
-stage (``lifecycle.stages``), churn risk and its reasons (``churn.churn_scores``),
+stage (``lifecycle.stages``), churn risk, its capacity-sized flag and its reasons
+(``churn.churn_scores``: ``churn_prob_90d`` as ``churn_probability``, ``churn_flag``,
+which fires the ``high_risk`` trigger instead of a fixed probability cut, ``reason_<k>``),
 the next best product (``propensity.offers``), assets and their trend, opt-outs and
 the last contacts; :func:`crmkit.assign.build_call_lists` ranks the triggered
 customers, drops those in the cool-down, on opted-out channels or in the campaign's
@@ -45,8 +47,9 @@ def _customers(shard: Shard) -> pl.DataFrame:
     if churn is not None and "churn_prob_90d" in churn.columns:
         reasons = [c for c in churn.columns if c.startswith("reason_")
                    and not c.endswith("_contribution")]
+        flag = ["churn_flag"] if "churn_flag" in churn.columns else []
         rows = rows.join(churn.select("customer_id", pl.col("churn_prob_90d").alias(
-            "churn_probability"), *reasons), on="customer_id", how="left")
+            "churn_probability"), *flag, *reasons), on="customer_id", how="left")
     offers = shard.optional("propensity.offers")
     if offers is not None and {"rank", "product_id"} <= set(offers.columns):
         best = offers.filter(pl.col("rank") == 1).select(

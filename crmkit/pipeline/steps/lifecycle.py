@@ -12,13 +12,17 @@ many responded (a ``contacts.outcome`` in ``response_outcomes``; empty in the fi
 run), see :func:`crmkit.lifecycle.action_responses`.
 
 Model outputs of other steps (by default ``p_alive`` of ``clv.clv`` and, as
-``churn_risk``, ``churn_prob_180d`` of ``churn.churn_scores``) are joined to the
-features when those steps run, so preset rules on them fire; rules on absent
-model outputs are skipped, and the manifest says which were used. The sector
-presets read columns of their sector step's per-customer table the same way
-(``insurer.policy_churn``, ``tobacco_retail.status``,
-``elderly_care.priority_register``; see ``pipelines/<sector>.toml``). A preset's
-own ``playbook`` replaces the retail-bank stage actions.
+``churn_risk``, the capacity-sized ``churn_flag`` of ``churn.churn_scores``) are
+joined to the features when those steps run, so preset rules on them fire; rules
+on absent model outputs are skipped, and the manifest says which were used. A
+boolean output is joined as 1.0 / 0.0 (null stays null), so the retail preset's
+``churn_risk >= churn_risk_threshold`` (0.5) fires exactly for the customers the
+churn step flagged: the cut is the churn step's, sized to capacity, not a fixed
+probability. Point ``model_inputs`` at ``churn_prob_<h>d`` to cut a probability
+instead. The sector presets read columns of their sector step's per-customer table
+the same way (``insurer.policy_churn``, ``tobacco_retail.status``,
+``elderly_care.priority_register``; see ``pipelines/<sector>.toml``), their flags
+as ``flag == 1``. A preset's own ``playbook`` replaces the retail-bank stage actions.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class LifecycleStepConfig(StrictModel):
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
     model_inputs: list[ModelInput] = Field(default_factory=lambda: [
         ModelInput(step="clv", table="clv", column="p_alive", feature="p_alive"),
-        ModelInput(step="churn", table="churn_scores", column="churn_prob_180d",
+        ModelInput(step="churn", table="churn_scores", column="churn_flag",
                    feature="churn_risk")])
     playbook: bool = True
     response_outcomes: list[str] = Field(default_factory=lambda: ["reached", "sale"])
@@ -114,7 +118,10 @@ def score(shard: Shard, cfg: LifecycleStepConfig, state: Any) -> ShardOutput:
     for m in cfg.model_inputs:
         table = shard.optional(m.input_name)
         if table is not None and m.column in table.columns and m.feature not in features.columns:
-            features = features.join(table.select("customer_id", pl.col(m.column).alias(m.feature)),
+            col = pl.col(m.column)
+            if table.schema[m.column] == pl.Boolean:  # a flag: 1.0 / 0.0 for threshold rules
+                col = col.cast(pl.Float64)
+            features = features.join(table.select("customer_id", col.alias(m.feature)),
                                      on="customer_id", how="left", maintain_order="left")
             used.append(f"{m.input_name}.{m.column}")
     previous = shard.previous("lifecycle", "stages")
