@@ -29,6 +29,7 @@ from crmkit.lifecycle._plots import (
     plot_transition_heatmap,
 )
 from crmkit.lifecycle._presets import preset_names
+from crmkit.lifecycle._responses import action_responses
 from crmkit.lifecycle._snapshot import run_lifecycle_step
 from crmkit.lifecycle._stages import assign_stages, lifecycle_features, recent_gap_feature
 from crmkit.lifecycle._transitions import (
@@ -41,7 +42,8 @@ from crmkit.lifecycle._transitions import (
 
 
 def get_preset(name: str) -> LifecycleConfig:
-    """Return a shipped preset (``"retail_bank"`` or ``"retailer"``) as a config.
+    """Return a shipped preset (``"retail_bank"``, ``"retailer"`` or a sector's:
+    ``"insurer"``, ``"tobacco_retail"``, ``"elderly_care"``) as a config.
 
     Examples
     --------
@@ -54,6 +56,7 @@ def get_preset(name: str) -> LifecycleConfig:
 __all__ = sorted([
     "DEFAULT_PLAYBOOK",
     "PlaybookEntry",
+    "action_responses",
     "STANDARD_STAGES",
     "churn_reason_counts",
     "default_playbook",

@@ -176,7 +176,9 @@ class LifecycleConfig(_Strict):
     customer matches more than one of them (checked on the data by
     :func:`assign_stages`, which names the rules otherwise). A customer matched by
     no rule gets ``default_stage`` with rule name ``default_rule``, so every
-    customer gets exactly one stage.
+    customer gets exactly one stage. ``playbook`` (optional) is the preset's own
+    stage actions (entries as in :func:`playbook_actions`, checked against
+    ``stages``); without it the retail-bank playbook is used.
 
     Examples
     --------
@@ -197,10 +199,18 @@ class LifecycleConfig(_Strict):
     default_stage: str
     default_rule: str = "default"
     churn: ChurnDefinition
+    playbook: list[dict[str, Any]] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> LifecycleConfig:
         problems = []
+        if self.playbook is not None:  # the preset's own stage actions, checked on load
+            from crmkit.lifecycle._playbooks import _validate
+
+            try:
+                _validate(self.playbook, self.stages)
+            except ConfigError as exc:
+                problems.append(str(exc))
         if len(set(self.stages)) != len(self.stages):
             dup = sorted({s for s in self.stages if self.stages.count(s) > 1})
             problems.append(f"stages are listed twice: {', '.join(map(repr, dup))}")

@@ -156,6 +156,148 @@ def preset_names() -> list[str]:
     Examples
     --------
     >>> preset_names()
-    ['retail_bank', 'retailer']
+    ['elderly_care', 'insurer', 'retail_bank', 'retailer', 'tobacco_retail']
     """
     return sorted(PRESETS)
+
+
+# ----------------------------------------------------------------- sector presets
+# Each sector preset reads, beside the as-of features, a few columns of its sector
+# step's per-customer table, joined by the lifecycle step's ``model_inputs`` (see
+# pipelines/<sector>.toml and docs/sector_<sector>.md); a rule on a column that is
+# not there is an error naming it; a flag reads as "x == 1" (the step joins a boolean
+# column as 1.0 / 0.0). Each carries its own stage actions (``playbook``).
+
+INSURER = {
+    "name": "insurer",
+    "description": "Insurer (contractual): policyholders' stages from their policies, renewal "
+                   "dates, lapses and non-renewals.",
+    "kind": "contractual",
+    "stages": ["prospect", "onboarding", "active", "renewal_due", "lapsing", "lapsed", "closed"],
+    "params": {
+        "onboarding_days": 90,
+        "renewal_days": 60,
+        "churn_risk_threshold": 0.5,
+    },
+    "rules": [
+        {"name": "prospect", "stage": "prospect", "when": "n_products_ever == 0",
+         "description": "known to the insurer, never held a policy"},
+        {"name": "lapsed", "stage": "lapsed", "when": "policy_churned == 1",
+         "description": "no policy open and the last one lapsed or was not renewed (the "
+                        "insurer's churn, insurer.policy_churn.churned)"},
+        {"name": "closed", "stage": "closed", "when": "all_products_closed",
+         "description": "no policy open, the last one ended for another reason (not churn)"},
+        {"name": "onboarding", "stage": "onboarding",
+         "when": "days_since_first_product <= onboarding_days",
+         "description": "first policy within the last onboarding_days"},
+        {"name": "lost_policy", "stage": "lapsing", "when": "lapsed_365d + not_renewed_365d > 0",
+         "description": "still insured, but a policy lapsed or was not renewed in the last year"},
+        {"name": "churn_risk", "stage": "lapsing", "when": "churn_risk >= churn_risk_threshold",
+         "if_missing": "skip",
+         "description": "the churn model's risk is high (only when a churn_risk column is given)"},
+        {"name": "renewal_due", "stage": "renewal_due", "when": "days_to_renewal <= renewal_days",
+         "description": "a policy's term ends within renewal_days"},
+    ],
+    "default_stage": "active",
+    "default_rule": "default",
+    "churn": {"kind": "contractual", "closure_reason_map": {}},
+    "playbook": [
+        {"stage": "prospect", "action": "quote_invitation", "channel": "email", "priority": 5,
+         "due_days": 30, "description": "invite to a quote"},
+        {"stage": "onboarding", "action": "welcome_call", "channel": "phone", "priority": 2,
+         "due_days": 7, "description": "welcome call: cover explained, claims line, documents"},
+        {"stage": "active", "action": "cover_review", "channel": "phone", "priority": 4,
+         "due_days": 90, "description": "yearly review of cover and gaps"},
+        {"stage": "renewal_due", "action": "renewal_call", "channel": "phone", "priority": 2,
+         "due_days": 14, "description": "renewal terms before the term ends"},
+        {"stage": "lapsing", "action": "retention_call", "channel": "phone", "priority": 1,
+         "due_days": 7, "description": "call about the lost policy before the others go"},
+        {"stage": "lapsed", "action": "win_back", "channel": "email", "priority": 4,
+         "due_days": 60, "description": "win-back offer to a former policyholder"},
+        {"stage": "closed", "action": "new_cover_offer", "channel": "email", "priority": 5,
+         "due_days": 30, "description": "offer cover for what replaced the ended policy"},
+    ],
+}
+
+TOBACCO_RETAIL = {
+    "name": "tobacco_retail",
+    "description": "Tobacco retail network (non-contractual): shops' stages from orders and "
+                   "status events.",
+    "kind": "non_contractual",
+    "stages": ["new_shop", "active", "declining", "dormant", "closed"],
+    "params": {
+        "new_shop_days": 90,
+        "dormant_days": 60,
+        "decline_trend": -0.33,
+        "min_prior_txn": 3,
+    },
+    "rules": [
+        {"name": "closed", "stage": "closed", "when": "shop_churned == 1",
+         "description": "the latest status event closed the shop (business closed, licence "
+                        "revoked: tobacco_retail.status.churned)"},
+        {"name": "new_shop", "stage": "new_shop", "when": "tenure_days <= new_shop_days",
+         "description": "registered within new_shop_days"},
+        {"name": "dormant", "stage": "dormant",
+         "when": "days_since_last_txn >= dormant_days or not has_transacted",
+         "description": "no order for dormant_days (or none ever, past the new-shop period)"},
+        {"name": "declining", "stage": "declining",
+         "when": "txn_count_prior_90d >= min_prior_txn and txn_count_trend_90d <= decline_trend",
+         "description": "orders in the last 90 days fell to half the prior 90 days or less"},
+    ],
+    "default_stage": "active",
+    "default_rule": "default",
+    "churn": {"kind": "non_contractual", "inactivity_days": 180},
+    "playbook": [
+        {"stage": "new_shop", "action": "first_visit", "channel": "visit", "priority": 1,
+         "due_days": 3, "description": "visit the new shop: range, display, ordering"},
+        {"stage": "declining", "action": "order_review_visit", "channel": "visit", "priority": 2,
+         "due_days": 7, "description": "review the falling orders with the retailer"},
+        {"stage": "dormant", "action": "reactivation_call", "channel": "phone", "priority": 2,
+         "due_days": 7, "description": "call the shop that stopped ordering"},
+    ],
+}
+
+ELDERLY_CARE = {
+    "name": "elderly_care",
+    "description": "Community elderly care: residents' stages from services delivered, "
+                   "contacts and the priority register.",
+    "kind": "contractual",
+    "stages": ["newly_registered", "active_care", "needs_review", "inactive"],
+    "params": {
+        "new_days": 30,
+        "inactive_days": 90,
+        "review_days": 30,
+        "decline_trend": -0.5,
+        "min_prior_txn": 3,
+    },
+    "rules": [
+        {"name": "newly_registered", "stage": "newly_registered", "when": "tenure_days <= new_days",
+         "description": "registered within new_days"},
+        {"name": "inactive", "stage": "inactive",
+         "when": "days_since_last_txn >= inactive_days or not has_transacted",
+         "description": "no service delivered for inactive_days (or none ever)"},
+        {"name": "high_priority_unseen", "stage": "needs_review",
+         "when": "care_priority == 'high' and coalesce(days_since_last_contact, tenure_days) "
+                 ">= review_days",
+         "description": "high priority on the register (elderly_care.priority_register) and no "
+                        "visit or call for review_days"},
+        {"name": "services_fell", "stage": "needs_review",
+         "when": "txn_count_prior_90d >= min_prior_txn and txn_count_trend_90d <= decline_trend",
+         "description": "services in the last 90 days fell to a third of the prior 90 days or "
+                        "less"},
+    ],
+    "default_stage": "active_care",
+    "default_rule": "default",
+    "churn": {"kind": "non_contractual", "inactivity_days": 90},
+    "playbook": [
+        {"stage": "newly_registered", "action": "assessment_visit", "channel": "visit",
+         "priority": 1, "due_days": 3, "description": "needs assessment at home"},
+        {"stage": "needs_review", "action": "care_review_visit", "channel": "visit",
+         "priority": 1, "due_days": 7, "description": "review the care plan in person"},
+        {"stage": "inactive", "action": "wellbeing_call", "channel": "phone", "priority": 2,
+         "due_days": 7, "description": "check on a resident who receives no service"},
+    ],
+}
+
+PRESETS.update({"insurer": INSURER, "tobacco_retail": TOBACCO_RETAIL,
+                "elderly_care": ELDERLY_CARE})

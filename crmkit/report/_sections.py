@@ -30,11 +30,12 @@ from crmkit.report._format import (
 __all__ = ["Section", "build_sections"]
 
 SECTION_IDS = ("headline", "tiers", "lifecycle", "churn", "clv", "propensity", "workload",
-               "drift", "exports", "appendix")
+               "sectors", "drift", "exports", "appendix")
 
 
 NAV = {"headline": "Headline", "tiers": "Tiers", "lifecycle": "Lifecycle", "churn": "Churn",
-       "clv": "CLV", "propensity": "Cross-sell", "workload": "RM workload", "drift": "Drift",
+       "clv": "CLV", "propensity": "Cross-sell", "workload": "RM workload",
+       "sectors": "Sector lists", "drift": "Drift",
        "exports": "Exports", "appendix": "Appendix"}
 
 
@@ -383,6 +384,62 @@ def _lifecycle(d: Data) -> Section:
                 for r in tab.iter_rows()]
         s.table("Playbook actions due, most frequent first",
                 [humanize(c) for c in by] + ["Customers"], rows, num=(len(by),))
+    return s
+
+
+# --- sector lists --------------------------------------------------------------------
+
+SECTOR_LIST_ROWS = 5
+"""Rows of each sector list shown in the report (the full lists are in the run folder)."""
+_SECTOR_COLUMNS = 5  # columns shown beside the reason
+_SECTOR_KEYS = ("list", "grade", "priority", "status", "stage", "action", "scheduled_at",
+                "due_date", "channel")
+
+
+def _sector_columns(frame: pl.DataFrame) -> tuple[list[str], int]:
+    """Who (customer, manager) first, then the list's own columns, the reason last."""
+    reasons = [c for c in ("reason", "suppression_reason") if c in frame.columns]
+    ids = [c for c in ("customer_id", "manager_id") if c in frame.columns]
+    # what the list is about before its other columns
+    key = [c for c in _SECTOR_KEYS if c in frame.columns and c not in reasons]
+    rest = key + [c for c in frame.columns if c not in ids and c not in reasons and c not in key]
+    shown = (ids + rest)[:_SECTOR_COLUMNS]
+    return shown + reasons, len(frame.columns) - len(shown) - len(reasons)
+
+
+def _sectors(d: Data) -> Section:
+    from crmkit.datasets import SECTORS
+
+    s = Section("sectors", "Sector lists",
+                "The lists a sector step wrote for its people to act on, each row with its "
+                "reason: how many rows, and the first of them.")
+    ran = [name for name in SECTORS if name in d.manifest.get("steps", {}) or d.outputs.get(name)]
+    if not ran:
+        s.missing = ("No sector step (insurer, broker, tobacco retail, elderly care) ran in "
+                     "this run, so there are no sector lists.")
+        return s
+    for name in ran:
+        tables = {k: v for k, v in d.outputs.get(name, {}).items() if isinstance(v, pl.DataFrame)}
+        label = humanize(name)
+        if not tables:
+            s.text(f"The {label.lower()} step ran but its lists were not loaded for the report.")
+            continue
+        summary = [[humanize(t), fmt_count(f.height),
+                    "yes" if {"reason", "suppression_reason"} & set(f.columns) else "no"]
+                   for t, f in tables.items()]
+        s.table(f"{label}: the lists and their sizes", ["List", "Rows", "Reason per row"],
+                summary, num=(1,), note=f"Full lists: <run>/{name}/<list>.parquet.")
+        for t, frame in tables.items():
+            if not frame.height:
+                continue
+            cols, hidden = _sector_columns(frame)
+            rows = [[fmt_value(v) for v in row]
+                    for row in frame.head(SECTOR_LIST_ROWS).select(cols).iter_rows()]
+            num = tuple(i for i, c in enumerate(cols)
+                        if frame.schema[c].is_numeric() and not frame.schema[c] == pl.Boolean)
+            s.table(f"{label} · {humanize(t)}: first rows", [humanize(c) for c in cols], rows,
+                    num=num, total_rows=frame.height,
+                    note=(f"{hidden} more column(s) in the file." if hidden else ""))
     return s
 
 
@@ -966,6 +1023,7 @@ def build_sections(manifest: Mapping[str, Any], features: pl.DataFrame | None,
                 ("clv", "Customer lifetime value", lambda: _clv(d)),
                 ("propensity", "Cross-sell propensity", lambda: _propensity(d)),
                 ("workload", "Relationship managers: books and calls", lambda: _workload(d)),
+                ("sectors", "Sector lists", lambda: _sectors(d)),
                 ("drift", "Drift and quality gates", lambda: _drift(d, drift_result)),
                 ("exports", "Segments and exports", lambda: _exports(d, exports, report_dir)),
                 ("appendix", "Technical appendix", lambda: _appendix(d))]

@@ -29,7 +29,8 @@ def test_toml_files_match_builtin_presets(name):
 
 
 def test_preset_names():
-    assert preset_names() == ["retail_bank", "retailer"]
+    assert preset_names() == ["elderly_care", "insurer", "retail_bank", "retailer",
+                              "tobacco_retail"]
     with pytest.raises(ConfigError, match="Did you mean 'retailer'"):
         load_config("retialer")
 

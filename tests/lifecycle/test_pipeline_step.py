@@ -43,7 +43,7 @@ def test_step_two_runs():
     first_day = dt.date(2025, 11, 30)
     first, facts = _run(first_day, cfg)
     assert set(first) == {"stages", "stage_changes", "transition_matrix", "actions",
-                          "suppressed_actions"}
+                          "suppressed_actions", "action_responses"}
     assert facts["previous_run"] is False
     assert first["stage_changes"].height == first["stages"].height
 
@@ -124,7 +124,7 @@ def test_nightly_run_writes_and_lists_lifecycle_outputs(tmp_path):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     outs = manifest["steps"]["lifecycle"]["outputs"]
     assert set(outs) == {"stages", "stage_changes", "transition_matrix", "actions",
-                         "suppressed_actions"}
+                         "suppressed_actions", "action_responses"}
     assert manifest["steps"]["lifecycle"]["previous_run"] is True
     # no action of the run names a channel its customer opted out of
     from crmkit.datasets import make_bank

@@ -41,7 +41,8 @@ def test_every_section_present_with_data(full_run):
     page = full_run[0].read_text()
     for sid in SECTION_IDS:
         assert f'data-section="{sid}"' in page, sid
-    assert "data-empty" not in page                        # every section had its data
+    # every section had its data but the sector lists (a bank run has no sector step)
+    assert re.findall(r'data-section="(\w+)" data-empty', page) == ["sectors"]
     assert page.count("<img ") >= 8  # tiers, flow, heatmap, churn, calibration, CLV, lift, books
     assert "http://" not in page.replace('href="http', "")  # nothing fetched from a network
     assert "https://" not in page
@@ -88,7 +89,7 @@ def test_blanks_are_explained_when_steps_are_absent(tmp_path):
     text = _text(page)
     for sid in SECTION_IDS:
         assert f'data-section="{sid}"' in page
-    assert page.count('data-empty="yes"') == 8            # all but headline and appendix
+    assert page.count('data-empty="yes"') == 9            # all but headline and appendix
     assert "The churn step did not run" in text
     assert "the calls step did not run" in text
     assert "first run, so there is nothing to compare with" in text
@@ -161,3 +162,44 @@ def test_propensity_backtest_is_read_from_the_stored_model_facts():
     assert "3.4" in page and "0.62" in page
     assert page.index("Fund") < page.index("Insurance")  # best lift first
     assert "propensity step did not run" not in page
+
+
+def test_sector_lists_section_for_a_sector_run(tmp_path):
+    """A sector run's report shows each list of the sector step: its row count and its
+    first rows with the reason; a run without a sector step says so."""
+    import json
+    from pathlib import Path
+
+    from crmkit.pipeline import run_pipeline
+    from crmkit.report._sections import SECTOR_LIST_ROWS
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(root / "data" / "insurer", tmp_path / "data" / "insurer")
+    (tmp_path / "pipelines").mkdir()
+    shutil.copy(root / "pipelines" / "insurer.toml", tmp_path / "pipelines")
+    result = run_pipeline(tmp_path / "pipelines" / "insurer.toml", as_of="2025-12-31")
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    page = render_run_report(manifest, result.features, result.outputs)
+    section = re.search(r'<section id="sectors".*?</section>', page, re.S).group(0)
+    assert "data-empty" not in section
+    text = _text(section)
+    lists = result.outputs["insurer"]
+    for name, frame in lists.items():
+        label = name.replace("_", " ").capitalize()
+        # the list and its row count in the summary table
+        assert re.search(rf"\b{re.escape(label)}\s+{frame.height:,}\s+(yes|no)\b", text), name
+        if frame.height:
+            assert f"Insurer · {label}: first rows" in text
+            first = frame.head(SECTOR_LIST_ROWS)
+            reasons = first["reason" if "reason" in frame.columns else "suppression_reason"]
+            for reason in reasons.to_list():
+                assert html.escape(reason, quote=False) in section or reason in text, reason
+            if frame.height > SECTOR_LIST_ROWS:
+                assert f"Showing {SECTOR_LIST_ROWS:,} of {frame.height:,} rows." in text
+    renewals = lists["renewals"].head(SECTOR_LIST_ROWS)
+    for policy in renewals["policy_id"].to_list():
+        assert policy in text
+    # a run without a sector step: an explained blank
+    blank = render_run_report({"run": {"as_of": "2025-12-31"}, "steps": {}}, None, {})
+    empty = re.search(r'<section id="sectors".*?</section>', blank, re.S).group(0)
+    assert 'data-empty="yes"' in empty and "No sector step" in _text(empty)

@@ -127,6 +127,12 @@ def score(shard: Shard, cfg: InsurerConfig, state: Any) -> ShardOutput:
                               open_outcomes=cfg.complaint_open_outcomes)
     churn = policy_churn(holdings, as_of=day, window_days=cfg.churn_window_days,
                          churn_reasons=cfg.churn_reasons)
+    # each policyholder's soonest term end, for the lifecycle's renewal_due stage (every
+    # open policy: the renewals list is only the window, and loses opted-out customers)
+    terms = renewals_due(holdings, as_of=day, days_ahead=cfg.term_months * 31 + 366,
+                         term_months=cfg.term_months, channel=cfg.renewal_channel)
+    churn = churn.join(terms.group_by("customer_id").agg(pl.col("days_to_renewal").min()),
+                       on="customer_id", how="left", maintain_order="left")
     renewals, s1 = _contacts_through_policy(renewals, customers, cfg.contact_policy, "renewals")
     follow, s2 = _contacts_through_policy(follow, customers, cfg.contact_policy,
                                           "claim_followups")

@@ -6,7 +6,10 @@ customer is a ``(new)`` arrival in the first run) and, with ``playbook = true``,
 ``actions`` (the playbook's standard actions per customer, tier-specific where the
 ``value`` step ran, through the contact policy: ``suppressed_actions`` holds those
 on a channel the customer opted out of, or otherwise not allowed, with the reason). Aggregate: ``transition_matrix`` (long form, counts and row
-rates), combined from per-shard pair counts.
+rates), combined from per-shard pair counts, and ``action_responses``: per stage
+action of the previous run, how many of its customers were contacted since and how
+many responded (a ``contacts.outcome`` in ``response_outcomes``; empty in the first
+run), see :func:`crmkit.lifecycle.action_responses`.
 
 Model outputs of other steps (by default ``p_alive`` of ``clv.clv`` and, as
 ``churn_risk``, the capacity-sized ``churn_flag`` of ``churn.churn_scores``) are
@@ -16,7 +19,10 @@ boolean output is joined as 1.0 / 0.0 (null stays null), so the retail preset's
 ``churn_risk >= churn_risk_threshold`` (0.5) fires exactly for the customers the
 churn step flagged: the cut is the churn step's, sized to capacity, not a fixed
 probability. Point ``model_inputs`` at ``churn_prob_<h>d`` to cut a probability
-instead.
+instead. The sector presets read columns of their sector step's per-customer table
+the same way (``insurer.policy_churn``, ``tobacco_retail.status``,
+``elderly_care.priority_register``; see ``pipelines/<sector>.toml``), their flags
+as ``flag == 1``. A preset's own ``playbook`` replaces the retail-bank stage actions.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from crmkit.lifecycle import (
     stage_changes,
     transition_matrix_from_counts,
 )
+from crmkit.lifecycle._responses import KEYS, RESPONSE_COUNTS, action_responses, response_rates
 from crmkit.lifecycle._stages import GAP_FEATURE, assign_stages
 from crmkit.lifecycle._transitions import GONE, NEW
 from crmkit.pipeline._step import Shard, ShardOutput, Step, StepSummary
@@ -69,6 +76,7 @@ class LifecycleStepConfig(StrictModel):
         ModelInput(step="churn", table="churn_scores", column="churn_flag",
                    feature="churn_risk")])
     playbook: bool = True
+    response_outcomes: list[str] = Field(default_factory=lambda: ["reached", "sale"])
 
     @field_validator("preset")
     @classmethod
@@ -95,7 +103,9 @@ class LifecycleStepConfig(StrictModel):
         return self
 
 
-OPTIONAL = ("clv.clv", "churn.churn_scores", "value.value_tiers")
+OPTIONAL = ("clv.clv", "churn.churn_scores", "value.value_tiers",
+            # per-customer tables of the sector steps, read by the sector presets' rules
+            "insurer.policy_churn", "tobacco_retail.status", "elderly_care.priority_register")
 
 
 def score(shard: Shard, cfg: LifecycleStepConfig, state: Any) -> ShardOutput:
@@ -139,7 +149,8 @@ def score(shard: Shard, cfg: LifecycleStepConfig, state: Any) -> ShardOutput:
                                     on="customer_id", how="left")
         # every action that names a channel goes through the one contact policy:
         # opted-out channels, do-not-contact and contact windows are suppressed, counted
-        split = playbook_actions(with_tier, stage_names=config.stages, as_of=shard.as_of,
+        split = playbook_actions(with_tier, playbook=config.playbook,
+                                 stage_names=config.stages, as_of=shard.as_of,
                                  customers=shard.get("customers"))
         tables["actions"] = split.allowed
         tables["suppressed_actions"] = split.suppressed
@@ -150,6 +161,19 @@ def score(shard: Shard, cfg: LifecycleStepConfig, state: Any) -> ShardOutput:
         tables["suppressed_actions"] = pl.DataFrame(
             schema={"customer_id": pl.String, "action": pl.String,
                     "suppression_reason": pl.String})
+    # response to the previous run's stage actions: contacts (and their outcome) since then
+    responses = pl.DataFrame(schema={**{k: pl.String for k in KEYS},
+                                     **{c: pl.Int64 for c in RESPONSE_COUNTS}})
+    prev_actions = shard.previous("lifecycle", "actions")
+    if (prev_actions is not None and previous is not None and previous.height
+            and set(KEYS) <= set(prev_actions.columns) and "as_of" in previous.columns):
+        since = previous["as_of"].max()
+        contacts = shard.get("contacts")
+        if since < shard.as_of and "outcome" in contacts.columns:
+            responses = action_responses(prev_actions, contacts, since=since, until=shard.as_of,
+                                         response_outcomes=cfg.response_outcomes).select(
+                *KEYS, *RESPONSE_COUNTS)
+    partials["responses"] = responses
     return ShardOutput(tables=tables, partials=partials)
 
 
@@ -170,15 +194,22 @@ def finalize(partials: Mapping[str, pl.DataFrame], cfg: LifecycleStepConfig, sta
         "rules_fired": counts_from(partials, "rules", "stage_rule"),
         "stage_changes": changes,
     }
+    responses = response_rates(partials["responses"]).select(
+        pl.lit(ctx.as_of, pl.Date).alias("as_of"), pl.all())
+    facts["action_responses"] = {
+        f"{r['stage']}.{r['action']}": {"actions": r["actions"], "responded": r["responded"],
+                                        "response_rate": r["response_rate"]}
+        for r in responses.iter_rows(named=True)}
     if "actions" in partials:
         facts["actions"] = counts_from(partials, "actions", "action")
         facts["actions_suppressed"] = counts_from(partials, "suppressed", "suppression_reason")
-    return StepSummary(tables={"transition_matrix": matrix}, facts=facts)
+    return StepSummary(tables={"transition_matrix": matrix, "action_responses": responses},
+                       facts=facts)
 
 
 STEP = Step(
     name="lifecycle", config_model=LifecycleStepConfig, score=score,
-    inputs=("features", "transactions", "customers"), optional_inputs=OPTIONAL,
+    inputs=("features", "transactions", "customers", "contacts"), optional_inputs=OPTIONAL,
     outputs=("stages", "stage_changes", "actions", "suppressed_actions"), finalize=finalize,
     doc="lifecycle stages, stage-change events against the previous run, transition matrix, "
         "playbook actions",
