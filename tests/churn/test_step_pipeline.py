@@ -53,8 +53,9 @@ def test_churn_step_in_nightly_runs(tmp_path):
     assert len(model["training"]["calibration_landmarks"]) == 4
     stored = json.loads((runs / "models" / "churn" / "2025-11-20.json").read_text())
     assert stored["format"] == "crmkit.model/1"
-    # the payload's model documents are stored under "models" (crmkit._estimator envelope)
-    doc = (stored.get("models") or stored["payload"])["model"]
+    # the store's envelope: the step's payload (a ChurnRiskModel document) under "data"
+    assert stored["payload_layout"] == "data"
+    doc = stored["data"]["model"]
     assert doc["class"] == "ChurnRiskModel"
     assert all(m["format"] == "crmkit.model/1"  # each survival model in the estimator envelope
                for m in doc["survival_models"].values())
