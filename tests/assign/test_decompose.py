@@ -104,7 +104,9 @@ def test_independent_groups_give_the_global_optimum(inst, preset, team_size, key
     dec = solve_assignment(cust, mgr, current, decompose=key, **kw)
     assert dec.status == "optimal" and dec.gap == 0.0
     assert dec.objective == pytest.approx(glob.objective, abs=1e-9)
-    assert dec.objective_parts == pytest.approx(glob.objective_parts, abs=1e-9)
+    # optima may tie (one customer kept with their RM at the price of another left
+    # unplaced): the total is unique, its split into parts is not
+    assert sum(dec.objective_parts.values()) == pytest.approx(dec.objective, abs=1e-9)
     assert dec.bound == pytest.approx(dec.objective, abs=1e-9)
     assert dec.unplaced.select("customer_id", "role").equals(glob.unplaced.select("customer_id", "role")) \
         or dec.unplaced.height == glob.unplaced.height
