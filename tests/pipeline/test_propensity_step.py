@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 
 import polars as pl
 
 from crmkit.datasets import make_bank
-from crmkit.pipeline import run_pipeline
+from crmkit.pipeline import load_envelope, run_pipeline
 from crmkit.pipeline.steps.propensity import STEP
 from crmkit.propensity import load_model
 
@@ -53,8 +52,7 @@ def test_reasons_only_for_offers_that_can_reach_a_person(tmp_path):
     assert not facts["model"]["refitted"]
     offers = again.outputs["propensity"]["offers"]
     cut = offers["product_id"].replace_strict(facts["reason_cutoffs"], return_dtype=pl.Float64)
-    stored = json.loads((tmp_path / "runs" / "models" / "propensity" / "2025-12-31.json")
-                        .read_text())
+    stored = load_envelope(tmp_path / "runs" / "models" / "propensity" / "2025-12-31.json")
     model = load_model(stored["payload"]["model"])
     modelled = [t for t in model.targets_ if model.params_[t]["kind"] == "model"]
     expect = ((offers["rank"] == 1) & (offers["propensity"] >= cut)  # baselines: no features
