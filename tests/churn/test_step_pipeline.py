@@ -51,6 +51,12 @@ def test_churn_step_in_nightly_runs(tmp_path):
     # landmark training: several landmarks stacked, the latest ones held out
     assert len(model["training"]["landmarks"]) == 6
     assert len(model["training"]["calibration_landmarks"]) == 4
+    # the sample bank keeps 25 months of balances: the earliest landmarks' asset windows
+    # start before them, which the run says (the earliest ones only, never the latest)
+    every = sorted(model["training"]["landmarks"] + model["training"]["calibration_landmarks"])
+    early = model["training"]["landmarks_before_balances"]
+    assert 0 < len(early) < len(every) and early == every[:len(early)]
+    assert any("before the first balance row" in w for w in m1["warnings"])
     stored = json.loads((runs / "models" / "churn" / "2025-11-20.json").read_text())
     assert stored["format"] == "crmkit.model/1"
     # the store's envelope: the step's payload (a ChurnRiskModel document) under "data"

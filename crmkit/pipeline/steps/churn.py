@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -50,6 +51,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from crmkit.exceptions import DataWarning
 from crmkit.features._shard import crc32_of
 from crmkit.pipeline._step import FitResult, ModelSpec, Shard, ShardOutput, Step, StepSummary
 from crmkit.pipeline.steps._common import RefitMixin, count_partial, counts_from, finite_or_none
@@ -221,7 +223,27 @@ def fit_stats(shard: Shard, cfg: ChurnConfig, ctx: Any) -> dict[str, pl.DataFram
     status = risk_status(tables, shard.as_of, d, silence_days=n_sil)
     now = covariates(shard.as_of).join(status.filter(pl.col("risk_status") == "at_risk"),
                                        on="customer_id", how="semi")
-    return {"landmarks": rows, "now": now.select(pl.all().exclude("risk_status"))}
+    balances = tables.get("balances")
+    first = balances["date"].min() if balances is not None and balances.height else None
+    return {"landmarks": rows, "now": now.select(pl.all().exclude("risk_status")),
+            "coverage": pl.DataFrame({"first_balance": [first]},
+                                     schema={"first_balance": pl.Date})}
+
+
+def _landmarks_before_balances(stats: Mapping[str, pl.DataFrame],
+                               dates: list[dt.date]) -> list[str]:
+    """Landmarks whose 90-day asset window starts before the first balance row.
+
+    Their ``financial_assets`` and its trend read as zero (no balance known), which the
+    model would learn as if it were true; a bank with a short balance history (the
+    sample bank keeps 25 months) should be told, not left to find it in the
+    coefficients.
+    """
+    cov = stats.get("coverage")
+    first = cov["first_balance"].min() if cov is not None and cov.height else None
+    if first is None:
+        return []
+    return [t.isoformat() for t in dates if t - dt.timedelta(days=90) < first]
 
 
 def _holdout_metrics(model: Any, held: pl.DataFrame, cfg: ChurnConfig) -> dict[str, Any]:
@@ -292,6 +314,16 @@ def fit(stats: Mapping[str, pl.DataFrame], ctx: Any, cfg: ChurnConfig) -> FitRes
         penalizer=cfg.penalizer)
     share = _sample_share(cfg, ctx)
     flag = _flag_cut(model, stats["now"].sort("customer_id"), cfg, share)
+    early = _landmarks_before_balances(stats, sorted(train_dates + held_dates))
+    if early:
+        warnings.warn(
+            f"churn: {len(early)} of {len(train_dates) + len(held_dates)} landmarks "
+            f"({', '.join(early[:3])}{' ...' if len(early) > 3 else ''}) start their 90-day "
+            f"asset window before the first balance row "
+            f"({stats['coverage']['first_balance'].min()}): their financial assets and asset "
+            "trend read as zero. Load a longer balance history, or shorten "
+            "horizons_days / silence_days so the landmarks move later.", DataWarning,
+            stacklevel=2)
     held = data.filter(pl.col("landmark").is_in(held_dates))
     metrics: dict[str, Any] = _holdout_metrics(model, held, cfg)
     metrics["coefficients"] = {
@@ -306,7 +338,7 @@ def fit(stats: Mapping[str, pl.DataFrame], ctx: Any, cfg: ChurnConfig) -> FitRes
                 "landmarks": t["landmarks"], "calibration_landmarks": t["calibration_landmarks"],
                 "rows": t["rows"], "events": t["events"], "events_by_cause": t["events_by_cause"],
                 "calibration_rows": t.get("calibration_rows", 0), "penalizer": t["penalizer"],
-                "sampled_share": share}
+                "sampled_share": share, "landmarks_before_balances": early}
     return FitResult({"model": model, "flag": flag},
                      {"model": model.to_dict(), "flag": flag}, training=training, metrics=metrics)
 
