@@ -73,11 +73,22 @@ def test_sigkill_at_any_point_then_rerun_equals_an_uninterrupted_run(tmp_path, b
                              for p in (tmp_path / "ref" / "runs" / "models").rglob("*.json"))
     cfg = _write_config(tmp_path / "killed", bank_dir)
     runs = tmp_path / "killed" / "runs"
+    checkpoint = runs / ".2025-12-31.journal" / "checkpoint.json"
+    trace = []  # where each kill landed: said when the outputs differ
     for delay in (0.5, 2.0, 4.0, 7.0):
         proc = _crmkit("run", str(cfg), "--as-of", "2025-12-31", "--no-progress", "--force")
         time.sleep(delay)
+        ended = proc.poll()
+        try:
+            phases = sorted(json.loads(checkpoint.read_text())["phases"])
+        except (OSError, ValueError):
+            phases = None
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
+        trace.append({"delay": delay, "ended": ended, "journal_phases": phases,
+                      "run_dir": (runs / "2025-12-31").exists(),
+                      "models": sorted(p.relative_to(runs).as_posix()
+                                       for p in runs.glob("models/**/*.json"))})
         if not (runs / "2025-12-31").exists():
             # a killed run never publishes a model (what it staged, under a hidden
             # .staging-* folder, is removed by the next run of the date)
@@ -87,7 +98,13 @@ def test_sigkill_at_any_point_then_rerun_equals_an_uninterrupted_run(tmp_path, b
                 if (runs / "models").exists() else []
             assert published == []
     assert main(["run", str(cfg), "--as-of", "2025-12-31", "--no-progress", "--force"]) == 0
-    assert _outputs(runs / "2025-12-31") == expected
+    final = json.loads((runs / "2025-12-31" / "manifest.json").read_text())
+    trace.append({"final_resumed_after": final["run"].get("resumed_after"),
+                  "models": {k: v.get("model", {}).get("refitted")
+                             for k, v in final["steps"].items()}})
+    got = _outputs(runs / "2025-12-31")
+    assert {k for k in got if got[k] != expected.get(k)} == set(), trace
+    assert got == expected
     leftovers = [p.name for p in runs.iterdir() if p.name.startswith(".")
                  and not p.name.endswith(".lock")]
     assert leftovers == []
