@@ -175,4 +175,31 @@ def test_the_example_config_runs_on_the_repository_sample_data(tmp_path):
     assert manifest["inputs"]["source"] == "../data"
     assert manifest["outputs"]["features/features.parquet"]["rows"] == 2000
     assert all(t["rejected"] == 0 for t in manifest["inputs"]["tables"].values())
-    assert set(manifest["steps"]) == {"value", "clv", "churn", "lifecycle", "segments"}
+    assert set(manifest["steps"]) == {"value", "clv", "churn", "lifecycle", "propensity",
+                                      "assign", "calls", "segments"}
+    # books and call lists follow the retail-bank preset's rules
+    from crmkit.assign import ELIGIBILITY_PRESETS
+
+    run = tmp_path / "runs" / "2025-12-31"
+    eligible = ELIGIBILITY_PRESETS["retail_bank"]
+    book = pl.read_parquet(run / "assign" / "assignment.parquet")
+    managers = pl.read_csv(tmp_path / "data" / "managers.csv")
+    tiers = pl.read_parquet(run / "value" / "value_tiers.parquet").select("customer_id", "tier")
+    assert manifest["steps"]["assign"]["status"] == "optimal"
+    assert manifest["steps"]["assign"]["unplaced"] == 0
+    assert all(level in eligible[tier] for tier, level in book.select("tier", "level").rows())
+    vips = tiers.filter(pl.col("tier") != "Mass")
+    assert sorted(book["customer_id"]) == sorted(vips["customer_id"])  # below Gold: no RM
+    per_rm = book.group_by("manager_id").len().join(managers, on="manager_id")
+    assert (per_rm["len"] <= per_rm["capacity"]).all() and per_rm["active"].all()
+    local = book.filter(pl.col("level") != "private_banking")
+    assert (local["branch_id"] == local["manager_branch_id"]).all()  # branch territory
+    calls = pl.read_parquet(run / "calls" / "call_list.parquet")
+    assert calls.height > 0
+    owner = calls.join(book.select("customer_id", pl.col("manager_id").alias("owner")),
+                       on="customer_id")
+    assert owner.height == calls.height and (owner["manager_id"] == owner["owner"]).all()
+    customers = pl.read_csv(tmp_path / "data" / "customers.csv")
+    reached = calls.join(customers, on="customer_id")
+    assert not reached.filter((pl.col("channel") == "phone") & pl.col("opt_out_phone")).height
+    assert not reached.filter((pl.col("channel") == "email") & pl.col("opt_out_email")).height
