@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from crmkit._params import check_date
@@ -375,17 +376,29 @@ def _check_partition(name: str, frame: pl.DataFrame, i: int, n: int) -> None:
                      wrong.height)])
 
 
+def _one_blas_thread() -> threadpool_limits:
+    """Steps fit and score with a single BLAS thread: a multithreaded BLAS splits its
+    sums by thread count, so the same run on another machine (or a Dask worker, or a
+    process whose thread pools an earlier library capped) would differ in the last
+    bits. Measured: the churn scores of one sample run changed with
+    ``OPENBLAS_NUM_THREADS`` 1 vs 2. The models' matrices are small (a sample's
+    landmark rows by some 30 covariates), so the second thread bought nothing."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _fit_stats_shard(shared: tuple[_Run, Step, Any, FitContext], i: int
                      ) -> dict[str, pl.DataFrame]:
     """A step's fit statistics of shard ``i`` (one engine task)."""
     run, step, cfg, ctx = shared
-    return step.fit_stats(run.shard(step, i), cfg, ctx)
+    with _one_blas_thread():
+        return step.fit_stats(run.shard(step, i), cfg, ctx)
 
 
 def _score_shard(shared: tuple[_Run, Step, Any, Any], i: int) -> dict[str, pl.DataFrame]:
     """Score shard ``i`` of a step, write its tables; returns its partials (one engine task)."""
     run, step, cfg, state = shared
-    out: ShardOutput = step.score(run.shard(step, i), cfg, state)
+    with _one_blas_thread():
+        out: ShardOutput = step.score(run.shard(step, i), cfg, state)
     _check_tables(step, out)
     for table in step.outputs:
         _write_part(out.tables[table], part_path(run.work / "out", step.name, table, i))
@@ -467,6 +480,12 @@ def _load_or_fit(step: Step, cfg: Any, run: _Run, ctx: FitContext, store: ModelS
 
 def _run_step(step: Step, cfg: Any, run: _Run, ctx: FitContext, store: ModelStore,
               staging: list[Path]) -> dict[str, Any]:
+    with _one_blas_thread():
+        return _run_step_once(step, cfg, run, ctx, store, staging)
+
+
+def _run_step_once(step: Step, cfg: Any, run: _Run, ctx: FitContext, store: ModelStore,
+                   staging: list[Path]) -> dict[str, Any]:
     state, facts = (None, {})
     if step.model is not None:
         state, model_facts = _load_or_fit(step, cfg, run, ctx, store, staging)

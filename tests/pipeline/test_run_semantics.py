@@ -114,6 +114,23 @@ def test_sigkill_at_any_point_then_rerun_equals_an_uninterrupted_run(tmp_path, b
     assert models == expected_models
 
 
+def test_outputs_do_not_depend_on_the_blas_thread_count(tmp_path, bank_dir):
+    """The same run with one and with two BLAS threads writes the same bytes (before the
+    runner capped BLAS at one thread in steps, the churn scores differed: a multithreaded
+    BLAS splits its sums by thread count, so another machine, a Dask worker or a process
+    whose thread pools a library had capped gave other last bits)."""
+    found = []
+    for threads in ("1", "2"):
+        cfg = _write_config(tmp_path / f"t{threads}", bank_dir)
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
+                   MKL_NUM_THREADS=threads)
+        proc = _crmkit("run", str(cfg), "--as-of", "2025-12-31", "--no-progress", env=env)
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        found.append(_outputs(tmp_path / f"t{threads}" / "runs" / "2025-12-31"))
+    assert found[0] == found[1]
+
+
 def test_complete_run_is_a_noop_unless_forced_and_logs_json(tmp_path, bank_dir, capsys):
     cfg = _write_config(tmp_path, bank_dir)
     log = tmp_path / "run.jsonl"
