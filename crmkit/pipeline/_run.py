@@ -61,6 +61,7 @@ from crmkit.pipeline._shards import (
 )
 from crmkit.pipeline._sources import open_source, source_signature
 from crmkit.pipeline._step import Shard, ShardOutput, Step, StepSummary
+from crmkit.segments._run import RunTables, read_features
 from crmkit.pipeline._store import (
     ModelStore,
     check_never,
@@ -780,7 +781,7 @@ def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, featur
                 from crmkit.report import write_run_report
 
                 write_run_report(tmp / "report.html", manifest, _report_features(tmp),
-                                 _LazyOutputs(tmp, manifest))
+                                 _LazyOutputs(tmp, manifest, scan=True))
             write_json(manifest, tmp / "manifest.json")
         for folder in staging:
             store.publish(folder)
@@ -902,9 +903,9 @@ def _drift(cfg: Any, run_dir: Path, manifest: dict[str, Any], previous: Path | N
     prev_manifest = None
     if previous is not None and (previous / "manifest.json").exists():
         prev_manifest = json.loads((previous / "manifest.json").read_text(encoding="utf-8"))
-    return check_drift(features_of(run_dir), _LazyOutputs(run_dir, manifest),
+    return check_drift(features_of(run_dir), _LazyOutputs(run_dir, manifest, scan=True),
                        previous_features=features_of(previous) if previous else None,
-                       previous_outputs=_LazyOutputs(previous, prev_manifest)
+                       previous_outputs=_LazyOutputs(previous, prev_manifest, scan=True)
                        if prev_manifest else None,
                        step_facts=manifest.get("steps"), config=cfg.drift)
 
@@ -933,23 +934,14 @@ def _write_back(dest: str, base: Path, run_dir: Path, manifest: dict[str, Any],
     return {"tables": written, "destination": dest.split("@")[-1]}
 
 
-def _report_features(run_dir: Path) -> pl.DataFrame:
-    return pl.read_parquet(run_dir / "features" / "features.parquet")
+def _report_features(run_dir: Path) -> pl.DataFrame | None:
+    """The feature columns the report reads (not the whole table: 57 columns of 10M
+    customers are 4.5 GB)."""
+    from crmkit.report import REPORT_FEATURES
+
+    return read_features(run_dir, list(REPORT_FEATURES))
 
 
-class _LazyOutputs(Mapping):
-    """Step tables of a run folder, read when the report asks for them."""
-
-    def __init__(self, run_dir: Path, manifest: dict[str, Any]) -> None:
-        self._dir = run_dir
-        self._steps = {s: f.get("outputs", {}) for s, f in manifest.get("steps", {}).items()}
-
-    def __getitem__(self, step: str) -> dict[str, pl.DataFrame]:
-        return {t: pl.read_parquet(self._dir / rel) for t, rel in self._steps[step].items()}
-
-    def __iter__(self):
-        return iter(self._steps)
-
-    def __len__(self) -> int:
-        return len(self._steps)
-
+def _LazyOutputs(run_dir: Path, manifest: dict[str, Any], scan: bool = False) -> RunTables:
+    """Step tables of a run folder, each read when asked for (``scan``: as LazyFrames)."""
+    return RunTables.from_manifest(run_dir, manifest, scan=scan)

@@ -18,7 +18,12 @@ from typing import Any
 import polars as pl
 
 from crmkit.io import atomic_write
+from crmkit.pipeline._drift import DEFAULT_FEATURES
 from crmkit.report._sections import SECTION_IDS, build_sections
+
+REPORT_FEATURES = tuple(dict.fromkeys(("customer_id", "financial_assets", "has_transacted",
+                                       *DEFAULT_FEATURES)))
+"""The feature columns the report reads: the customer table's and the drift defaults'."""
 
 __all__ = ["SECTION_IDS", "render_run_report", "write_run_report"]
 
@@ -41,10 +46,11 @@ def _previous(path: Path, manifest: Mapping[str, Any]):
     folder = path.parent.parent / str(prev)
     if not (folder / "manifest.json").exists():
         return None, None
-    from crmkit.segments import load_run_tables
+    from crmkit.segments._run import RunTables, read_features
 
-    try:
-        features, outputs = load_run_tables(folder)
+    try:  # each table is read when a section asks for it; features: the report's columns
+        features = read_features(folder, list(REPORT_FEATURES))
+        outputs = RunTables.from_folder(folder, scan=True)
     except (OSError, pl.exceptions.PolarsError):
         return None, None
     return outputs, features

@@ -81,6 +81,23 @@ class Section:
                                 p for p in (more, note) if p)})
 
 
+def _columns(frame: Any) -> list[str] | None:
+    """A table's column names, without reading a LazyFrame's rows."""
+    if isinstance(frame, pl.LazyFrame):
+        return frame.collect_schema().names()
+    return frame.columns if isinstance(frame, pl.DataFrame) else None
+
+
+def _collect(frame: Any, columns: Sequence[str] | None) -> pl.DataFrame | None:
+    """An eager table, only ``columns`` of it (those present) when given."""
+    names = _columns(frame)
+    if names is None:
+        return None
+    if columns is not None:
+        frame = frame.select([c for c in dict.fromkeys(columns) if c in names])
+    return frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+
+
 @dataclass
 class Data:
     """What the sections read, looked up once."""
@@ -94,15 +111,17 @@ class Data:
     risk_threshold: float
     report_dir: Path | None
 
-    def table(self, step: str, name: str) -> pl.DataFrame | None:
-        frame = self.outputs.get(step, {}).get(name)
-        return frame if isinstance(frame, pl.DataFrame) else None
+    def table(self, step: str, name: str, columns: Sequence[str] | None = None
+              ) -> pl.DataFrame | None:
+        """A step table (only ``columns``, those present, when given): a run folder's
+        tables come as LazyFrames, so a 10M-customer report reads the columns it draws."""
+        return _collect(self.outputs.get(step, {}).get(name), columns)
 
-    def prev_table(self, step: str, name: str) -> pl.DataFrame | None:
+    def prev_table(self, step: str, name: str, columns: Sequence[str] | None = None
+                   ) -> pl.DataFrame | None:
         if not self.previous:
             return None
-        frame = self.previous.get(step, {}).get(name)
-        return frame if isinstance(frame, pl.DataFrame) else None
+        return _collect(self.previous.get(step, {}).get(name), columns)
 
     def facts(self, step: str) -> Mapping[str, Any]:
         return self.manifest.get("steps", {}).get(step, {}) or {}
@@ -146,10 +165,10 @@ class Data:
         return self.tier_order()[:-1]
 
     def churn_column(self) -> str | None:
-        scores = self.table("churn", "churn_scores")
-        if scores is None:
+        names = _columns(self.outputs.get("churn", {}).get("churn_scores"))
+        if names is None:
             return None
-        cols = [c for c in scores.columns if c.startswith("churn_prob_") and c.endswith("d")]
+        cols = [c for c in names if c.startswith("churn_prob_") and c.endswith("d")]
         if "churn_prob_90d" in cols:
             return "churn_prob_90d"
         return cols[0] if cols else None
@@ -161,16 +180,19 @@ class Data:
             keep = [c for c in ("customer_id", "financial_assets", "has_transacted")
                     if c in self.features.columns]
             base = self.features.select(keep)
+        churn = [c for c in _columns(self.outputs.get("churn", {}).get("churn_scores")) or []
+                 if c.startswith("churn_prob_")
+                 or c in ("churn_flag", "risk_status", "churn_cause", "reason_1")]
         for step, name, cols in (("value", "value_tiers", ["tier", "tier_rank",
                                                            "financial_assets"]),
                                  ("lifecycle", "stages", ["stage"]),
-                                 ("churn", "churn_scores", None),
+                                 ("churn", "churn_scores", churn),
                                  ("clv", "clv", ["clv", "p_alive"])):
-            frame = self.table(step, name)
+            want = [c for c in cols if base is None or c not in base.columns]
+            frame = self.table(step, name, ["customer_id", *want])
             if frame is None or "customer_id" not in frame.columns:
                 continue
-            want = cols if cols is not None else [c for c in frame.columns if c != "customer_id"]
-            have = [c for c in want if c in frame.columns and (base is None or c not in base.columns)]
+            have = [c for c in want if c in frame.columns]
             if not have:
                 continue
             part = frame.select(["customer_id", *have])
@@ -419,7 +441,8 @@ def _sectors(d: Data) -> Section:
                      "this run, so there are no sector lists.")
         return s
     for name in ran:
-        tables = {k: v for k, v in d.outputs.get(name, {}).items() if isinstance(v, pl.DataFrame)}
+        tables = {k: f for k in d.outputs.get(name, {})
+                  if (f := d.table(name, k)) is not None}
         label = humanize(name)
         if not tables:
             s.text(f"The {label.lower()} step ran but its lists were not loaded for the report.")

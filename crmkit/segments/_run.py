@@ -118,6 +118,88 @@ def run_segments(table: Any, segments: Mapping[str, Any], *, export_dir: str | o
                        manifest=facts)
 
 
+class RunTables(Mapping):
+    """A run folder's step tables, each read only when asked for.
+
+    ``tables[step]`` is a mapping of table name to its file; ``tables[step][name]``
+    reads that one file (a LazyFrame with ``scan=True``, so a reader takes only the
+    columns it needs). Nothing is cached: a 10M-customer run's outputs are several
+    GB, and the report and the drift checks need a few columns of a few tables at a
+    time.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> run = Path(tempfile.mkdtemp())
+    >>> (run / "value").mkdir()
+    >>> pl.DataFrame({"customer_id": ["a"], "tier": ["Gold"]}).write_parquet(
+    ...     run / "value" / "value_tiers.parquet")
+    >>> tables = RunTables.from_folder(run)
+    >>> list(tables), list(tables["value"])
+    (['value'], ['value_tiers'])
+    >>> tables["value"]["value_tiers"]["tier"].to_list()
+    ['Gold']
+    """
+
+    def __init__(self, files: Mapping[str, Mapping[str, Path]], scan: bool = False) -> None:
+        self._files = {step: dict(tables) for step, tables in files.items()}
+        self._scan = scan
+
+    @classmethod
+    def from_folder(cls, run_dir: str | os.PathLike, scan: bool = False) -> RunTables:
+        """Every ``<step>/<table>.parquet`` of a run folder."""
+        run = Path(run_dir)
+        files = {folder.name: {f.stem: f for f in sorted(folder.glob("*.parquet"))}
+                 for folder in sorted(p for p in run.iterdir()
+                                      if p.is_dir() and p.name not in _NOT_STEPS)}
+        return cls({k: v for k, v in files.items() if v}, scan=scan)
+
+    @classmethod
+    def from_manifest(cls, run_dir: str | os.PathLike, manifest: Mapping[str, Any],
+                      scan: bool = False) -> RunTables:
+        """The step outputs a run's manifest lists."""
+        run = Path(run_dir)
+        return cls({step: {t: run / rel for t, rel in (facts.get("outputs") or {}).items()}
+                    for step, facts in (manifest.get("steps") or {}).items()}, scan=scan)
+
+    def __getitem__(self, step: str) -> Mapping[str, pl.DataFrame | pl.LazyFrame]:
+        return _StepTables(self._files[step], self._scan)
+
+    def __iter__(self):
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+
+class _StepTables(Mapping):
+    def __init__(self, files: dict[str, Path], scan: bool) -> None:
+        self._files = files
+        self._scan = scan
+
+    def __getitem__(self, table: str) -> pl.DataFrame | pl.LazyFrame:
+        path = self._files[table]
+        return pl.scan_parquet(path) if self._scan else pl.read_parquet(path)
+
+    def __iter__(self):
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+
+def read_features(run_dir: str | os.PathLike, columns: list[str] | None = None
+                  ) -> pl.DataFrame | None:
+    """A run folder's feature table, only ``columns`` of it (those present) when given."""
+    path = Path(run_dir) / "features" / "features.parquet"
+    if not path.exists():
+        return None
+    if columns is None:
+        return pl.read_parquet(path)
+    names = pl.read_parquet_schema(path)
+    return pl.read_parquet(path, columns=[c for c in dict.fromkeys(columns) if c in names])
+
+
 def load_run_tables(run_dir: str | os.PathLike) -> tuple[pl.DataFrame | None,
                                                          dict[str, dict[str, pl.DataFrame]]]:
     """The features and step outputs stored in a run folder (``<step>/<table>.parquet``)."""
