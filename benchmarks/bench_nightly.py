@@ -48,8 +48,9 @@ def main() -> None:
     parser.add_argument("--label", default="")
     parser.add_argument("--report", action="store_true", help="also write the HTML report")
     parser.add_argument("--steps", default="default",
-                        help="'default' (value, clv, churn, lifecycle, segments), 'all' (every "
-                             "registered step: also propensity, assign, calls) or a comma list")
+                        help="'default' (value, clv, churn, lifecycle, segments), 'all' (the steps "
+                             "of pipelines/nightly.toml: also propensity, assign, calls) or a "
+                             "comma list")
     parser.add_argument("--keep", action="store_true", help="keep the run folder")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="bench_nightly_", dir=args.data.parent))
@@ -57,10 +58,13 @@ def main() -> None:
     cfg = {"run": {"output_dir": str(out), "report": args.report, "n_shards": shards},
            "inputs": {"source": str(args.data.resolve())}}
     if args.steps != "default":
-        from crmkit.pipeline._registry import STEP_MODULES
+        import tomllib
 
-        cfg["run"]["steps"] = list(STEP_MODULES) if args.steps == "all" \
-            else args.steps.split(",")
+        # "all": the bank's steps as pipelines/nightly.toml lists them (the registry also
+        # holds the sector steps, which need a sector's own tables)
+        shipped = Path(__file__).resolve().parents[1] / "pipelines" / "nightly.toml"
+        cfg["run"]["steps"] = tomllib.loads(shipped.read_text())["run"]["steps"] \
+            if args.steps == "all" else args.steps.split(",")
         # the demo's two nightly segment exports (CSV), as a bank would run them
         cfg["segments"] = {
             "gold_at_risk": {"where": 'tier in ["Gold", "Platinum"] and churn_prob_365d > 0.02 '
