@@ -107,3 +107,30 @@ def test_metric_floor():
     assert row["status"] == "breach" and row["value"] == pytest.approx(0.62)
     assert res.failed and "below its floor 0.700" in res.messages[0]
     assert "not recorded" in res.checks.filter(pl.col("subject") == "churn.backtest.missing")["note"][0]
+
+
+def test_run_folders_are_read_a_few_columns_at_a_time(tmp_path):
+    """Run folders come as LazyFrames (RunTables, scan=True): the checks equal those on
+    eager tables, and only the key and the checked column are read."""
+    from crmkit.pipeline._drift import _column
+    from crmkit.segments._run import RunTables
+
+    def folder(name, shift, seed):
+        feats, outs = _run(shift, seed=seed)
+        for step, tables in outs.items():
+            (tmp_path / name / step).mkdir(parents=True)
+            for table, frame in tables.items():
+                frame.with_columns(pl.lit("x").alias("unread")).write_parquet(
+                    tmp_path / name / step / f"{table}.parquet")
+        return feats, outs
+
+    pf, po = folder("prev", 1.0, 1)
+    feats, outs = folder("curr", 3.0, 2)
+    eager = check_drift(feats, outs, previous_features=pf, previous_outputs=po)
+    lazy = check_drift(feats, RunTables.from_folder(tmp_path / "curr", scan=True),
+                       previous_features=pf,
+                       previous_outputs=RunTables.from_folder(tmp_path / "prev", scan=True))
+    assert lazy.checks.equals(eager.checks) and lazy.status == eager.status == "warning"
+    [(_, read, col)] = _column(RunTables.from_folder(tmp_path / "curr", scan=True), None,
+                               "churn.churn_scores.churn_prob_90d")
+    assert read.columns == ["customer_id", "churn_prob_90d"] and col == "churn_prob_90d"
