@@ -63,3 +63,19 @@ def test_reasons_only_for_offers_that_can_reach_a_person(tmp_path):
     # the scores and offers themselves do not depend on which are explained
     assert offers.drop("explained", "reasons", "reason_text").equals(
         res.outputs["propensity"]["offers"].drop("explained", "reasons", "reason_text"))
+
+
+def test_the_refit_trains_on_a_capped_hash_sample_of_customers(tmp_path):
+    """``training_customers`` caps the refit's customers (a hash-based share, the same for
+    any shard count), so a refit night does not grow with the bank."""
+    cfg = {"run": {"output_dir": str(tmp_path / "runs"), "report": False, "n_shards": 2},
+           "inputs": {"source": "sample", "sample_customers": 1200},
+           "propensity": {"min_positives": 15, "n_estimators": 20, "cv": 2,
+                          "training_customers": 400, "backtest": False}}
+    res = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP])
+    training = res.manifest["steps"]["propensity"]["model"]["training"]
+    assert training["sampled_share"] == 400 / 1200
+    assert 250 < training["customers"] < 550  # about a third of the 1,200, by hash
+    cfg["run"].update(n_shards=3, output_dir=str(tmp_path / "runs3"))
+    again = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP])
+    assert again.manifest["steps"]["propensity"]["model"]["training"] == training

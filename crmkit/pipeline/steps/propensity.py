@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from pydantic import Field
 
 from crmkit.pipeline._step import FitResult, ModelSpec, Shard, ShardOutput, Step, StepSummary
 from crmkit.pipeline.steps._common import RefitMixin, count_partial, counts_from, finite_or_none
@@ -46,7 +47,20 @@ HISTORY = ("customers", "holdings", "transactions", "balances", "products", "con
 
 
 class PropensityStepConfig(RefitMixin, PropensityConfig):
-    """``[propensity]``: :class:`crmkit.propensity.PropensityConfig` plus ``refit``."""
+    """``[propensity]``: :class:`crmkit.propensity.PropensityConfig` plus ``refit`` and
+    ``training_customers``: the refit's training rows come from a hash-based sample of
+    at most that many customers (``training_sample`` lowers it further; None: all).
+    Measured: the refit on every customer of a 100k bank took 360 s of a 397 s run, so
+    at 1M a refit night would take about an hour; 50,000 customers keep it near 3
+    minutes whatever the bank's size (more rows than products' positives need)."""
+
+    training_customers: int | None = Field(50_000, ge=1)
+
+
+def _sample_share(cfg: PropensityStepConfig, ctx: Any) -> float:
+    cap = 1.0 if cfg.training_customers is None else \
+        cfg.training_customers / max(ctx.n_customers, 1)
+    return min(cfg.training_sample, cap, 1.0)
 
 
 # keys that only choose which offers are explained: changing them needs no refit
@@ -93,7 +107,7 @@ def fit_stats(shard: Shard, cfg: PropensityStepConfig, ctx: Any) -> dict[str, pl
     train = build_training_set(shard.tables(HISTORY), as_of=landmarks, horizon=cfg.horizon,
                                unit=cfg.unit, level=cfg.level, targets=cfg.targets,
                                windows=tuple(shard.feature_options.get("windows", (30, 90, 365))),
-                               sample=cfg.training_sample if cfg.training_sample < 1 else None)
+                               sample=share if (share := _sample_share(cfg, ctx)) < 1 else None)
     return {"train": train}
 
 
@@ -125,7 +139,8 @@ def fit(stats: Mapping[str, pl.DataFrame], ctx: Any, cfg: PropensityStepConfig) 
     model = PropensityModel(**cfg.model_params()).fit(X, Y, groups=groups)
     metrics = {"backtest": _backtest(train, cfg) if cfg.backtest else "off"}
     training = {"rows": int(train.height), "customers": int(train["customer_id"].n_unique()),
-                "landmarks": sorted({str(d) for d in train["as_of"].unique().to_list()})}
+                "landmarks": sorted({str(d) for d in train["as_of"].unique().to_list()}),
+                "sampled_share": _sample_share(cfg, ctx)}
     quantiles = _quantiles(model, train)
     return FitResult(FittedPropensity(model, quantiles),
                      {"model": json.loads(model.to_json()), "propensity_quantiles": quantiles},
