@@ -54,7 +54,28 @@ def _platt(m: np.ndarray, y: np.ndarray) -> tuple[float, float]:
             step /= 2.0
         else:  # no decrease along the Newton direction: at the minimum to precision
             break
+    if a < _MIN_SLOPE:
+        a, b = _MIN_SLOPE, _intercept(m, t, _MIN_SLOPE, b)
     return float(a), float(b)
+
+
+# A margin with no signal on the held-out rows (20 positives, a weak booster) can give
+# a decreasing maximum-likelihood map, which would reverse the booster's ranking, or a
+# flat one, which would tie everyone: the slope is kept at least this (the map is then
+# nearly constant at the base rate, and still increasing)
+_MIN_SLOPE = 1e-6
+
+
+def _intercept(m: np.ndarray, t: np.ndarray, a: float, b: float) -> float:
+    """The intercept minimising the smoothed log loss at a fixed slope ``a`` (Newton's
+    method on one convex variable)."""
+    for _ in range(100):
+        p = _sigmoid(a * m + b)
+        g, h = float(np.sum(p - t)), float(np.sum(p * (1.0 - p))) + 1e-12
+        b -= g / h
+        if abs(g) < 1e-8:
+            break
+    return b
 
 
 def fit_calibration(m: np.ndarray, y: np.ndarray, method: str) -> dict:

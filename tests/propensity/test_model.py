@@ -5,7 +5,7 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
@@ -142,6 +142,7 @@ def test_bad_input_messages():
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), scale=st.floats(0.5, 40.0), rate=st.floats(0.005, 0.3))
+@example(seed=775, scale=0.5, rate=0.005)  # no signal: the likelihood's slope was negative
 def test_platt_keeps_the_ranking_even_when_classes_nearly_separate(seed, scale, rate):
     """Platt's map is increasing and computed without underflow, so it never ties or
     reorders scores: the calibrated AUC equals the margin's. (Plain Newton steps
@@ -183,3 +184,17 @@ def test_rounds_chosen_on_the_customer_folds(backend):
     fixed = PropensityModel(backend=backend, n_estimators=30, early_stopping=False,
                             min_child_samples=20).fit(X, Y, groups=g)
     assert fixed.params_["T1"]["n_trees"] == 30
+
+
+@pytest.mark.parametrize("backend", ["lightgbm", "logistic"])
+def test_the_fit_does_not_depend_on_n_jobs(backend):
+    # several targets are fitted at once, each booster on one thread: any n_jobs must
+    # give the same model to the last bit (a nightly run's outputs may not depend on
+    # the cores of the machine that fitted it)
+    X, Y, g = _data(n=4000, seed=5)
+    Y = Y.with_columns(T3=Y["T1"], T4=Y["T2"])
+    one = PropensityModel(backend=backend, n_estimators=40, n_jobs=1).fit(X, Y, groups=g)
+    many = PropensityModel(backend=backend, n_estimators=40, n_jobs=3).fit(X, Y, groups=g)
+    assert json.loads(one.to_json())["state"] == json.loads(many.to_json())["state"]
+    assert one.predict_propensities(X).equals(many.predict_propensities(X))
+    assert one.summary_.equals(many.summary_)
