@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -11,7 +13,7 @@ import pyarrow.compute as pc
 
 from crmkit._params import check_positive
 
-__all__ = ["crc32_of", "shard_filter", "shard_index", "shard_of"]
+__all__ = ["crc32_of", "restrict_to_customers", "shard_filter", "shard_index", "shard_of"]
 
 
 def _crc_table() -> np.ndarray:
@@ -111,3 +113,49 @@ def shard_filter(customer_id: pl.Expr, index: int, n_shards: int) -> pl.Expr:
         raise ValueError(f"The 'index' parameter of shard_filter must be in [0, {n}). "
                          f"Got {index!r} instead.")
     return shard_index(customer_id, n) == index
+
+
+def restrict_to_customers(tables: Mapping[str, Any], customers: pl.DataFrame
+                          ) -> dict[str, pl.DataFrame | None]:
+    """The tables with only the rows of some customers, for fits on a sample.
+
+    A table with a ``customer_id`` column keeps the rows of ``customers``;
+    ``balances`` (keyed by account) keeps the rows of those customers' accounts in
+    ``holdings``; any other table (the product catalogue, managers) is kept whole.
+    Per-customer features of the result equal those of the full tables, at a cost set
+    by the sample's size, not the bank's.
+
+    Parameters
+    ----------
+    tables : mapping of str to table
+        Canonical tables (polars, pandas or lazy).
+    customers : polars.DataFrame
+        A ``customer_id`` column: the customers to keep.
+
+    Returns
+    -------
+    dict of str to polars.DataFrame
+
+    Examples
+    --------
+    >>> from crmkit.datasets import make_bank
+    >>> bank = make_bank(200, seed=1)
+    >>> few = restrict_to_customers(bank, bank["customers"].head(5).select("customer_id"))
+    >>> few["customers"].height, few["products"].height == bank["products"].height
+    (5, True)
+    """
+    from crmkit._frames import to_lazy
+
+    keep = customers.select("customer_id").lazy()
+    lazy = {name: to_lazy(frame, name) for name, frame in tables.items() if frame is not None}
+    out = {}
+    for name, frame in lazy.items():
+        columns = frame.collect_schema().names()
+        if "customer_id" in columns:
+            frame = frame.join(keep, on="customer_id", how="semi")
+        elif "account_id" in columns and "holdings" in lazy:
+            accounts = lazy["holdings"].join(keep, on="customer_id", how="semi")
+            frame = frame.join(accounts.select("account_id"), on="account_id", how="semi")
+        out[name] = frame
+    collected = dict(zip(out, pl.collect_all(list(out.values())), strict=True))
+    return {name: collected.get(name) for name in tables}

@@ -22,6 +22,7 @@ from crmkit._frames import Output, to_lazy, to_output, to_polars
 from crmkit._params import check_choice, check_date, check_positive
 from crmkit.exceptions import SchemaError
 from crmkit.features import build_features, shard_filter
+from crmkit.features._shard import restrict_to_customers
 from crmkit.features._units import UNIT_DAYS, UNITS
 from crmkit.schema import empty_table
 
@@ -307,6 +308,12 @@ def build_training_set(
         raise ValueError(f"{owner}: the label window of as_of {late[0]} ends on {ends[late[0]]}, "
                          f"after the last dated row of the tables ({last}); its labels would be "
                          "incomplete. Use an earlier as_of or a shorter horizon.")
+    if sample is not None and sample < 1:
+        # features are per customer: build them for the sample only, not for everyone
+        # at every landmark (the refit's cost is then set by the sample's size)
+        tables = restrict_to_customers(tables, _table(tables, "customers").select("customer_id")
+                                       .filter(_sample_filter(pl.col("customer_id"), sample))
+                                       .collect())
     tcol = _target_column(level)
     names = _targets(tables, level, targets)
     catalogue = to_lazy(tables["products"], "products").select("product_id", "category")

@@ -97,6 +97,34 @@ def test_category_level_and_sample_are_deterministic():
     assert "label__fund" in a.columns
 
 
+@pytest.mark.parametrize("share", [0.05, 0.3, 0.9])
+def test_a_sample_has_the_rows_of_the_whole_set(share):
+    # the sample is drawn from the tables before any feature is built (the refit's cost
+    # is the sample's); each sampled row must equal the same customer's row built from
+    # every customer, features and labels alike
+    dates = ["2024-12-31", "2025-06-30"]
+    kwargs = dict(as_of=dates, horizon=90, unit="days", targets=["P03", "P05", "P06"])
+    whole = build_training_set(BANK, **kwargs)
+    sample = build_training_set(BANK, sample=share, **kwargs)
+    assert 0 < sample.height < whole.height
+    expected = whole.join(sample.select("customer_id", "as_of"), on=["customer_id", "as_of"],
+                          how="semi")
+    assert sample.equals(expected)
+
+
+def test_restricting_tables_keeps_the_customers_balances_and_catalogue():
+    from crmkit.features._shard import restrict_to_customers
+
+    keep = BANK["customers"].head(7).select("customer_id")
+    few = restrict_to_customers(BANK, keep)
+    assert set(few["customers"]["customer_id"]) == set(keep["customer_id"])
+    assert set(few["transactions"]["customer_id"]) <= set(keep["customer_id"])
+    accounts = BANK["holdings"].join(keep, on="customer_id", how="semi")["account_id"]
+    assert few["balances"].height == BANK["balances"].filter(
+        pl.col("account_id").is_in(accounts.implode())).height > 0
+    assert few["products"].equals(BANK["products"])
+
+
 def test_window_after_the_data_is_refused():
     with pytest.raises(ValueError, match="after the last dated row"):
         build_training_set(BANK, as_of="2025-12-01", horizon=90, unit="days")

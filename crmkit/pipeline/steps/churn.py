@@ -52,7 +52,7 @@ import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from crmkit.exceptions import DataWarning
-from crmkit.features._shard import crc32_of
+from crmkit.features._shard import crc32_of, restrict_to_customers
 from crmkit.pipeline._step import FitResult, ModelSpec, Shard, ShardOutput, Step, StepSummary
 from crmkit.pipeline.steps._common import RefitMixin, count_partial, counts_from, finite_or_none
 
@@ -186,16 +186,7 @@ def _sampled(tables: Mapping[str, pl.DataFrame], share: float) -> dict[str, pl.D
     ids = tables["customers"].select("customer_id")
     keep = ids.filter((crc32_of(ids["customer_id"]) % _SAMPLE_BUCKETS)
                       < int(share * _SAMPLE_BUCKETS))
-    out = {}
-    for name, frame in tables.items():
-        if "customer_id" in frame.columns:
-            out[name] = frame.join(keep, on="customer_id", how="semi")
-        elif name == "balances" and "holdings" in tables:
-            accounts = tables["holdings"].join(keep, on="customer_id", how="semi")
-            out[name] = frame.join(accounts.select("account_id"), on="account_id", how="semi")
-        else:
-            out[name] = frame
-    return out
+    return restrict_to_customers(tables, keep)
 
 
 def fit_stats(shard: Shard, cfg: ChurnConfig, ctx: Any) -> dict[str, pl.DataFrame]:
