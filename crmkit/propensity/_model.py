@@ -102,9 +102,12 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         overall take-up rate.
     random_state : int, default 0
     n_jobs : int, default 1
-        Threads for LightGBM. One by default: on a machine shared with other jobs,
-        OpenMP threads that wait for busy cores made a fit 8x slower (measured); raise
-        it on a dedicated machine.
+        Threads. With several targets, ``n_jobs`` targets are fitted at once, each
+        booster on one thread, so the fitted model is the same for any ``n_jobs``.
+        A single target's booster gets ``n_jobs`` OpenMP threads instead (on a
+        machine shared with other jobs, OpenMP threads that wait for busy cores made
+        a fit 8x slower, measured). The scikit-learn backend runs one target at a time
+        (its OpenMP threads are its own).
     output : {"polars", "pandas"}, default "polars"
         Type of the tables returned (also set by :meth:`set_output`).
 
@@ -315,55 +318,22 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         self._models: dict[str, dict] = {}
         self._compiled: dict[str, Any] = {}
         self.params_ = {}
+        workers = min(int(self.n_jobs), len(names)) if self.backend != "sklearn" else 1
+        if workers > 1:
+            # targets at once, each booster on one thread: the fit is the same for any
+            # n_jobs, and Python threads do not spin on busy cores as OpenMP threads do
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers) as pool:
+                fitted = list(pool.map(
+                    lambda j: self._fit_target(j, M, Y, fold, levels, dict(hp, n_jobs=1)),
+                    range(len(names))))
+        else:
+            fitted = [self._fit_target(j, M, Y, fold, levels, hp) for j in range(len(names))]
         rows = []
-        for j, target in enumerate(names):
-            elig = ~np.isnan(Y[:, j])
-            yj = Y[elig, j].astype(np.int8)
-            n_pos, n_el = int(yj.sum()), int(elig.sum())
-            base = self._popularity(levels[elig], yj)
-            entry: dict[str, Any] = {"baseline": base, "n_eligible": n_el, "n_positive": n_pos}
-            row = {"target": target, "n_eligible": n_el, "n_positive": n_pos,
-                   "positive_rate": n_pos / n_el if n_el else float("nan"),
-                   "cv_roc_auc": float("nan"), "cv_pr_auc": float("nan"),
-                   "cv_ece": float("nan"), "n_trees": None}
-            if min(n_pos, n_el - n_pos) < self.min_positives:
-                entry["kind"] = "baseline"
-                by = self.baseline_by or "all rows"
-                row["model"] = f"baseline: popularity within {by}"
-                row["note"] = (f"{n_pos} positives and {n_el - n_pos} negatives; fewer than "
-                               f"min_positives={self.min_positives}, so not modelled")
-            else:
-                Xj, fj = M[elig], fold[elig]
-                oof = np.empty(n_el)
-                stop = self.early_stopping and self.backend != "logistic"
-                states, curves = [], []
-                for k in range(self.cv):
-                    tr, te = fj != k, fj == k
-                    state, curve = self._fit_one(Xj[tr], yj[tr], hp, j,
-                                                 (Xj[te], yj[te]) if stop else None)
-                    states.append(state)
-                    curves.append((curve, int(te.sum())))
-                n_trees = self._rounds(curves) if stop else None
-                for k, state in enumerate(states):
-                    te = fj == k
-                    if n_trees is not None:
-                        state = truncate(state, n_trees)
-                    oof[te] = margin(compile_state(state), Xj[te])
-                del states
-                cal = fit_calibration(oof, yj, self.calibration)
-                hp_all = dict(hp, n_estimators=n_trees) if n_trees is not None else hp
-                state, _ = self._fit_one(Xj, yj, hp_all, j)
-                entry.update(kind="model", state=state, calibration=cal)
-                if self.backend != "logistic":
-                    entry["n_trees"] = int(n_trees if n_trees is not None else hp["n_estimators"])
-                    row["n_trees"] = entry["n_trees"]
-                p = apply_calibration(cal, oof)
-                from sklearn.metrics import average_precision_score, roc_auc_score
-                row.update(model=self.backend, note="",
-                           cv_roc_auc=float(roc_auc_score(yj, oof)),
-                           cv_pr_auc=float(average_precision_score(yj, p)),
-                           cv_ece=expected_calibration_error(yj, p))
-                self._compiled[target] = compile_state(state)
+        for target, (entry, row, compiled) in zip(names, fitted, strict=True):
+            if compiled is not None:
+                self._compiled[target] = compiled
             self._models[target] = entry
             self.params_[target] = {k: v for k, v in entry.items() if k not in ("state",)}
             rows.append(row)
@@ -371,6 +341,60 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
             "target", "model", "n_eligible", "n_positive", "positive_rate", "n_trees",
             "cv_roc_auc", "cv_pr_auc", "cv_ece", "note")
         return self
+
+    def _fit_target(self, j: int, M: np.ndarray, Y: np.ndarray, fold: np.ndarray,
+                    levels: np.ndarray, hp: dict) -> tuple[dict, dict, Any]:
+        """Target ``j``: its stored entry, its summary row and its compiled trees (None
+        for the popularity baseline)."""
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
+        target = self.targets_[j]
+        elig = ~np.isnan(Y[:, j])
+        yj = Y[elig, j].astype(np.int8)
+        n_pos, n_el = int(yj.sum()), int(elig.sum())
+        base = self._popularity(levels[elig], yj)
+        entry: dict[str, Any] = {"baseline": base, "n_eligible": n_el, "n_positive": n_pos}
+        row = {"target": target, "n_eligible": n_el, "n_positive": n_pos,
+               "positive_rate": n_pos / n_el if n_el else float("nan"),
+               "cv_roc_auc": float("nan"), "cv_pr_auc": float("nan"),
+               "cv_ece": float("nan"), "n_trees": None}
+        if min(n_pos, n_el - n_pos) < self.min_positives:
+            entry["kind"] = "baseline"
+            by = self.baseline_by or "all rows"
+            row["model"] = f"baseline: popularity within {by}"
+            row["note"] = (f"{n_pos} positives and {n_el - n_pos} negatives; fewer than "
+                           f"min_positives={self.min_positives}, so not modelled")
+            return entry, row, None
+        Xj, fj = M[elig], fold[elig]
+        oof = np.empty(n_el)
+        stop = self.early_stopping and self.backend != "logistic"
+        states, curves = [], []
+        for k in range(self.cv):
+            tr, te = fj != k, fj == k
+            state, curve = self._fit_one(Xj[tr], yj[tr], hp, j,
+                                         (Xj[te], yj[te]) if stop else None)
+            states.append(state)
+            curves.append((curve, int(te.sum())))
+        n_trees = self._rounds(curves) if stop else None
+        for k, state in enumerate(states):
+            te = fj == k
+            if n_trees is not None:
+                state = truncate(state, n_trees)
+            oof[te] = margin(compile_state(state), Xj[te])
+        del states
+        cal = fit_calibration(oof, yj, self.calibration)
+        hp_all = dict(hp, n_estimators=n_trees) if n_trees is not None else hp
+        state, _ = self._fit_one(Xj, yj, hp_all, j)
+        entry.update(kind="model", state=state, calibration=cal)
+        if self.backend != "logistic":
+            entry["n_trees"] = int(n_trees if n_trees is not None else hp["n_estimators"])
+            row["n_trees"] = entry["n_trees"]
+        p = apply_calibration(cal, oof)
+        row.update(model=self.backend, note="",
+                   cv_roc_auc=float(roc_auc_score(yj, oof)),
+                   cv_pr_auc=float(average_precision_score(yj, p)),
+                   cv_ece=expected_calibration_error(yj, p))
+        return entry, row, compile_state(state)
 
     @staticmethod
     def _rounds(curves: list[tuple[np.ndarray, int]]) -> int:

@@ -63,8 +63,9 @@ def _sample_share(cfg: PropensityStepConfig, ctx: Any) -> float:
     return min(cfg.training_sample, cap, 1.0)
 
 
-# keys that only choose which offers are explained: changing them needs no refit
-_SCORING_ONLY = {"refit", "reasons_for", "reason_ranks", "reasons_top_share"}
+# keys that only choose which offers are explained, or how many threads fit the
+# model (the same model for any count): changing them needs no refit
+_SCORING_ONLY = {"refit", "reasons_for", "reason_ranks", "reasons_top_share", "n_jobs"}
 _GRID = np.linspace(0.0, 1.0, 101)
 
 
