@@ -117,6 +117,10 @@ class Data:
         tables come as LazyFrames, so a 10M-customer report reads the columns it draws."""
         return _collect(self.outputs.get(step, {}).get(name), columns)
 
+    def has(self, step: str, name: str) -> bool:
+        """Whether the run has a step table (without reading it)."""
+        return _columns(self.outputs.get(step, {}).get(name)) is not None
+
     def prev_table(self, step: str, name: str, columns: Sequence[str] | None = None
                    ) -> pl.DataFrame | None:
         if not self.previous:
@@ -140,7 +144,7 @@ class Data:
     # -- shared lookups ----------------------------------------------------------------
     def tier_order(self) -> list[str]:
         """Tiers from the highest down (by the tier table's rank, else the scheme)."""
-        tiers = self.table("value", "value_tiers")
+        tiers = self.table("value", "value_tiers", ["tier", "tier_rank"])
         if tiers is not None and "tier_rank" in tiers.columns:
             return (tiers.group_by("tier").agg(pl.col("tier_rank").max())
                     .sort("tier_rank", descending=True)["tier"].to_list())
@@ -158,7 +162,7 @@ class Data:
         return []
 
     def vip_tiers(self) -> list[str]:
-        tiers = self.table("value", "value_tiers")
+        tiers = self.table("value", "value_tiers", ["tier", "tier_rank"])
         if tiers is not None and "tier_rank" in tiers.columns:
             vip = tiers.filter(pl.col("tier_rank") > 0)["tier"].unique().to_list()
             return [t for t in self.tier_order() if t in vip]
@@ -173,13 +177,21 @@ class Data:
             return "churn_prob_90d"
         return cols[0] if cols else None
 
-    def customers(self) -> pl.DataFrame | None:
-        """One row per customer: tier, assets, stage, churn risk, CLV where present."""
-        base = None
+    def customers(self, columns: Sequence[str] | None = None) -> pl.DataFrame | None:
+        """One row per customer: tier, assets, stage, churn risk, CLV where present.
+
+        ``columns``: only those (the ones present), and only the tables holding them
+        are read and joined, lazily; the result holds no customer ids unless asked.
+        Three sections each read a few columns: at 10M customers the whole join
+        (ids and every column of four tables) took 5 GB of a report's 8.7 GB.
+        """
+        wanted = None if columns is None else set(columns)
+        base: pl.LazyFrame | None = None
+        have: list[str] = []
         if self.features is not None and "customer_id" in self.features.columns:
-            keep = [c for c in ("customer_id", "financial_assets", "has_transacted")
-                    if c in self.features.columns]
-            base = self.features.select(keep)
+            have = [c for c in ("financial_assets", "has_transacted")
+                    if c in self.features.columns and (wanted is None or c in wanted)]
+            base = self.features.lazy().select(["customer_id", *have])
         churn = [c for c in _columns(self.outputs.get("churn", {}).get("churn_scores")) or []
                  if c.startswith("churn_prob_")
                  or c in ("churn_flag", "risk_status", "churn_cause", "reason_1")]
@@ -188,16 +200,21 @@ class Data:
                                  ("lifecycle", "stages", ["stage"]),
                                  ("churn", "churn_scores", churn),
                                  ("clv", "clv", ["clv", "p_alive"])):
-            want = [c for c in cols if base is None or c not in base.columns]
-            frame = self.table(step, name, ["customer_id", *want])
-            if frame is None or "customer_id" not in frame.columns:
+            frame = self.outputs.get(step, {}).get(name)
+            names = _columns(frame) or []
+            want = [c for c in cols if c in names and c not in have
+                    and (wanted is None or c in wanted)]
+            if "customer_id" not in names or (not want and base is not None):
                 continue
-            have = [c for c in want if c in frame.columns]
-            if not have:
-                continue
-            part = frame.select(["customer_id", *have])
+            part = frame.lazy().select(["customer_id", *want])
             base = part if base is None else base.join(part, on="customer_id", how="left")
-        return base
+            have += want
+        if base is None:
+            return None
+        if wanted is not None:  # at least the ids: a frame without columns has no rows
+            base = base.select([c for c in ["customer_id", *have] if c in wanted]
+                               or ["customer_id"])
+        return base.collect()
 
 
 def _rows_note(frame: pl.DataFrame, n: int) -> int | None:
@@ -209,16 +226,17 @@ def _rows_note(frame: pl.DataFrame, n: int) -> int | None:
 def _headline(d: Data, warnings: list[str]) -> Section:
     s = Section("headline", f"Run of {d.as_of}: the headline",
                 "What changed for the customers since the previous run, in numbers.")
-    cust = d.customers()
+    col = d.churn_column()
+    cust = d.customers([c for c in (col, "stage", "financial_assets") if c])
     items = []
     n = cust.height if cust is not None else None
-    movement = d.table("value", "tier_movement")
+    movement = d.table("value", "tier_movement", ["movement"])
     new = (int((movement["movement"] == "new").sum()) if movement is not None
            and "movement" in movement.columns else None)
     items.append({"label": "Customers", "value": fmt_count(n),
                   "sub": (f"{fmt_count(new)} new since {d.previous_run}" if new is not None
                           and d.previous_run else "first run: no previous run to compare")})
-    tiers = d.table("value", "value_tiers")
+    tiers = d.table("value", "value_tiers", ["tier"])
     if tiers is not None:
         vip = d.vip_tiers()
         counts = dict(tiers.group_by("tier").len().iter_rows())
@@ -241,7 +259,6 @@ def _headline(d: Data, warnings: list[str]) -> Section:
     else:
         items.append({"label": "Tier movers", "value": "–",
                       "sub": "no tier movement table (value step absent)"})
-    col = d.churn_column()
     if cust is not None and col is not None:
         at_risk = cust.filter(pl.col(col) >= d.risk_threshold)
         if "stage" in at_risk.columns:
@@ -285,7 +302,7 @@ def _heat(count: int, top: int, diagonal: bool) -> str:
 def _tiers(d: Data) -> Section:
     s = Section("tiers", "Value tiers and tier movement",
                 "Customers per tier now, and where each came from since the previous run.")
-    tiers = d.table("value", "value_tiers")
+    tiers = d.table("value", "value_tiers", ["tier", "financial_assets"])
     if tiers is None:
         s.missing = "The value step did not run, so there are no value tiers in this run."
         return s
@@ -314,7 +331,7 @@ def _tiers(d: Data) -> Section:
     s.figure(charts.bar_chart(order, [by.get(t, {"n": 0})["n"] for t in order],
                               title="Customers by tier", xlabel="customers"),
              "Bar chart of customers by tier")
-    movement = d.table("value", "tier_movement")
+    movement = d.table("value", "tier_movement", ["from_tier", "to_tier"])
     if movement is not None and {"from_tier", "to_tier"} <= set(movement.columns):
         m = movement.with_columns(pl.col("from_tier").fill_null("(new)"))
         counts = {(a, b): n for a, b, n in m.group_by("from_tier", "to_tier").len().iter_rows()}
@@ -360,14 +377,14 @@ def _signed(v: Any) -> str:
 def _lifecycle(d: Data) -> Section:
     s = Section("lifecycle", "Lifecycle stages and flows",
                 "Where customers are in their relationship with the bank, and who moved.")
-    stages = d.table("lifecycle", "stages")
+    stages = d.table("lifecycle", "stages", ["customer_id", "stage"])
     if stages is None:
         s.missing = "The lifecycle step did not run, so there are no stages in this run."
         return s
     from crmkit.lifecycle._plots import plot_stage_flow, plot_transition_heatmap
 
     changes = d.table("lifecycle", "stage_changes")
-    counts = stages.group_by("stage").len().sort("len", descending=True)
+    counts = stages.group_by("stage").len().sort(["len", "stage"], descending=[True, False])
     into = out_of = {}
     if changes is not None and changes.height:
         moved = changes.filter(pl.col("from_stage") != "(new)")
@@ -401,7 +418,7 @@ def _lifecycle(d: Data) -> Section:
     actions = d.table("lifecycle", "actions")
     if actions is not None and actions.height:
         by = [c for c in ("action", "channel") if c in actions.columns]
-        tab = actions.group_by(by).len().sort("len", descending=True)
+        tab = actions.group_by(by).len().sort(["len", *by], descending=[True] + [False] * len(by))
         rows = [[humanize(r[0]) if i == 0 else r[i] for i in range(len(by))] + [fmt_count(r[-1])]
                 for r in tab.iter_rows()]
         s.table("Playbook actions due, most frequent first",
@@ -481,9 +498,11 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def _calibration(d: Data) -> tuple[pl.DataFrame, str, int] | None:
     """Previous run's predicted churn vs churned by now (the latest labelled window)."""
-    prev_scores = d.prev_table("churn", "churn_scores")
-    prev_stages = d.prev_table("lifecycle", "stages")
-    stages = d.table("lifecycle", "stages")
+    prev_names = _columns((d.previous or {}).get("churn", {}).get("churn_scores")) or []
+    prev_scores = d.prev_table("churn", "churn_scores", [
+        "customer_id", *[c for c in prev_names if c.startswith("churn_prob_")]])
+    prev_stages = d.prev_table("lifecycle", "stages", ["customer_id", "stage"])
+    stages = d.table("lifecycle", "stages", ["customer_id", "stage"])
     if prev_scores is None or stages is None or not d.previous_run:
         return None
     try:
@@ -522,7 +541,7 @@ def _churn(d: Data) -> Section:
                 "Who is likely to leave, by tier, why, and how well last run's risk "
                 "predicted who did leave.")
     col = d.churn_column()
-    cust = d.customers()
+    cust = d.customers([col, "stage", "tier", "financial_assets", "reason_1"]) if col else None
     if col is None or cust is None:
         s.missing = "The churn step did not run, so there are no churn scores in this run."
         return s
@@ -559,7 +578,8 @@ def _churn(d: Data) -> Section:
     if reason in live.columns:
         risky = live.filter(pl.col(col) >= thr)
         if risky.height:
-            tab = risky.group_by(reason).len().sort("len", descending=True).head(8)
+            tab = risky.group_by(reason).len().sort(["len", reason], descending=[True, False],
+                                                    nulls_last=True).head(8)
             rows = [[humanize(r) if r else "(no reason given)", fmt_count(n),
                      fmt_share(n / risky.height)] for r, n in tab.iter_rows()]
             s.table("Main reason of customers at risk, most common first",
@@ -601,9 +621,8 @@ def _churn(d: Data) -> Section:
 def _clv(d: Data) -> Section:
     s = Section("clv", "Customer lifetime value",
                 "Expected value of each customer's future purchases over the model's horizon.")
-    clv = d.table("clv", "clv")
-    cust = d.customers()
-    if clv is None or cust is None or "clv" not in cust.columns:
+    cust = d.customers(["clv", "has_transacted", "tier"])
+    if not d.has("clv", "clv") or cust is None or "clv" not in cust.columns:
         s.missing = "CLV was not computed in this run (the clv step did not run)."
         return s
     facts = d.facts("clv")
@@ -660,18 +679,36 @@ def _clv(d: Data) -> Section:
 
 # --- propensity ----------------------------------------------------------------------
 
-def _propensity_long(scores: pl.DataFrame) -> pl.DataFrame | None:
-    prod = next((c for c in ("product", "product_id", "category") if c in scores.columns), None)
-    score = next((c for c in ("score", "propensity", "probability", "p") if c in scores.columns),
-                 None)
-    if prod and score:
-        return scores.select(pl.col(prod).cast(pl.String).alias("product"),
-                             pl.col(score).cast(pl.Float64).alias("score"))
-    wide = [c for c in scores.columns if c != "customer_id" and scores.schema[c].is_float()]
-    if not wide:
+def _propensity_lift(d: Data) -> list[tuple[str, int, float, float, float]] | None:
+    """Per product: customers scored, mean score, mean of the top 10 % and their ratio,
+    from a long (product, score) or a wide (a float column per product) scores table.
+    A wide table is read one column at a time: at 10M customers x 14 products, its
+    long form alone was 140M rows."""
+    frame = d.outputs.get("propensity", {}).get("scores")
+    schema = (frame.collect_schema() if isinstance(frame, pl.LazyFrame)
+              else getattr(frame, "schema", None))
+    if schema is None:
         return None
-    return scores.unpivot(on=wide, index="customer_id", variable_name="product",
-                          value_name="score").select("product", "score")
+    prod = next((c for c in ("product", "product_id", "category") if c in schema), None)
+    score = next((c for c in ("score", "propensity", "probability", "p") if c in schema), None)
+    if prod and score:
+        long = d.table("propensity", "scores", [prod, score]).select(
+            pl.col(prod).cast(pl.String).alias("product"),
+            pl.col(score).cast(pl.Float64).alias("score")).drop_nulls()
+        columns = [(str(k[0]), part["score"])
+                   for k, part in long.group_by("product", maintain_order=True)]
+    else:
+        wide = [c for c, t in schema.items() if c != "customer_id" and t.is_float()]
+        columns = ((c, d.table("propensity", "scores", [c])[c].drop_nulls()) for c in wide)
+    rows = []
+    for name, v in columns:
+        if not v.len():
+            continue
+        k = max(1, v.len() // 10)
+        mean = v.mean() or 0.0
+        top = v.top_k(k).mean() or 0.0
+        rows.append((name, v.len(), mean, top, top / mean if mean else float("nan")))
+    return rows
 
 
 def _propensity_backtest(facts: Mapping[str, Any]) -> tuple[list[dict], str] | None:
@@ -689,10 +726,10 @@ def _propensity(d: Data) -> Section:
     s = Section("propensity", "Cross-sell propensity",
                 "Which products each customer is likely to take up next, and how sharply "
                 "the model separates them.")
-    scores = d.table("propensity", "scores")
+    scores = d.has("propensity", "scores")
     facts = d.facts("propensity")
     backtest = _propensity_backtest(facts)
-    if scores is None and not backtest:
+    if not scores and not backtest:
         s.missing = "The propensity step did not run, so there are no cross-sell scores."
         return s
     if backtest:
@@ -718,19 +755,12 @@ def _propensity(d: Data) -> Section:
                                       title="Observed top-decile lift per product",
                                       xlabel="lift", value_fmt=lambda v: f"{v:.2f}"),
                      "Bar chart of observed lift per product")
-    if scores is not None:
-        long = _propensity_long(scores)
-        if long is None or not long.height:
+    if scores:
+        rows = _propensity_lift(d) or []
+        if not rows:
             s.text("The propensity scores table has no score columns the report recognises.",
                    cls="muted")
             return s
-        rows = []
-        for prod, part in long.drop_nulls().group_by("product"):
-            v = part["score"].sort(descending=True)
-            k = max(1, v.len() // 10)
-            mean = v.mean() or 0.0
-            top = v.head(k).mean() or 0.0
-            rows.append((prod[0], v.len(), mean, top, top / mean if mean else float("nan")))
         rows.sort(key=lambda r: -(r[4] if r[4] == r[4] else -1))
         s.table("Expected lift per product: mean score of the top 10% against all, best first",
                 ["Product", "Customers scored", "Mean score", "Top 10% mean", "Expected lift"],
@@ -801,7 +831,8 @@ def _workload(d: Data) -> Section:
                 [humanize(c) for c in show], rows, num=num, total_rows=_rows_note(c2, 20),
                 note="The full list per RM is in the run folder (calls/call_list).")
         if "manager_id" in calls.columns:
-            per = calls.group_by("manager_id").len().sort("len", descending=True).head(10)
+            per = calls.group_by("manager_id").len().sort(["len", "manager_id"],
+                                                          descending=[True, False]).head(10)
             s.table("Calls per RM, busiest first", ["RM", "Calls"],
                     [[m, fmt_count(n)] for m, n in per.iter_rows()], num=(1,))
     else:
@@ -876,7 +907,8 @@ def _exports(d: Data, exports: Any, report_dir: Path | None) -> Section:
     if table_sizes is not None and table_sizes.height:
         rows = [[r["segment"], fmt_count(r["customers"]), fmt_share(r.get("share")),
                  {"text": r.get("where", ""), "cls": "code"}]
-                for r in table_sizes.sort("customers", descending=True).iter_rows(named=True)]
+                for r in table_sizes.sort(["customers", "segment"], descending=[True, False])
+                .iter_rows(named=True)]
         s.table("Segments, largest first", ["Segment", "Customers", "Share", "Definition"], rows,
                 num=(1, 2))
     elif isinstance(sizes, Mapping) and sizes:
