@@ -47,6 +47,7 @@ from crmkit.pipeline._lock import remove_stale, run_lock
 from crmkit.pipeline._manifest import PhaseMeter, file_sha256, versions
 from crmkit.pipeline._registry import load_steps, select_steps
 from crmkit.pipeline._shards import (
+    WORK_COMPRESSION,
     InputSource,
     StagedInputs,
     finish_fingerprint,
@@ -324,7 +325,7 @@ def _write_part(frame: pl.DataFrame, dest: Path, key: str | None = "customer_id"
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     dest.parent.mkdir(parents=True, exist_ok=True)
     if key is None:
-        write_frame(frame, tmp)
+        write_frame(frame, tmp, compression=WORK_COMPRESSION)
     else:
         write_part(frame, tmp, key=key)
     os.replace(tmp, dest)
@@ -801,7 +802,7 @@ def _prepared_record(work: Path, staged: StagedInputs, checked: dict[str, Any],
                      caught: list) -> dict[str, Any]:
     """What the steps need of the load and validate phases, for a resumed run."""
     for name, frame in staged.shared.items():
-        write_frame(frame, work / "shared" / f"{name}.parquet")
+        write_frame(frame, work / "shared" / f"{name}.parquet", compression=WORK_COMPRESSION)
     return {"n_shards": staged.n_shards, "facts": staged.facts, "sharded": staged.sharded,
             "shared": sorted(staged.shared), "fingerprint": fingerprint,
             "n_customers": n_customers,
@@ -826,7 +827,8 @@ def _step_record(work: Path, step: Step, facts: dict[str, Any], meter: PhaseMete
                  caught: list) -> dict[str, Any]:
     tables = {}
     for table, frame in facts["_tables"].items():
-        write_frame(frame, work / "tables" / step.name / f"{table}.parquet")
+        write_frame(frame, work / "tables" / step.name / f"{table}.parquet",
+                    compression=WORK_COMPRESSION)
         tables[table] = True
     return {"facts": {k: v for k, v in facts.items() if k != "_tables"},
             "tables": sorted(tables), **_meter_record(meter, caught)}
