@@ -149,6 +149,7 @@ def score_shard(model: Any, tables: Mapping[str, Any], *, as_of: dt.date | str,
                 risk_tolerance: int = 0, unassessed_max_rating: int | None = 1,
                 windows: tuple[int, ...] = (30, 90, 365),
                 tiers=RETAIL_BANK_TIERS, features: Any = None,
+                asset_weights: Mapping[str, float] | None = None,
                 output: Output = "polars") -> tuple[Any, Any]:
     """Propensities and next best products of one customer shard (a pure function).
 
@@ -161,6 +162,9 @@ def score_shard(model: Any, tables: Mapping[str, Any], *, as_of: dt.date | str,
     shard : (int, int), optional
     features : table, optional
         Precomputed :func:`propensity_features` rows of the shard.
+    windows, tiers, asset_weights
+        Passed to :func:`propensity_features` (when ``features`` is not given): the
+        options the model's training features were built with.
     k, reasons, lookback_days, product_value, risk_tolerance, unassessed_max_rating
         See :func:`next_best_products`.
     reason_ranks, reason_customers, reason_min_propensity
@@ -175,7 +179,8 @@ def score_shard(model: Any, tables: Mapping[str, Any], *, as_of: dt.date | str,
     """
     day = check_date(as_of, "as_of", "score_shard")
     feats = to_polars(features, "features") if features is not None else propensity_features(
-        tables, as_of=day, windows=windows, tiers=tiers, shard=shard)
+        tables, as_of=day, windows=windows, tiers=tiers, shard=shard,
+        asset_weights=asset_weights)
     products = to_polars(tables["products"], "products")
     not_products = sorted(set(model.targets_) - set(products["product_id"].to_list()))
     if not_products:

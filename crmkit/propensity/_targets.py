@@ -163,7 +163,9 @@ def _tier_expr(tiers: Sequence[tuple[str, float]]) -> tuple[pl.Expr, pl.Expr]:
 def propensity_features(tables: Mapping[str, Any], *, as_of: dt.date | str,
                         windows: Sequence[int] = (30, 90, 365),
                         tiers: Sequence[tuple[str, float]] = RETAIL_BANK_TIERS,
-                        shard: tuple[int, int] | None = None, output: Output = "polars"):
+                        shard: tuple[int, int] | None = None,
+                        asset_weights: Mapping[str, float] | None = None,
+                        base: Any = None, output: Output = "polars"):
     """The model's input row per customer as of a date: features, holdings and tier.
 
     :func:`crmkit.features.build_features` (numeric and boolean columns, dates
@@ -183,6 +185,13 @@ def propensity_features(tables: Mapping[str, Any], *, as_of: dt.date | str,
         Tiers in increasing order, the first with ``-inf``; default the retail-bank preset.
     shard : (int, int), optional
         Only the customers of shard ``i`` of ``n``.
+    asset_weights : mapping of str to float, optional
+        Passed to :func:`crmkit.features.build_features` (``financial_assets``, so
+        the tier, follow the bank's definition); default its weights.
+    base : table, optional
+        The :func:`crmkit.features.build_features` rows of these customers as of
+        ``as_of`` with the same ``windows`` and ``asset_weights`` (a nightly run has
+        built them already): used instead of building them again.
     output : {"polars", "pandas"}
 
     Examples
@@ -196,7 +205,8 @@ def propensity_features(tables: Mapping[str, Any], *, as_of: dt.date | str,
     if "products" not in tables:
         raise SchemaError("propensity_features needs a 'products' table (the catalogue).")
     products = sorted(to_polars(tables["products"], "products")["product_id"].to_list())
-    base = build_features(tables, as_of=day, windows=windows, shard=shard)
+    base = to_polars(base, "features") if base is not None else build_features(
+        tables, as_of=day, windows=windows, asset_weights=asset_weights, shard=shard)
     keep = [c for c, t in base.schema.items()
             if c in ("customer_id", "branch_id") or t.is_numeric() or t == pl.Boolean]
     hf = holding_features(tables, as_of=day, products=products, shard=shard)
@@ -231,6 +241,7 @@ def build_training_set(
     tiers: Sequence[tuple[str, float]] = RETAIL_BANK_TIERS,
     sample: float | None = None,
     shard: tuple[int, int] | None = None,
+    asset_weights: Mapping[str, float] | None = None,
     features: Callable[[dt.date], Any] | None = None,
     output: Output = "polars",
 ):
@@ -250,7 +261,7 @@ def build_training_set(
         Whether a target is a product or a product category.
     targets : sequence of str, optional
         Products (or categories) to label; default the whole catalogue.
-    windows, tiers
+    windows, tiers, asset_weights
         Passed to :func:`propensity_features`.
     sample : float in (0, 1], optional
         Keep a deterministic share of the customers (by the CRC-32 of the id, the
@@ -324,7 +335,8 @@ def build_training_set(
     parts = []
     for day in dates:
         feats = to_polars(features(day), "features") if features is not None else \
-            propensity_features(tables, as_of=day, windows=windows, tiers=tiers, shard=shard)
+            propensity_features(tables, as_of=day, windows=windows, tiers=tiers, shard=shard,
+                                asset_weights=asset_weights)
         if shard is not None and features is not None:
             feats = feats.filter(shard_filter(pl.col("customer_id"), *shard))
         if sample is not None and sample < 1:

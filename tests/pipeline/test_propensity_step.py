@@ -79,3 +79,28 @@ def test_the_refit_trains_on_a_capped_hash_sample_of_customers(tmp_path):
     cfg["run"].update(n_shards=3, output_dir=str(tmp_path / "runs3"))
     again = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP])
     assert again.manifest["steps"]["propensity"]["model"]["training"] == training
+
+
+def test_scores_from_the_runs_features_equal_the_library_from_scratch(tmp_path):
+    """The step scores on the features the run built (not built again), and the model is
+    trained and scored with the run's ``[features]`` options: with non-default asset
+    weights, its scores equal ``score_shard`` computing every feature from the tables
+    with those weights, and differ from the default weights'."""
+    from crmkit.propensity import score_shard
+    from crmkit.schema import tables_as_of
+
+    weights = {"deposit": 1.0, "fund": 0.5, "wealth": 2.0, "loan": 0.0}
+    cfg = {"run": {"output_dir": str(tmp_path / "runs"), "report": False, "n_shards": 2},
+           "inputs": {"source": "sample", "sample_customers": 1000},
+           "features": {"asset_weights": weights},
+           "propensity": {"min_positives": 15, "n_estimators": 20, "cv": 2, "reasons": 0,
+                          "backtest": False}}
+    res = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP])
+    model = load_model(load_envelope(
+        tmp_path / "runs" / "models" / "propensity" / "2025-12-31.json")["data"]["model"])
+    bank = tables_as_of(make_bank(1000, seed=0), "2025-12-31")
+    step_scores = res.outputs["propensity"]["scores"].sort("customer_id")
+    scratch, _ = score_shard(model, bank, as_of="2025-12-31", reasons=0, asset_weights=weights)
+    assert scratch.sort("customer_id").equals(step_scores)
+    default, _ = score_shard(model, bank, as_of="2025-12-31", reasons=0)
+    assert not default.sort("customer_id").equals(step_scores)

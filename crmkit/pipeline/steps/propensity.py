@@ -99,6 +99,15 @@ def _quantiles(model: Any, train: pl.DataFrame) -> dict[str, list[float]]:
     return out
 
 
+def _feature_options(shard: Shard) -> dict[str, Any]:
+    """The run's ``[features]`` options the model's features are built with, at the
+    landmarks and on the run date alike (so the tier feature follows the bank's asset
+    weights, as the value step's tiers do)."""
+    options = shard.feature_options
+    return {"windows": tuple(options.get("windows", (30, 90, 365))),
+            "asset_weights": options.get("asset_weights")}
+
+
 def fit_stats(shard: Shard, cfg: PropensityStepConfig, ctx: Any) -> dict[str, pl.DataFrame]:
     """Landmark training rows of the shard's sampled customers."""
     from crmkit.propensity import build_training_set, landmark_dates
@@ -107,7 +116,7 @@ def fit_stats(shard: Shard, cfg: PropensityStepConfig, ctx: Any) -> dict[str, pl
                                landmarks=cfg.landmarks, spacing_months=cfg.landmark_spacing_months)
     train = build_training_set(shard.tables(HISTORY), as_of=landmarks, horizon=cfg.horizon,
                                unit=cfg.unit, level=cfg.level, targets=cfg.targets,
-                               windows=tuple(shard.feature_options.get("windows", (30, 90, 365))),
+                               **_feature_options(shard),
                                sample=share if (share := _sample_share(cfg, ctx)) < 1 else None)
     return {"train": train}
 
@@ -170,15 +179,18 @@ def _reason_customers(shard: Shard, cfg: PropensityStepConfig) -> list[str] | No
 
 def score(shard: Shard, cfg: PropensityStepConfig, state: FittedPropensity) -> ShardOutput:
     """Propensities and next best products of one shard's customers."""
-    from crmkit.propensity import score_shard
+    from crmkit.propensity import propensity_features, score_shard
 
+    tables = shard.tables(HISTORY)
+    # the run built these customers' features already (same options): not again
+    features = propensity_features(tables, as_of=shard.as_of, **_feature_options(shard),
+                                   base=shard.get("features"))
     scores, offers = score_shard(
-        state.model, shard.tables(HISTORY), as_of=shard.as_of, k=cfg.k, reasons=cfg.reasons,
+        state.model, tables, as_of=shard.as_of, k=cfg.k, reasons=cfg.reasons,
         lookback_days=cfg.lookback_days, product_value=cfg.product_value,
         risk_tolerance=cfg.risk_tolerance, unassessed_max_rating=cfg.unassessed_max_rating,
         reason_ranks=cfg.reason_ranks, reason_customers=_reason_customers(shard, cfg),
-        reason_min_propensity=state.cutoffs(cfg.reasons_top_share),
-        windows=tuple(shard.feature_options.get("windows", (30, 90, 365))))
+        reason_min_propensity=state.cutoffs(cfg.reasons_top_share), features=features)
     probs = [c for c in scores.columns if c.startswith("p_")]
     sums = scores.select(pl.len().alias("n"), *[pl.col(c).sum() for c in probs])
     explained = offers["explained"].sum() if "explained" in offers.columns else 0
