@@ -434,6 +434,10 @@ def _load_or_fit(step: Step, cfg: Any, run: _Run, ctx: FitContext, store: ModelS
     spec = step.model
     schedule = spec.schedule(cfg)
     settings = spec.settings(cfg)
+    if "features" in step.inputs:
+        # fitted on features built with other [features] options (windows, asset weights:
+        # the tiers' and the models' inputs): refitted, as for other settings
+        settings = {**settings, "[features]": run.feature_options}
     facts: dict[str, Any] = {"model": spec.name, "refit_schedule": schedule}
     reason = None
     stored = None

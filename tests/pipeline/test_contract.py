@@ -130,6 +130,21 @@ def test_a_corrupt_stored_model_is_named_and_refitted(tmp_path):
         run_pipeline(cfg, as_of="2025-12-22", steps=steps)
 
 
+def test_other_feature_options_refit_the_models_fitted_on_features(tmp_path):
+    """A model whose step reads ``features`` (churn's covariates include the financial
+    assets) was fitted on features built with the run's [features] options; when they
+    change, the stored model is refitted, saying why; with the same options it is reused."""
+    from crmkit.pipeline.steps.churn import STEP as CHURN
+
+    run_pipeline(_config(tmp_path, 800), as_of="2025-12-10", steps=[CHURN])
+    same = run_pipeline(_config(tmp_path, 800), as_of="2025-12-11", steps=[CHURN])
+    assert not same.manifest["steps"]["churn"]["model"]["refitted"]
+    cfg = {**_config(tmp_path, 800), "features": {"asset_weights": {"deposit": 1.0}}}
+    other = run_pipeline(cfg, as_of="2025-12-12", steps=[CHURN])
+    model = other.manifest["steps"]["churn"]["model"]
+    assert model["refitted"] and "settings changed" in model["refit_reason"]
+
+
 def test_a_step_reading_an_input_nobody_produces_fails_at_config_check(tmp_path):
     lonely = Step("lonely", _Empty, score=_boom, inputs=("features", "propensity.scores"))
     with pytest.raises(ConfigError, match="Step 'lonely' reads 'propensity.scores', which no "
