@@ -104,3 +104,27 @@ def test_scores_from_the_runs_features_equal_the_library_from_scratch(tmp_path):
     assert scratch.sort("customer_id").equals(step_scores)
     default, _ = score_shard(model, bank, as_of="2025-12-31", reasons=0)
     assert not default.sort("customer_id").equals(step_scores)
+
+
+def test_n_jobs_changes_neither_the_model_nor_the_refit_decision(tmp_path):
+    """The step fits 2 products at once by default; any n_jobs fits the same model, so a
+    stored model fitted with one count serves a run configured with another."""
+    from crmkit.pipeline.steps.propensity import PropensityStepConfig
+
+    assert PropensityStepConfig().n_jobs == 2
+    cfg = {"run": {"output_dir": str(tmp_path / "a"), "report": False},
+           "inputs": {"source": "sample", "sample_customers": 800},
+           "propensity": {"min_positives": 15, "n_estimators": 20, "cv": 2, "reasons": 0,
+                          "backtest": False, "n_jobs": 1}}
+    one = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP])
+    cfg["run"]["output_dir"] = str(tmp_path / "b")
+    cfg["propensity"]["n_jobs"] = 3
+    three = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP])
+    a, b = (load_envelope(tmp_path / k / "models" / "propensity" / "2025-12-31.json")
+            ["data"]["model"] for k in "ab")
+    assert a["state"] == b["state"] and a["summary"] == b["summary"]
+    assert (a["params"]["n_jobs"], b["params"]["n_jobs"]) == (1, 3)  # recorded as run
+    assert three.outputs["propensity"]["scores"].equals(one.outputs["propensity"]["scores"])
+    cfg["propensity"]["n_jobs"] = 1
+    again = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP], force=True)
+    assert not again.manifest["steps"]["propensity"]["model"]["refitted"]
