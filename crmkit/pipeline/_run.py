@@ -786,7 +786,7 @@ def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, featur
                 from crmkit.report import write_run_report
 
                 write_run_report(tmp / "report.html", manifest, _report_features(tmp),
-                                 _LazyOutputs(tmp, manifest, scan=True))
+                                 RunTables.from_manifest(tmp, manifest, scan=True))
             write_json(manifest, tmp / "manifest.json")
         for folder in staging:
             store.publish(folder)
@@ -899,19 +899,14 @@ def _drift(cfg: Any, run_dir: Path, manifest: dict[str, Any], previous: Path | N
         return None
 
     def features_of(folder: Path) -> pl.DataFrame | None:
-        path = folder / "features" / "features.parquet"
-        if not path.exists():
-            return None
-        names = pl.read_parquet_schema(path)
-        return pl.read_parquet(path, columns=["customer_id", *[
-            c for c in cfg.drift.features if c in names and c != "customer_id"]])
+        return read_features(folder, ["customer_id", *cfg.drift.features])
 
     prev_manifest = None
     if previous is not None and (previous / "manifest.json").exists():
         prev_manifest = json.loads((previous / "manifest.json").read_text(encoding="utf-8"))
-    return check_drift(features_of(run_dir), _LazyOutputs(run_dir, manifest, scan=True),
+    return check_drift(features_of(run_dir), RunTables.from_manifest(run_dir, manifest, scan=True),
                        previous_features=features_of(previous) if previous else None,
-                       previous_outputs=_LazyOutputs(previous, prev_manifest, scan=True)
+                       previous_outputs=RunTables.from_manifest(previous, prev_manifest, scan=True)
                        if prev_manifest else None,
                        step_facts=manifest.get("steps"), config=cfg.drift)
 
@@ -948,6 +943,3 @@ def _report_features(run_dir: Path) -> pl.DataFrame | None:
     return read_features(run_dir, list(REPORT_FEATURES))
 
 
-def _LazyOutputs(run_dir: Path, manifest: dict[str, Any], scan: bool = False) -> RunTables:
-    """Step tables of a run folder, each read when asked for (``scan``: as LazyFrames)."""
-    return RunTables.from_manifest(run_dir, manifest, scan=scan)

@@ -110,6 +110,7 @@ class Data:
     currency: str
     risk_threshold: float
     report_dir: Path | None
+    _tiers: list[str] | None = field(default=None, init=False, repr=False)
 
     def table(self, step: str, name: str, columns: Sequence[str] | None = None
               ) -> pl.DataFrame | None:
@@ -143,7 +144,13 @@ class Data:
 
     # -- shared lookups ----------------------------------------------------------------
     def tier_order(self) -> list[str]:
-        """Tiers from the highest down (by the tier table's rank, else the scheme)."""
+        """Tiers from the highest down (by the tier table's rank, else the scheme); read
+        once, as most sections ask for it."""
+        if self._tiers is None:
+            self._tiers = self._tier_order()
+        return list(self._tiers)
+
+    def _tier_order(self) -> list[str]:
         tiers = self.table("value", "value_tiers", ["tier", "tier_rank"])
         if tiers is not None and "tier_rank" in tiers.columns:
             return (tiers.group_by("tier").agg(pl.col("tier_rank").max())

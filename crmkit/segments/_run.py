@@ -203,15 +203,8 @@ def read_features(run_dir: str | os.PathLike, columns: list[str] | None = None
 def load_run_tables(run_dir: str | os.PathLike) -> tuple[pl.DataFrame | None,
                                                          dict[str, dict[str, pl.DataFrame]]]:
     """The features and step outputs stored in a run folder (``<step>/<table>.parquet``)."""
-    run = Path(run_dir)
-    feats = run / "features" / "features.parquet"
-    features = pl.read_parquet(feats) if feats.exists() else None
-    outputs: dict[str, dict[str, pl.DataFrame]] = {}
-    for folder in sorted(p for p in run.iterdir() if p.is_dir() and p.name not in _NOT_STEPS):
-        tables = {f.stem: pl.read_parquet(f) for f in sorted(folder.glob("*.parquet"))}
-        if tables:
-            outputs[folder.name] = tables
-    return features, outputs
+    outputs = {step: dict(tables) for step, tables in RunTables.from_folder(run_dir).items()}
+    return read_features(run_dir), outputs
 
 
 def _load_customers(data: Mapping[str, Any], base: Path, day: dt.date) -> pl.DataFrame:
