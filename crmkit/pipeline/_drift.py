@@ -16,6 +16,16 @@ per value; missing values are a bin of their own, so a column that starts to
 arrive empty drifts. An empty bin's share is floored at ``eps`` so that the
 logarithm is finite. Common reading: below 0.1 stable, 0.1-0.25 worth a look,
 above 0.25 a real shift.
+
+A score's PSI is gated only when both runs scored with the same model (the same
+``fitted_as_of`` in the two manifests' step facts). Across a refit the score moves
+because the model changed, not the customers: a refitted propensity model with few
+positives rescales every probability (the demo's P06 went from 0.00241 to 0.00256
+for 4,085 customers, a PSI of 5.9 on quantile bins), so the night after every
+monthly refit would raise false alarms. Such a check keeps its value and says
+"model refitted" in its note, with status ``skipped``; the feature checks still gate
+the population, and ``metric_floors`` the new model's quality. Set
+``gate_scores_across_refits = true`` to gate them anyway.
 """
 
 from __future__ import annotations
@@ -52,7 +62,9 @@ class DriftConfig(StrictModel):
     A value at or above ``*_warn`` is a warning, at or above ``*_fail`` a breach;
     a metric (``step.key.key`` in the manifest, e.g. ``churn.backtest.auc_horizon``)
     below its floor is a breach. ``on_breach = "fail"`` makes a breach fail the run
-    (exit code 3); ``"warn"`` records it as a warning.
+    (exit code 3); ``"warn"`` records it as a warning. A score whose model was refitted
+    between the two runs is compared but not gated unless
+    ``gate_scores_across_refits`` (see the module's docstring).
     """
 
     enabled: bool = True
@@ -66,6 +78,7 @@ class DriftConfig(StrictModel):
     movement_fail: float = 0.30
     metric_floors: dict[str, float] = {}
     on_breach: Literal["warn", "fail"] = "warn"
+    gate_scores_across_refits: bool = False
 
 
 def psi_bins(previous: pl.Series, bins: int = 10) -> list[float]:
@@ -263,10 +276,22 @@ def _get(mapping: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
+def _model_change(step: str, step_facts: Mapping[str, Any] | None,
+                  previous_step_facts: Mapping[str, Any] | None) -> str | None:
+    """A note when the two runs scored ``step`` with different models, else None."""
+    now = _get(step_facts or {}, f"{step}.model.fitted_as_of")
+    before = _get(previous_step_facts or {}, f"{step}.model.fitted_as_of")
+    if now is None or before is None or now == before:
+        return None
+    return (f"model refitted (fitted as of {before} in the previous run, {now} now): the "
+            "shift reflects the new model as well as the customers; not gated")
+
+
 def check_drift(features: Any, outputs: Mapping[str, Mapping[str, Any]], *,
                 previous_features: Any = None,
                 previous_outputs: Mapping[str, Mapping[str, Any]] | None = None,
                 step_facts: Mapping[str, Any] | None = None,
+                previous_step_facts: Mapping[str, Any] | None = None,
                 config: DriftConfig | Mapping[str, Any] | None = None) -> DriftResult:
     """Compare this run with the previous one and apply the quality gates.
 
@@ -276,7 +301,11 @@ def check_drift(features: Any, outputs: Mapping[str, Mapping[str, Any]], *,
     previous_features, previous_outputs : the previous run's (None on a first run:
         PSI and movement checks are skipped, and say so).
     step_facts : mapping, optional
-        The manifest's ``steps`` section, for ``metric_floors``.
+        The manifest's ``steps`` section, for ``metric_floors`` and the models' fit dates.
+    previous_step_facts : mapping, optional
+        The previous manifest's ``steps`` section: a score whose model's
+        ``fitted_as_of`` differs between the two is compared but not gated (unless
+        ``gate_scores_across_refits``).
     config : DriftConfig or mapping, optional
 
     Returns
@@ -300,8 +329,8 @@ def check_drift(features: Any, outputs: Mapping[str, Mapping[str, Any]], *,
     prev_outs = previous_outputs
     rows: list[dict[str, Any]] = []
 
-    def add(check, subject, value, warn, fail, note="", higher_is_worse=True):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+    def add(check, subject, value, warn, fail, note="", higher_is_worse=True, gated=True):
+        if not gated or value is None or (isinstance(value, float) and math.isnan(value)):
             status = "skipped"
         elif higher_is_worse:
             status = ("breach" if fail is not None and value >= fail else
@@ -326,7 +355,10 @@ def check_drift(features: Any, outputs: Mapping[str, Mapping[str, Any]], *,
                         else "not in the previous run")
                     continue
                 value = psi(found[0][1][found[0][2]], frame[col], bins=cfg.bins)
-                add("psi", subject, value, cfg.psi_warn, cfg.psi_fail)
+                refit = None if len(ref.split(".")) != 3 or cfg.gate_scores_across_refits \
+                    else _model_change(ref.split(".")[0], step_facts, previous_step_facts)
+                add("psi", subject, value, cfg.psi_warn, cfg.psi_fail, refit or "",
+                    gated=refit is None)
         for ref in cfg.movement:
             for subject, frame, col in _column(outs, feats, ref):
                 found = _column(prev_outs, prev_feats, ref)

@@ -908,7 +908,8 @@ def _drift(cfg: Any, run_dir: Path, manifest: dict[str, Any], previous: Path | N
                        previous_features=features_of(previous) if previous else None,
                        previous_outputs=RunTables.from_manifest(previous, prev_manifest, scan=True)
                        if prev_manifest else None,
-                       step_facts=manifest.get("steps"), config=cfg.drift)
+                       step_facts=manifest.get("steps"),
+                       previous_step_facts=(prev_manifest or {}).get("steps"), config=cfg.drift)
 
 
 WRITE_BACK = ("value.value_tiers", "clv.clv", "churn.churn_scores", "lifecycle.stages",

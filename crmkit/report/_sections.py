@@ -8,6 +8,7 @@ saying why it is empty, so a reader never wonders whether something broke.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -1050,6 +1051,19 @@ def _appendix(d: Data) -> Section:
     return s
 
 
+def _previous_steps(manifest: Mapping[str, Any], report_dir: Path | None) -> dict | None:
+    """The previous run's manifest ``steps`` (its models' fit dates), when it is at hand."""
+    prev = manifest.get("run", {}).get("previous_run")
+    if not prev or report_dir is None:
+        return None
+    try:  # the report is written in a sibling of <output_dir>/<as_of>/, as the tables are read
+        found = json.loads((Path(report_dir).parent / str(prev) / "manifest.json")
+                           .read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found.get("steps") if isinstance(found, dict) else None
+
+
 def build_sections(manifest: Mapping[str, Any], features: pl.DataFrame | None,
                    outputs: Mapping[str, Mapping[str, pl.DataFrame]], *, drift: Any = None,
                    exports: Any = None, previous_outputs=None, previous_features=None,
@@ -1070,7 +1084,9 @@ def build_sections(manifest: Mapping[str, Any], features: pl.DataFrame | None,
 
         drift_result = check_drift(features, outputs, previous_features=previous_features,
                                    previous_outputs=previous_outputs,
-                                   step_facts=manifest.get("steps", {})).to_manifest()
+                                   step_facts=manifest.get("steps", {}),
+                                   previous_step_facts=_previous_steps(manifest, report_dir),
+                                   ).to_manifest()
         drift_result["origin"] = ("Computed by the report with the default thresholds "
                                   "(no drift gate is configured for this run).")
     if drift_result is not None:

@@ -74,5 +74,8 @@ def make_runs(root: Path, customers: int = 1500, extras: bool = True):
                                for r in rng.random(vip.height)]))
     outputs["calls"] = {"call_list": calls}
     drift = check_drift(features, outputs, previous_features=prev_features,
-                        previous_outputs=prev_outputs, step_facts=manifest["steps"])
+                        previous_outputs=prev_outputs, step_facts=manifest["steps"],
+                        previous_step_facts=json.loads(
+                            (run_dir.parent / prev_day.isoformat() / "manifest.json")
+                            .read_text())["steps"])
     return run_dir, manifest, features, outputs, drift, seg.exports

@@ -134,3 +134,60 @@ def test_run_folders_are_read_a_few_columns_at_a_time(tmp_path):
     [(_, read, col)] = _column(RunTables.from_folder(tmp_path / "curr", scan=True), None,
                                "churn.churn_scores.churn_prob_90d")
     assert read.columns == ["customer_id", "churn_prob_90d"] and col == "churn_prob_90d"
+
+
+def _facts(churn_fit: str | None) -> dict:
+    return {"churn": {"model": {"fitted_as_of": churn_fit}}} if churn_fit else {}
+
+
+def test_a_score_is_not_gated_across_a_refit_but_keeps_its_value():
+    """The night after a refit, the score moves because the model changed: the check
+    keeps its PSI, says so, and does not gate; the same model on both nights gates."""
+    pf, po = _run(1.0, seed=1)
+    feats, _ = _run(1.0, seed=1)
+    _, outs = _run(3.0, seed=2)  # the same customers; the scores shifted
+    subject = "churn.churn_scores.churn_prob_90d"
+
+    def check(now, before, **cfg):
+        res = check_drift(feats, outs, previous_features=pf, previous_outputs=po,
+                          step_facts=_facts(now), previous_step_facts=_facts(before),
+                          config={"on_breach": "fail", "movement": [], **cfg})
+        return res, res.checks.filter(pl.col("subject") == subject).row(0, named=True)
+
+    same, row = check("2025-11-30", "2025-11-30")
+    assert row["status"] == "breach" and row["value"] > 0.25 and same.failed
+    refit, row_refit = check("2025-12-31", "2025-11-30")
+    assert row_refit["status"] == "skipped" and row_refit["value"] == row["value"]
+    assert "model refitted (fitted as of 2025-11-30 in the previous run, 2025-12-31 now)" \
+        in row_refit["note"]
+    assert not refit.failed and not any(subject in m for m in refit.messages)
+    # the features still gate the population (financial assets did not move here)
+    assert refit.checks.filter(pl.col("subject") == "financial_assets")["status"][0] == "ok"
+    # unknown fit dates (a library caller without manifests) gate, as before
+    assert check(None, None)[1]["status"] == "breach"
+    assert check("2025-12-31", None)[1]["status"] == "breach"
+    # and a bank that wants the refit night gated says so
+    gated, row_gated = check("2025-12-31", "2025-11-30", gate_scores_across_refits=True)
+    assert row_gated["status"] == "breach" and gated.failed
+
+
+def test_the_demo_refit_night_raises_no_false_alarm(tmp_path):
+    """Two monthly runs of the sample bank: every model refits on the second night. The
+    score checks are recorded but not gated; before the rule, the propensity scores
+    of products with few buyers breached (PSI up to 5.9)."""
+    from crmkit.pipeline import run_pipeline
+    from crmkit.pipeline.steps import churn, propensity
+
+    cfg = {"run": {"output_dir": str(tmp_path / "runs"), "report": False, "n_shards": 2},
+           "inputs": {"source": "sample", "sample_customers": 1200},
+           "propensity": {"min_positives": 15, "n_estimators": 30, "cv": 2}}
+    for day in ("2025-11-30", "2025-12-31"):
+        manifest = run_pipeline(cfg, as_of=day, steps=[churn.STEP, propensity.STEP]).manifest
+    assert manifest["steps"]["propensity"]["model"]["refitted"]
+    drift = manifest["drift"]
+    scores = [c for c in drift["checks"] if "." in c["subject"] and c["check"] == "psi"]
+    assert scores and all(c["status"] == "skipped" and "model refitted" in c["note"]
+                          and c["value"] is not None for c in scores)
+    assert not [m for m in drift["messages"] if "propensity" in m or "churn" in m]
+    features = [c for c in drift["checks"] if "." not in c["subject"]]
+    assert features and all(c["status"] != "skipped" for c in features)

@@ -232,3 +232,20 @@ def test_a_run_folder_read_a_few_columns_at_a_time_gives_the_same_report(full_ru
     assert d.customers(["customer_id", "stage", "clv"]).sort("customer_id").equals(
         whole.select("customer_id", "stage", "clv"))
     assert d.customers(["no_such_column"]).columns == ["customer_id"]
+
+
+def test_the_report_own_drift_check_reads_the_previous_models_fit_dates(full_run):
+    """Without a drift result, the report compares with the previous run folder itself:
+    CLV and churn were refitted on the run date, so their scores are shown, not gated."""
+    from crmkit.segments import load_run_tables
+
+    path, manifest, features, outputs, _, _ = full_run
+    run_dir = path.parent
+    previous = manifest["run"]["previous_run"]
+    prev_features, prev_outputs = load_run_tables(run_dir.parent / str(previous))
+    bare = {k: v for k, v in manifest.items() if k != "drift"}
+    text = _text(render_run_report(bare, features, outputs, previous_outputs=prev_outputs,
+                                   previous_features=prev_features, report_dir=run_dir))
+    assert "Computed by the report" in text
+    assert f"model refitted (fitted as of {previous} in the previous run, 2025-12-31 now)" in text
+    assert "Drift: churn" not in text and "Drift: clv" not in text
