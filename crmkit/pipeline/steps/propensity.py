@@ -54,10 +54,16 @@ class PropensityStepConfig(RefitMixin, PropensityConfig):
     at 1M a refit night would take about an hour; 50,000 customers keep it near 3
     minutes whatever the bank's size (more rows than products' positives need).
     ``n_jobs`` (default 2): products fitted at once, each on one thread; the fitted
-    model is the same for any value, so changing it triggers no refit."""
+    model is the same for any value, so changing it triggers no refit. ``cv``
+    (default 2 here, 3 in the library): on a 100k bank with 50,000 training customers
+    the backtest was the same with 2 folds as with 3 (mean over 14 products: ROC AUC
+    0.8735 against 0.8734, PR AUC 0.156 against 0.156, ECE 0.0041 against 0.0041) and
+    the refit fitted 3 boosters per product instead of 4, on half the rows instead of
+    two thirds (fit 53 s against 85 s, backtest 29 s against 49 s)."""
 
     training_customers: int | None = Field(50_000, ge=1)
     n_jobs: int = Field(2, ge=1)
+    cv: int = Field(2, ge=2, le=10)
 
 
 def _sample_share(cfg: PropensityStepConfig, ctx: Any) -> float:
