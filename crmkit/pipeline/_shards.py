@@ -235,6 +235,24 @@ class _ShardWriters:
                 pq.write_table(self.schema.empty_table(), self.folder / f"{i:05d}.parquet")
 
 
+def _read_ahead(batches: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+    """The batches of ``batches``, the next one read on a thread while the caller works on
+    the current one (decoding Parquet releases the GIL); at most two batches in memory.
+
+    Examples
+    --------
+    >>> [b.height for b in _read_ahead(iter([pl.DataFrame({"a": [1]}), pl.DataFrame({"a": []})]))]
+    [1, 0]
+    """
+    end = object()
+    it = iter(batches)
+    with ThreadPoolExecutor(1, thread_name_prefix="crmkit-read") as pool:
+        pending = pool.submit(next, it, end)
+        while (batch := pending.result()) is not end:
+            pending = pool.submit(next, it, end)
+            yield batch
+
+
 def write_partitioned(tables: Mapping[str, Any] | InputSource, folder: str | Path,
                       n_shards: int) -> Path:
     """Write input tables split by customer shard, for runs that read them in place.
@@ -338,7 +356,7 @@ def stage_inputs(source: InputSource, n_shards: int, root: Path, *,
             hashes = _HashBuckets(root / f".{name}.keys", n_buckets) if key else None
             if name == "balances" and owners is not None and owners.buckets > 1:
                 spill = _ShardWriters(root / ".balances.buckets", owners.buckets)
-            for batch in source.batches(name):
+            for batch in _read_ahead(source.batches(name)):
                 schema = schema or batch.schema
                 batch = batch.with_columns(
                     pl.int_range(rows, rows + batch.height, dtype=pl.Int64).alias(ROW))

@@ -183,3 +183,21 @@ def test_a_delta_table_folder_is_refused_not_read_file_by_file(tmp_path):
            "inputs": {"source": str(out)}}
     with pytest.raises(ConfigError, match="is a Delta table"):
         run_pipeline(cfg, as_of=AS_OF)
+
+
+def test_a_read_error_mid_table_stops_the_staging_with_that_error(bank, tmp_path, monkeypatch):
+    """Batches are read ahead on a thread: an error there (a truncated file) must reach
+    the caller as itself, not hang the staging or be lost."""
+    import crmkit.pipeline._shards as shards
+
+    monkeypatch.setattr(shards, "BATCH_ROWS", 500)  # several batches per table
+    source = InputSource.from_frames(bank)
+
+    def broken(name):
+        for i, batch in enumerate(source.batches(name)):
+            if name == "transactions" and i == 1:
+                raise OSError("truncated Parquet file: transactions/part-00001.parquet")
+            yield batch
+
+    with pytest.raises(OSError, match="truncated Parquet file"):
+        stage_inputs(InputSource(source.names, broken, source.nbytes), 3, tmp_path / "staged")
