@@ -102,8 +102,10 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         overall take-up rate.
     random_state : int, default 0
     n_jobs : int, default 1
-        Threads. With several targets, ``n_jobs`` targets are fitted at once, each
-        booster on one thread, so the fitted model is the same for any ``n_jobs``.
+        Threads. With several targets each booster runs on one thread (the logistic
+        backend fits ``n_jobs`` targets at once; LightGBM one at a time, since two
+        threads in it at once crashed it), so the fitted model is the same for any
+        ``n_jobs``.
         A single target's booster gets ``n_jobs`` OpenMP threads instead (on a
         machine shared with other jobs, OpenMP threads that wait for busy cores made
         a fit 8x slower, measured). The scikit-learn backend runs one target at a time
@@ -318,10 +320,15 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         self._models: dict[str, dict] = {}
         self._compiled: dict[str, Any] = {}
         self.params_ = {}
-        workers = min(int(self.n_jobs), len(names)) if self.backend != "sklearn" else 1
+        # LightGBM targets one at a time, each booster on one thread: two Python threads
+        # fitting and predicting at once crashed lib_lightgbm (a segfault in 2 of 18
+        # demo runs: one thread building a validation Dataset while the other
+        # predicted), and a booster's trees change with its thread count, so one
+        # thread keeps the model the same for any n_jobs. A single target's booster
+        # gets n_jobs threads.
+        workers = min(int(self.n_jobs), len(names)) if self.backend == "logistic" else 1
         if workers > 1:
-            # targets at once, each booster on one thread: the fit is the same for any
-            # n_jobs, and Python threads do not spin on busy cores as OpenMP threads do
+            # logistic targets at once, one thread each: the same fit for any n_jobs
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(workers) as pool:
@@ -329,7 +336,8 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
                     lambda j: self._fit_target(j, M, Y, fold, levels, dict(hp, n_jobs=1)),
                     range(len(names))))
         else:
-            fitted = [self._fit_target(j, M, Y, fold, levels, hp) for j in range(len(names))]
+            one = dict(hp, n_jobs=1) if self.backend == "lightgbm" and len(names) > 1 else hp
+            fitted = [self._fit_target(j, M, Y, fold, levels, one) for j in range(len(names))]
         rows = []
         for target, (entry, row, compiled) in zip(names, fitted, strict=True):
             if compiled is not None:

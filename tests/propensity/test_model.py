@@ -188,7 +188,7 @@ def test_rounds_chosen_on_the_customer_folds(backend):
 
 @pytest.mark.parametrize("backend", ["lightgbm", "logistic"])
 def test_the_fit_does_not_depend_on_n_jobs(backend):
-    # several targets are fitted at once, each booster on one thread: any n_jobs must
+    # several targets: each booster on one thread (LightGBM one target at a time), so any n_jobs must
     # give the same model to the last bit (a nightly run's outputs may not depend on
     # the cores of the machine that fitted it)
     X, Y, g = _data(n=4000, seed=5)
