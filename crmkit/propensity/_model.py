@@ -43,6 +43,9 @@ __all__ = ["PropensityModel", "load_model"]
 
 _FORMAT = "crmkit.propensity/1"
 _SMOOTHING = 20.0  # pseudo-rows pulling a small tier's rate towards the overall rate
+# eligible (row, target) cells from which LightGBM targets are fitted in worker
+# processes: starting one costs about a second, so small fits stay in line
+_PROCESS_MIN_CELLS = 200_000
 
 
 def _is_table(X: Any) -> bool:
@@ -102,10 +105,11 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         overall take-up rate.
     random_state : int, default 0
     n_jobs : int, default 1
-        Threads. With several targets each booster runs on one thread (the logistic
-        backend fits ``n_jobs`` targets at once; LightGBM one at a time, since two
-        threads in it at once crashed it), so the fitted model is the same for any
-        ``n_jobs``.
+        Targets fitted at once, each booster on one thread, so the fitted model is
+        the same for any ``n_jobs``: the logistic backend in threads, LightGBM in
+        ``n_jobs`` worker processes (two threads in lib_lightgbm at once crashed it)
+        when the fit has at least 200,000 eligible row-target cells (starting a
+        worker costs about a second; smaller fits stay in line).
         A single target's booster gets ``n_jobs`` OpenMP threads instead (on a
         machine shared with other jobs, OpenMP threads that wait for busy cores made
         a fit 8x slower, measured). The scikit-learn backend runs one target at a time
@@ -320,23 +324,25 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         self._models: dict[str, dict] = {}
         self._compiled: dict[str, Any] = {}
         self.params_ = {}
-        # LightGBM targets one at a time, each booster on one thread: two Python threads
-        # fitting and predicting at once crashed lib_lightgbm (a segfault in 2 of 18
+        # Several LightGBM targets: each booster on one thread (its trees change with
+        # its thread count), the targets spread over worker processes. Not threads:
+        # two Python threads in lib_lightgbm at once crashed it (a segfault in 2 of 18
         # demo runs: one thread building a validation Dataset while the other
-        # predicted), and a booster's trees change with its thread count, so one
-        # thread keeps the model the same for any n_jobs. A single target's booster
-        # gets n_jobs threads.
-        workers = min(int(self.n_jobs), len(names)) if self.backend == "logistic" else 1
-        if workers > 1:
+        # predicted). A single target's booster gets n_jobs threads.
+        workers = min(int(self.n_jobs), len(names))
+        one = dict(hp, n_jobs=1) if len(names) > 1 else hp
+        if workers > 1 and self.backend == "logistic":
             # logistic targets at once, one thread each: the same fit for any n_jobs
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(workers) as pool:
                 fitted = list(pool.map(
-                    lambda j: self._fit_target(j, M, Y, fold, levels, dict(hp, n_jobs=1)),
-                    range(len(names))))
+                    lambda j: self._fit_target(j, M, Y, fold, levels, one), range(len(names))))
+        elif workers > 1 and self.backend == "lightgbm" \
+                and int((~np.isnan(Y)).sum()) >= _PROCESS_MIN_CELLS:
+            fitted = self._fit_in_processes(workers, M, Y, fold, levels, one)
         else:
-            one = dict(hp, n_jobs=1) if self.backend == "lightgbm" and len(names) > 1 else hp
+            one = one if self.backend == "lightgbm" else hp
             fitted = [self._fit_target(j, M, Y, fold, levels, one) for j in range(len(names))]
         rows = []
         for target, (entry, row, compiled) in zip(names, fitted, strict=True):
@@ -349,6 +355,21 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
             "target", "model", "n_eligible", "n_positive", "positive_rate", "n_trees",
             "cv_roc_auc", "cv_pr_auc", "cv_ece", "note")
         return self
+
+    def _fit_in_processes(self, workers: int, M: np.ndarray, Y: np.ndarray, fold: np.ndarray,
+                          levels: np.ndarray, hp: dict) -> list[tuple[dict, dict, Any]]:
+        """Every target fitted by :meth:`_fit_target` in ``workers`` new processes (the
+        targets with most eligible rows handed out first); the same results as in line."""
+        from crmkit._processes import map_in_processes
+
+        params = self.get_params()
+        eligible = (~np.isnan(Y)).sum(axis=0)
+        order = np.argsort(-eligible, kind="stable").tolist()
+        done = map_in_processes(_fit_target_task, range(Y.shape[1]), workers=workers,
+                                shared=(params, list(self.targets_), M, Y, fold, levels, hp),
+                                order=order)
+        return [(entry, row, compile_state(entry["state"]) if entry["kind"] == "model" else None)
+                for entry, row in done]
 
     def _fit_target(self, j: int, M: np.ndarray, Y: np.ndarray, fold: np.ndarray,
                     levels: np.ndarray, hp: dict) -> tuple[dict, dict, Any]:
@@ -628,6 +649,15 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_json` to ``path`` atomically; load it with :func:`load_model`."""
         self.to_json(path)
+
+
+def _fit_target_task(shared: tuple, j: int) -> tuple[dict, dict]:
+    """Target ``j`` of a fit, in a worker process: its entry and summary row."""
+    params, targets, M, Y, fold, levels, hp = shared
+    model = PropensityModel(**params)
+    model.targets_ = targets
+    entry, row, _ = model._fit_target(j, M, Y, fold, levels, hp)
+    return entry, row
 
 
 def load_model(source: str | Path) -> PropensityModel:

@@ -186,15 +186,26 @@ def test_rounds_chosen_on_the_customer_folds(backend):
     assert fixed.params_["T1"]["n_trees"] == 30
 
 
-@pytest.mark.parametrize("backend", ["lightgbm", "logistic"])
-def test_the_fit_does_not_depend_on_n_jobs(backend):
-    # several targets: each booster on one thread (LightGBM one target at a time), so any n_jobs must
+@pytest.mark.parametrize("backend,processes", [("lightgbm", False), ("lightgbm", True),
+                                               ("logistic", False)])
+def test_the_fit_does_not_depend_on_n_jobs(backend, processes, monkeypatch):
+    # several targets: each booster on one thread (LightGBM targets spread over worker
+    # processes on a fit large enough, logistic ones over threads), so any n_jobs must
     # give the same model to the last bit (a nightly run's outputs may not depend on
     # the cores of the machine that fitted it)
+    import crmkit._processes
+    import crmkit.propensity._model as model_module
+
+    started = []
+    real = crmkit._processes.map_in_processes
+    monkeypatch.setattr(crmkit._processes, "map_in_processes",
+                        lambda *a, **k: started.append(k["workers"]) or real(*a, **k))
+    monkeypatch.setattr(model_module, "_PROCESS_MIN_CELLS", 1 if processes else 10**12)
     X, Y, g = _data(n=4000, seed=5)
     Y = Y.with_columns(T3=Y["T1"], T4=Y["T2"])
     one = PropensityModel(backend=backend, n_estimators=40, n_jobs=1).fit(X, Y, groups=g)
     many = PropensityModel(backend=backend, n_estimators=40, n_jobs=3).fit(X, Y, groups=g)
+    assert started == ([3] if processes else [])
     assert json.loads(one.to_json())["state"] == json.loads(many.to_json())["state"]
     assert one.predict_propensities(X).equals(many.predict_propensities(X))
     assert one.summary_.equals(many.summary_)
