@@ -257,19 +257,25 @@ def recent_gap_feature(transactions: Any, *, as_of: dt.date | str, window_days: 
     window_days = int(check_positive(window_days, "window_days", "recent_gap_feature"))
     lf = to_lazy(transactions, "transactions")
     start = as_of - dt.timedelta(days=window_days)
-    out = (
-        lf.select("customer_id", pl.col("timestamp").cast(pl.Date).alias("day"))
-        .filter(pl.col("day") <= as_of)
-        .unique()
+    days = (lf.select(pl.col("customer_id").cast(pl.String),
+                      pl.col("timestamp").cast(pl.Date).alias("day"))
+            .filter(pl.col("day") <= as_of))
+    # only the window's days are sorted (a few percent of a long history); the gap
+    # before the first of them runs from the customer's last day before the window
+    before = days.group_by("customer_id").agg(
+        pl.col("day").filter(pl.col("day") <= start).max().alias("before"))
+    gaps = (
+        days.filter(pl.col("day") > start).unique()
         .sort("customer_id", "day")
-        .with_columns(
-            (pl.col("day") - pl.col("day").shift(1).over("customer_id"))
-            .dt.total_days().alias("gap"))
+        .with_columns(pl.col("day").shift(1).over("customer_id").alias("previous"))
+        .join(before, on="customer_id", how="left")
         .group_by("customer_id")
-        .agg(pl.col("gap").filter(pl.col("day") > start).max().alias(GAP_FEATURE))
-        .with_columns(pl.col(GAP_FEATURE).cast(pl.Int64), pl.col("customer_id").cast(pl.String))
-        .sort("customer_id")
+        .agg((pl.col("day") - pl.coalesce("previous", "before")).dt.total_days().max()
+             .alias(GAP_FEATURE))
     )
+    out = (before.select("customer_id").join(gaps, on="customer_id", how="left")
+           .with_columns(pl.col(GAP_FEATURE).cast(pl.Int64))
+           .sort("customer_id"))
     return to_output(out, output)
 
 

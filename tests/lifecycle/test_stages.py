@@ -198,6 +198,37 @@ def test_duplicate_or_missing_ids():
         assign_stages(feats.drop("customer_id"), as_of=END)
 
 
+def _gaps_by_definition(rows, as_of, window):
+    """The longest gap between consecutive distinct days whose later day is in the window."""
+    start = as_of - dt.timedelta(days=window)
+    out = {}
+    for cust in {c for c, _ in rows}:
+        days = sorted({d for c, d in rows if c == cust and d <= as_of})
+        if not days:
+            continue
+        gaps = [(b - a).days for a, b in zip(days, days[1:]) if b > start]
+        out[cust] = max(gaps) if gaps else None
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcde"), st.integers(0, 120)), max_size=40),
+       st.integers(0, 130), st.integers(1, 40))
+def test_recent_gap_feature_follows_its_definition(events, as_of_day, window):
+    # only the window's days are sorted: the gap into the window comes from the last
+    # day before it, and customers whose every day is later than as_of are left out
+    base = dt.date(2024, 1, 1)
+    rows = [(c, base + dt.timedelta(days=d)) for c, d in events]
+    as_of = base + dt.timedelta(days=as_of_day)
+    tx = pl.DataFrame({"customer_id": [c for c, _ in rows],
+                       "timestamp": [dt.datetime.combine(d, dt.time(h % 24))
+                                     for h, (_, d) in enumerate(rows)]},
+                      schema={"customer_id": pl.String, "timestamp": pl.Datetime("us")})
+    out = recent_gap_feature(tx, as_of=as_of, window_days=window)
+    assert out["customer_id"].to_list() == sorted(out["customer_id"].to_list())
+    assert dict(out.iter_rows()) == _gaps_by_definition(rows, as_of, window)
+
+
 def test_recent_gap_feature_by_hand():
     tx = pl.DataFrame({"customer_id": ["a"] * 4 + ["b"] * 2,
                        "timestamp": [dt.datetime(2024, 1, 1), dt.datetime(2024, 12, 10),
