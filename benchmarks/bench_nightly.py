@@ -6,7 +6,9 @@
 Each run is a fresh process with an empty model store; the script prints one JSON
 line: wall time, the run's own time and peak resident memory per phase (from its
 manifest), the whole process's peak RSS, CPU time and the load average before and
-after. Append ``--label`` to tag the line in ``benchmarks/results/nightly.jsonl``.
+after (CPU includes the worker processes a run starts; ``tree_peak_mb`` is the peak
+of the run and its workers together, sampled every 0.2 s). Append ``--label`` to tag
+the line in ``benchmarks/results/nightly.jsonl``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engines import TreeSampler  # noqa: E402 - the same sampler for every benchmark
+
 CHILD = """
 import json, resource, sys, time
 from crmkit.pipeline import run_pipeline
@@ -29,9 +34,13 @@ t0 = time.perf_counter()
 res = run_pipeline(cfg, as_of=sys.argv[2], progress=False)
 wall = time.perf_counter() - t0
 usage = resource.getrusage(resource.RUSAGE_SELF)
+workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the propensity fit's processes
 m = res.manifest
-print(json.dumps({"wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+print(json.dumps({"wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime
+                                                          + workers.ru_utime + workers.ru_stime, 1),
+                  "workers_cpu_s": round(workers.ru_utime + workers.ru_stime, 1),
                   "process_peak_mb": round(usage.ru_maxrss / 1024),
+                  "largest_worker_peak_mb": round(workers.ru_maxrss / 1024),
                   "n_shards": m["run"]["n_shards"],
                   "customers": m["inputs"]["tables"]["customers"]["rows"],
                   "transactions": m["inputs"]["tables"].get("transactions", {}).get("rows"),
@@ -76,14 +85,21 @@ def main() -> None:
                                "columns": ["stage", "financial_assets"], "channel": "email"}}
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg), args.as_of],
-                          capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(cfg), args.as_of],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the whole process tree: the run and the worker processes it starts
+    sampler = TreeSampler(proc.pid)
+    sampler.start()
+    stdout, stderr = proc.communicate()
     elapsed = time.perf_counter() - t0
+    sampler.stop.set()
+    sampler.join()
     if proc.returncode:
-        sys.stderr.write(proc.stderr[-4000:])
+        sys.stderr.write(stderr[-4000:])
         raise SystemExit(proc.returncode)
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row = json.loads(stdout.strip().splitlines()[-1])
     row.update(label=args.label, data=str(args.data), process_s=round(elapsed, 1),
+               tree_peak_mb=round(sampler.tree_peak),
                steps=cfg["run"].get("steps", "default"),
                load_before=[round(x, 2) for x in load_before],
                load_after=[round(x, 2) for x in os.getloadavg()], cores=os.cpu_count())
