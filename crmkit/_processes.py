@@ -31,12 +31,33 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["map_in_processes"]
+__all__ = ["map_in_processes", "worker_peak_kb"]
 
 _ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
                "POLARS_MAX_THREADS")
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+_PEAK_KB = [0]  # the largest worker's peak resident memory since the last reset
+
+
+def worker_peak_kb(reset: bool = False) -> int:
+    """The peak resident memory (KB) of the largest worker that finished since the last
+    reset (0 if none; Linux only), for a caller that accounts memory per phase."""
+    peak = _PEAK_KB[0]
+    if reset:
+        _PEAK_KB[0] = 0
+    return peak
+
+
+def _peak_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _name_of(fn: Callable) -> str:
@@ -83,6 +104,7 @@ class _Worker:
         return value  # (result, warnings)
 
     def close(self, kill: bool = False) -> None:
+        _PEAK_KB[0] = max(_PEAK_KB[0], _peak_of(self.proc.pid))
         try:
             if kill:
                 self.proc.kill()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import polars as pl
 
+from crmkit._processes import worker_peak_kb
+
 __all__ = ["PhaseMeter", "file_sha256", "frame_fingerprint", "versions"]
 
 _PACKAGES = ("crmkit", "polars", "numpy", "scipy", "pandas", "pyarrow", "scikit-learn",
@@ -55,6 +57,9 @@ class PhaseMeter:
 
     The kernel's peak-RSS counter is reset at the start of each phase, so a phase's
     peak is its own (where resetting is not allowed, the peak so far is reported).
+    Worker processes a phase starts (the propensity fit's) are not in that counter:
+    ``worker_peak_mb`` holds, for each phase that started some, the peak of the
+    largest one.
 
     Examples
     --------
@@ -71,6 +76,8 @@ class PhaseMeter:
         self._t0 = self._clock()
         self.seconds: dict[str, float] = {}
         self.peak_mb: dict[str, float] = {}
+        self.worker_peak_mb: dict[str, float] = {}
+        worker_peak_kb(reset=True)
         self._reset()
 
     @staticmethod
@@ -101,5 +108,8 @@ class PhaseMeter:
         now = self._clock()
         self.seconds[name] = round(now - self._t0, 3)
         self.peak_mb[name] = round(self._peak_kb() / 1024, 1)
+        workers = worker_peak_kb(reset=True)
+        if workers:
+            self.worker_peak_mb[name] = round(workers / 1024, 1)
         self._t0 = now
         self._reset()

@@ -773,6 +773,8 @@ def _execute(cfg, base, day, steps, output_dir, run_dir, store, previous, featur
             tick("write")
             manifest["timings_seconds"] = meter.seconds
             manifest["peak_rss_mb"] = meter.peak_mb
+            if meter.worker_peak_mb:
+                manifest["worker_peak_rss_mb"] = meter.worker_peak_mb
             manifest["stale_removed"] = stale
             manifest["warnings"] = _warning_lines(caught, journal.warnings())
             if journal.resumed:
@@ -851,12 +853,14 @@ def _restore_step(work: Path, step: Step, run: _Run, rec: dict[str, Any],
 
 def _meter_record(meter: PhaseMeter, caught: list) -> dict[str, Any]:
     return {"seconds": dict(meter.seconds), "peak_mb": dict(meter.peak_mb),
-            "warnings": _warning_lines(caught)}
+            "worker_peak_mb": dict(meter.worker_peak_mb), "warnings": _warning_lines(caught)}
 
 
 def _restore_meter(meter: PhaseMeter, rec: dict[str, Any]) -> None:
     meter.seconds.update({k: v for k, v in rec["seconds"].items() if k not in meter.seconds})
     meter.peak_mb.update({k: v for k, v in rec["peak_mb"].items() if k not in meter.peak_mb})
+    meter.worker_peak_mb.update({k: v for k, v in rec.get("worker_peak_mb", {}).items()
+                                 if k not in meter.worker_peak_mb})
 
 
 class RunWarning(UserWarning):

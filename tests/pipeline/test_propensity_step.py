@@ -106,10 +106,15 @@ def test_scores_from_the_runs_features_equal_the_library_from_scratch(tmp_path):
     assert not default.sort("customer_id").equals(step_scores)
 
 
-def test_n_jobs_changes_neither_the_model_nor_the_refit_decision(tmp_path):
-    """The step fits 2 products at once by default; any n_jobs fits the same model, so a
-    stored model fitted with one count serves a run configured with another."""
+def test_n_jobs_changes_neither_the_model_nor_the_refit_decision(tmp_path, monkeypatch):
+    """The step fits 2 products at once by default (LightGBM ones in worker processes,
+    here on any fit size); any n_jobs fits the same model, so a stored model fitted with
+    one count serves a run configured with another. The workers' memory is in the
+    manifest."""
+    import crmkit.propensity._model as model_module
     from crmkit.pipeline.steps.propensity import PropensityStepConfig
+
+    monkeypatch.setattr(model_module, "_PROCESS_MIN_CELLS", 1)
 
     assert PropensityStepConfig().n_jobs == 2
     cfg = {"run": {"output_dir": str(tmp_path / "a"), "report": False},
@@ -125,6 +130,9 @@ def test_n_jobs_changes_neither_the_model_nor_the_refit_decision(tmp_path):
     assert a["state"] == b["state"] and a["summary"] == b["summary"]
     assert (a["params"]["n_jobs"], b["params"]["n_jobs"]) == (1, 3)  # recorded as run
     assert three.outputs["propensity"]["scores"].equals(one.outputs["propensity"]["scores"])
+    assert "worker_peak_rss_mb" not in one.manifest
+    assert set(three.manifest["worker_peak_rss_mb"]) == {"propensity"}
+    assert 50 < three.manifest["worker_peak_rss_mb"]["propensity"] < 4000
     cfg["propensity"]["n_jobs"] = 1
     again = run_pipeline(cfg, as_of="2025-12-31", steps=[STEP], force=True)
     assert not again.manifest["steps"]["propensity"]["model"]["refitted"]
