@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["map_in_processes", "worker_peak_kb"]
+__all__ = ["WorkerStartError", "map_in_processes", "worker_peak_kb"]
 
 _ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -60,6 +60,11 @@ def _peak_of(pid: int) -> int:
     return 0
 
 
+class WorkerStartError(RuntimeError):
+    """A worker process could not be started, or died before it was ready (before any
+    item): nothing ran, so the caller may do the work in line instead."""
+
+
 def _name_of(fn: Callable) -> str:
     name = f"{fn.__module__}:{fn.__qualname__}"
     if "<" in fn.__qualname__ or fn.__module__ == "__main__":
@@ -81,10 +86,25 @@ def _env() -> dict[str, str]:
 
 class _Worker:
     def __init__(self, fn_name: str, shared: Any) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "crmkit._processes"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env=_env())
-        self.send((fn_name, shared))
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "crmkit._processes"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         env=_env())
+        except OSError as err:
+            raise WorkerStartError(f"could not start a worker process "
+                                   f"({sys.executable} -m crmkit._processes): {err}") from err
+        try:
+            self.send((fn_name, shared))
+            status, value = pickle.load(self.proc.stdout)  # ("ready", None) once loaded
+        except (OSError, EOFError):
+            self.close(kill=True)
+            code = self.proc.returncode
+            raise WorkerStartError(f"worker process {self.proc.pid} exited with code {code} "
+                                   f"before it was ready (its standard error says why)") from None
+        if status != "ready":
+            self.close(kill=True)
+            raise WorkerStartError(f"worker process {self.proc.pid} could not load "
+                                   f"{fn_name}:\n{value}")
 
     def send(self, obj: Any) -> None:
         pickle.dump(obj, self.proc.stdin, protocol=_PROTOCOL)
@@ -143,6 +163,8 @@ def map_in_processes(fn: Callable[[Any, Any], Any], items: Sequence[Any], *, sha
 
     Raises
     ------
+    WorkerStartError
+        When a worker cannot be started or dies before its first item (nothing ran).
     RuntimeError
         When a call raises (with the worker's traceback) or a worker dies; the
         other workers are stopped.
@@ -163,7 +185,14 @@ def map_in_processes(fn: Callable[[Any, Any], Any], items: Sequence[Any], *, sha
     found: list[list[tuple]] = [[] for _ in range(n)]
     lock = threading.Lock()
     failures: list[BaseException] = []
-    pool = [_Worker(name, shared) for _ in range(max(1, min(workers, n)))]
+    pool: list[_Worker] = []
+    try:
+        for _ in range(max(1, min(workers, n))):
+            pool.append(_Worker(name, shared))
+    except BaseException:
+        for w in pool:
+            w.close(kill=True)
+        raise
 
     def drive(worker: _Worker) -> None:
         while True:
@@ -220,11 +249,18 @@ def _serve() -> None:
     channel_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed (Python or C) goes to stderr, not the channel
     sys.stdout = sys.stderr
-    fn_name, shared = pickle.load(channel_in)
-    module, _, qualname = fn_name.partition(":")
-    fn: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        fn = getattr(fn, part)
+    try:
+        fn_name, shared = pickle.load(channel_in)
+        module, _, qualname = fn_name.partition(":")
+        fn: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            fn = getattr(fn, part)
+    except BaseException:  # noqa: BLE001 - sent to the parent, which raises
+        pickle.dump(("error", traceback.format_exc()), channel_out, protocol=_PROTOCOL)
+        channel_out.flush()
+        return
+    pickle.dump(("ready", None), channel_out, protocol=_PROTOCOL)
+    channel_out.flush()
     while True:
         try:
             message = pickle.load(channel_in)

@@ -43,6 +43,19 @@ def test_warnings_raised_in_a_worker_are_raised_again_here():
         (DeprecationWarning, "careful"), (UserWarning, "careful")]
 
 
+def test_a_worker_that_cannot_start_or_load_says_so_before_any_item(monkeypatch):
+    import crmkit._processes as processes
+    from crmkit._processes import WorkerStartError
+
+    monkeypatch.setattr(processes, "_name_of", lambda fn: "no_such_module_here:fn")
+    with pytest.raises(WorkerStartError, match=r"could not load(.|\n)*ModuleNotFoundError"):
+        map_in_processes(operator.add, [1], shared=0)
+    monkeypatch.undo()
+    monkeypatch.setattr(processes.sys, "executable", "/nonexistent/python3")
+    with pytest.raises(WorkerStartError, match="could not start a worker process"):
+        map_in_processes(operator.add, [1], shared=0)
+
+
 def test_functions_a_new_interpreter_cannot_import_are_refused():
     with pytest.raises(ValueError, match="module-level function"):
         map_in_processes(lambda s, i: i, [1])

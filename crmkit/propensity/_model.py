@@ -360,14 +360,23 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
                           levels: np.ndarray, hp: dict) -> list[tuple[dict, dict, Any]]:
         """Every target fitted by :meth:`_fit_target` in ``workers`` new processes (the
         targets with most eligible rows handed out first); the same results as in line."""
-        from crmkit._processes import map_in_processes
+        import warnings
+
+        from crmkit._processes import WorkerStartError, map_in_processes
+        from crmkit.exceptions import CrmkitWarning
 
         params = self.get_params()
         eligible = (~np.isnan(Y)).sum(axis=0)
         order = np.argsort(-eligible, kind="stable").tolist()
-        done = map_in_processes(_fit_target_task, range(Y.shape[1]), workers=workers,
-                                shared=(params, list(self.targets_), M, Y, fold, levels, hp),
-                                order=order)
+        try:
+            done = map_in_processes(_fit_target_task, range(Y.shape[1]), workers=workers,
+                                    shared=(params, list(self.targets_), M, Y, fold, levels,
+                                            hp), order=order)
+        except WorkerStartError as err:  # nothing ran: the same fit, in line
+            warnings.warn(f"{type(self).__name__}.fit: {err}; fitting the "
+                          f"{Y.shape[1]} targets in this process instead (set n_jobs=1 to "
+                          f"not try).", CrmkitWarning, stacklevel=3)
+            return [self._fit_target(j, M, Y, fold, levels, hp) for j in range(Y.shape[1])]
         return [(entry, row, compile_state(entry["state"]) if entry["kind"] == "model" else None)
                 for entry, row in done]
 

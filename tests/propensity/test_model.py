@@ -209,3 +209,18 @@ def test_the_fit_does_not_depend_on_n_jobs(backend, processes, monkeypatch):
     assert json.loads(one.to_json())["state"] == json.loads(many.to_json())["state"]
     assert one.predict_propensities(X).equals(many.predict_propensities(X))
     assert one.summary_.equals(many.summary_)
+
+
+def test_workers_that_cannot_start_leave_the_same_fit_in_line(monkeypatch):
+    # a machine where no worker process starts: a warning, and the fit of n_jobs=1
+    import crmkit._processes
+    import crmkit.propensity._model as model_module
+    from crmkit.exceptions import CrmkitWarning
+
+    monkeypatch.setattr(model_module, "_PROCESS_MIN_CELLS", 1)
+    X, Y, g = _data(n=2000, seed=7)
+    one = PropensityModel(n_estimators=20, n_jobs=1).fit(X, Y, groups=g)
+    monkeypatch.setattr(crmkit._processes.sys, "executable", "/nonexistent/python3")
+    with pytest.warns(CrmkitWarning, match="could not start a worker process.*in this process"):
+        two = PropensityModel(n_estimators=20, n_jobs=2).fit(X, Y, groups=g)
+    assert json.loads(one.to_json())["state"] == json.loads(two.to_json())["state"]
