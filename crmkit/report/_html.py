@@ -19,7 +19,7 @@ import polars as pl
 
 from crmkit.io import atomic_write
 from crmkit.pipeline._drift import DEFAULT_FEATURES
-from crmkit.report._sections import SECTION_IDS, build_sections
+from crmkit.report._sections import SECTION_IDS, build_sections, previous_run_folder
 
 REPORT_FEATURES = tuple(dict.fromkeys(("customer_id", "financial_assets", "has_transacted",
                                        *DEFAULT_FEATURES)))
@@ -39,12 +39,8 @@ def _environment():
 
 def _previous(path: Path, manifest: Mapping[str, Any]):
     """The previous run folder's tables, when it sits next to this run's folder."""
-    prev = manifest.get("run", {}).get("previous_run")
-    if not prev:
-        return None, None
-    # The runner writes the report into a temporary sibling of <output_dir>/<as_of>/.
-    folder = path.parent.parent / str(prev)
-    if not (folder / "manifest.json").exists():
+    folder = previous_run_folder(manifest, path.parent)
+    if folder is None:
         return None, None
     from crmkit.segments._run import RunTables, read_features
 

@@ -1051,14 +1051,23 @@ def _appendix(d: Data) -> Section:
     return s
 
 
-def _previous_steps(manifest: Mapping[str, Any], report_dir: Path | None) -> dict | None:
-    """The previous run's manifest ``steps`` (its models' fit dates), when it is at hand."""
+def previous_run_folder(manifest: Mapping[str, Any], report_dir: Path | None) -> Path | None:
+    """The previous run's folder, when it has a manifest beside this run's folder: the
+    runner writes the report into a temporary sibling of ``<output_dir>/<as_of>/``."""
     prev = manifest.get("run", {}).get("previous_run")
     if not prev or report_dir is None:
         return None
-    try:  # the report is written in a sibling of <output_dir>/<as_of>/, as the tables are read
-        found = json.loads((Path(report_dir).parent / str(prev) / "manifest.json")
-                           .read_text(encoding="utf-8"))
+    folder = Path(report_dir).parent / str(prev)
+    return folder if (folder / "manifest.json").exists() else None
+
+
+def _previous_steps(manifest: Mapping[str, Any], report_dir: Path | None) -> dict | None:
+    """The previous run's manifest ``steps`` (its models' fit dates), when it is at hand."""
+    folder = previous_run_folder(manifest, report_dir)
+    if folder is None:
+        return None
+    try:
+        found = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return found.get("steps") if isinstance(found, dict) else None
