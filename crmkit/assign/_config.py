@@ -140,6 +140,7 @@ class AssignConfig(StrictModel):
         default_factory=lambda: [(0.5, 1.0), (0.75, 2.0), (0.9, 4.0)])
     keep_valid: bool = False
     max_candidates: int | None = Field(None, ge=1)
+    max_pairs: int | None = Field(25_000_000, ge=1)
     cost_scale: int = Field(1000, ge=1)
     solver: Literal["auto", "flow", "mip"] = "auto"
     time_limit: float = Field(60.0, gt=0)

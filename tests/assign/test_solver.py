@@ -433,6 +433,27 @@ def test_max_candidates_restricts_arcs():
     assert cut.objective >= full.objective - 1e-9
 
 
+def test_a_solve_too_large_for_memory_is_refused_before_building_its_pairs():
+    # two branches of 30 outlet RMs and 40 Gold customers each: 2,400 pairs in one
+    # solve, 1,200 per branch. (A 10M-customer bank of 40 branches, 212 RMs each,
+    # went from 1.6 to 21 GB in 40 s building its pairs in one solve.)
+    mgr = pl.DataFrame({"manager_id": [f"M{j}" for j in range(60)],
+                        "branch_id": ["X"] * 30 + ["Y"] * 30, "level": ["branch"] * 60,
+                        "capacity": [2] * 60})
+    cust = pl.DataFrame({"customer_id": [f"C{i}" for i in range(80)], "tier": ["Gold"] * 80,
+                         "branch_id": ["X"] * 40 + ["Y"] * 40})
+    with pytest.raises(ConfigError, match=r"about 2,400 eligible \(customer, RM\) pairs "
+                                          r"(.|\n)*max_pairs=2,000(.|\n)*decompose='branch'"):
+        solve_assignment(cust, mgr, max_pairs=2_000)
+    whole = solve_assignment(cust, mgr)
+    parts = solve_assignment(cust, mgr, max_pairs=2_000, decompose="branch")
+    assert (whole.n_parts, parts.n_parts) == (1, 2)
+    assert parts.objective == pytest.approx(whole.objective)
+    assert solve_assignment(cust, mgr, max_pairs=None).n_arcs == whole.n_arcs == 2400
+    with pytest.raises(ConfigError, match="max_pairs"):
+        RMAssigner(max_pairs=1_000).fit(cust, mgr)
+
+
 @st.composite
 def crowded(draw):
     """Many managers of one level and branch (a pool), customers with and without a current RM."""
