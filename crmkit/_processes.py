@@ -111,10 +111,10 @@ class _Worker:
         self.proc.stdin.flush()
 
     def call(self, index: int, item: Any) -> Any:
-        self.send((index, item))
         try:
+            self.send((index, item))
             status, value = pickle.load(self.proc.stdout)
-        except EOFError:
+        except (EOFError, BrokenPipeError):  # died with the item, or before it reached it
             code = self.proc.wait()
             raise RuntimeError(f"worker process {self.proc.pid} exited with code {code} "
                                f"while working on item {index}") from None
@@ -130,7 +130,10 @@ class _Worker:
                 self.proc.kill()
             else:
                 self.send(None)
-                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.stdin.close()
         except OSError:
             pass
         self.proc.wait()
@@ -215,7 +218,7 @@ def map_in_processes(fn: Callable[[Any, Any], Any], items: Sequence[Any], *, sha
         for t in threads:
             t.join()
         finished = not failures
-    finally:  # interrupted or failed: the workers are killed, not waited for
+    finally:  # interrupted or failed: the workers are killed, not left to finish
         for w in pool:
             w.close(kill=not finished)
     if failures:
