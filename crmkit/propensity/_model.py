@@ -341,8 +341,7 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         elif workers > 1 and self.backend == "lightgbm" \
                 and int((~np.isnan(Y)).sum()) >= _PROCESS_MIN_CELLS:
             fitted = self._fit_in_processes(workers, M, Y, fold, levels, one)
-        else:
-            one = one if self.backend == "lightgbm" else hp
+        else:  # (n_jobs reaches only LightGBM's boosters)
             fitted = [self._fit_target(j, M, Y, fold, levels, one) for j in range(len(names))]
         rows = []
         for target, (entry, row, compiled) in zip(names, fitted, strict=True):
