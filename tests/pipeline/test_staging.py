@@ -92,12 +92,17 @@ def test_balances_routed_by_account_hash_equal_routing_by_the_ids(bank, tmp_path
     odd = balances.head(3).with_columns(
         pl.Series("account_id", ["NO-SUCH-ACCOUNT", None, "ANOTHER-UNKNOWN"]))
     tables = {**bank, "balances": pl.concat([balances, odd])}
+    routes = []  # per balance batch: routed by hash (True) or by the ids (False)
+    real_join = shards._join_shard
+    monkeypatch.setattr(shards, "_join_shard", lambda b, o, h=None: routes.append(h is not None)
+                        or real_join(b, o, h))
     hashed = stage_inputs(InputSource.from_frames(tables), 4, tmp_path / "hashed")
-    assert shards._hashed_owners(pl.DataFrame({"account_id": ["a", "b"], "shard": [0, 1]}))\
-        is not None
+    assert routes and all(routes)
     # every held account sharing one hash value: routing falls back to the ids
+    routes.clear()
     monkeypatch.setattr(shards, "_account_hash", lambda: pl.lit(7, pl.UInt64).alias("h"))
     by_ids = stage_inputs(InputSource.from_frames(tables), 4, tmp_path / "ids")
+    assert routes and not any(routes)
     for i in range(4):
         assert hashed.read("balances", i).equals(by_ids.read("balances", i))
     monkeypatch.undo()
